@@ -1,0 +1,42 @@
+"""The base API view: reads are audited here; writes are audited by their service."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.views import APIView
+
+
+class ApiView(APIView):
+    """Every API view names an ``audit_action``.
+
+    * a successful read (GET/HEAD) is recorded here, once the response is ready;
+    * a successful write is recorded by its service, inside the write's transaction;
+    * any error response is recorded by the exception handler, after rollback.
+    """
+
+    audit_action: str = ""
+    #: (object_type, object_id) for the audit row; object_id defaults to the URL kwarg.
+    audit_object_type: str = ""
+
+    @property
+    def audit_object(self) -> tuple[str, str]:
+        kwargs = getattr(self, "kwargs", None) or {}
+        return self.audit_object_type, next((str(v) for v in kwargs.values()), "")
+
+    def audit_read_details(self) -> dict:
+        return {"query": {k: v for k, v in self.request.query_params.items()}} if self.request.query_params else {}
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
+            from clearinghouse.services.audit import audit_record
+
+            object_type, object_id = self.audit_object
+            audit_record(
+                action=self.audit_action,
+                actor=request.user,
+                object_type=object_type,
+                object_id=object_id,
+                details=self.audit_read_details(),
+            )
+        return response

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ClearinghouseConfig(AppConfig):
+    name = "clearinghouse"
+    verbose_name = "Clearing-house (custody and audit)"
+
+    def ready(self) -> None:
+        from clearinghouse import celery, checks  # noqa: F401  (load the Celery app; register checks)

@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from accounts.models import User
+from clearinghouse.management.base import AuditedCommand
+from clearinghouse.services.datasets import dataset_create
+from clearinghouse.tabular import TableError, infer_schema
+
+
+class Command(AuditedCommand):
+    help = (
+        "Take a real CSV into custody under SLUG, checked row by row against --schema. "
+        "With --infer-schema OUT.json, only draft a schema for review (bounds rounded outward) and import nothing. "
+        "Prints the dataset slug as its last line."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("csv", type=Path)
+        group = parser.add_mutually_exclusive_group(required=True)
+        group.add_argument("--schema", type=Path, help="the reviewed schema (JSON)")
+        group.add_argument("--infer-schema", type=Path, metavar="OUT.json", help="write a draft schema and stop")
+        parser.add_argument("--name", default=None, help="display name (default: the slug)")
+        parser.add_argument("--description", default="")
+        parser.add_argument("--by", default=None, metavar="USERNAME",
+                            help="the custodian taking custody (default: the only custodian)")
+
+    def handle(self, *args, **options):
+        try:
+            data = options["csv"].read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['csv']}: {exc.strerror}") from None
+        if options["infer_schema"]:
+            try:
+                draft = infer_schema(data)
+            except TableError as exc:
+                raise CommandError(exc.message) from None
+            options["infer_schema"].write_text(json.dumps(draft, indent=2) + "\n", encoding="utf-8")
+            self.stderr.write(f"Draft schema written to {options['infer_schema']}: review types, bounds, categories "
+                              "and the survival pair before importing with --schema.")
+            self.stdout.write(str(options["infer_schema"]))
+            return
+        try:
+            schema = json.loads(options["schema"].read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['schema']}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"{options['schema']} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        dataset = dataset_create(
+            slug=options["slug"], name=options["name"] or options["slug"], description=options["description"],
+            schema=schema, data=data, by=self._custodian(options["by"]),
+        )
+        self.stderr.write(f"Imported {dataset.n_rows} rows × {dataset.n_columns} columns"
+                          + (f"; dropped identifier column(s) {', '.join(dataset.dropped_columns)}" if dataset.dropped_columns else ""))
+        self.stdout.write(dataset.slug)
+
+    def _custodian(self, username: str | None) -> User:
+        custodians = User.objects.filter(is_custodian=True, is_active=True)
+        if username:
+            user = custodians.filter(username=username).first()
+            if user is None:
+                raise CommandError(f"{username!r} is not an active custodian.")
+            return user
+        if custodians.count() != 1:
+            raise CommandError("Name the custodian with --by USERNAME (there is not exactly one).")
+        return custodians.get()

@@ -1,0 +1,42 @@
+"""Reads of the core domain (no side effects)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from clearinghouse.models import AuditEvent, Dataset
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    return Dataset.objects.select_related("created_by").order_by("slug")
+
+
+def audit_event_list(
+    *,
+    username: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events in chain order. ``action`` ending in ``.`` or ``*`` matches a prefix (``dataset.*``)."""
+    qs = AuditEvent.objects.order_by("seq")
+    if username:
+        qs = qs.filter(actor_username=username)
+    if action:
+        qs = qs.filter(action__startswith=action.rstrip("*")) if action.endswith(("*", ".")) else qs.filter(action=action)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    if object_type:
+        qs = qs.filter(object_type=object_type)
+    if object_id:
+        qs = qs.filter(object_id=object_id)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    return qs

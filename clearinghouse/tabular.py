@@ -1,0 +1,262 @@
+"""Reading a real-data CSV against its schema, and drafting a schema. Pure pandas, no Django.
+
+Refusal reports name the row, the column and the reason, never the cell's value:
+a report must not echo real data back, not even to the uploader's screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clearinghouse.schema import Column, Schema
+
+__all__ = ["CellFailure", "TableError", "infer_schema", "read_csv_checked", "MISSING_TOKENS"]
+
+MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none"})
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    row: int  # 1-based data row (the header is not counted)
+    column: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "reason": self.reason}
+
+
+class TableError(ValueError):
+    """The file was refused. ``failures`` lists the first failing cells, ``counts`` the totals per column."""
+
+    def __init__(self, message: str, *, failures: list[CellFailure] | None = None,
+                 counts: dict[str, int] | None = None, code: str = "invalid_csv"):
+        super().__init__(message)
+        self.message = message
+        self.failures = failures or []
+        self.counts = counts or {}
+        self.code = code
+
+    def details(self) -> dict[str, Any]:
+        return {"failures": [f.to_dict() for f in self.failures], "failure_counts": self.counts}
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TableError(
+            f"The file is not UTF-8 text (undecodable byte at offset {exc.start}); save it as UTF-8 CSV.",
+            code="wrong_encoding",
+        ) from None
+
+
+def _read_strings(text: str) -> tuple[list[str], pd.DataFrame]:
+    if not text.strip():
+        raise TableError("The file is empty.", code="empty_file")
+    try:
+        header = next(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise TableError(f"The header line is not valid CSV: {exc}.", code="malformed_csv") from None
+    header = [h.strip() for h in header]
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                            skipinitialspace=False, engine="c")
+    except pd.errors.ParserError as exc:
+        # e.g. "Error tokenizing data. C error: Expected 6 fields in line 9, saw 7" (no cell values)
+        raise TableError(f"The file is not well-formed CSV: {str(exc).strip()}.", code="malformed_csv") from None
+    except pd.errors.EmptyDataError:
+        raise TableError("The file has no header line.", code="empty_file") from None
+    frame.columns = header
+    return header, frame
+
+
+def _check_header(header: list[str], schema: Schema) -> None:
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise TableError(f"The header repeats column(s): {', '.join(duplicates)}.", code="bad_header")
+    expected = [c.name for c in schema.columns]
+    missing = [name for name in expected if name not in header]
+    extra = [name for name in header if name not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"column(s) not in the schema {', '.join(extra)}")
+        raise TableError("The header does not match the schema: " + "; ".join(parts) + ".", code="bad_header")
+
+
+def _fmt(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def _check_column(raw: pd.Series, column: Column) -> tuple[pd.Series, list[tuple[np.ndarray, str]]]:
+    """Typed values and, for each reason, the positions of the failing cells."""
+    short = raw.isna()  # pandas pads short rows with NaN even with na_filter off
+    text = raw.fillna("").str.strip()
+    missing = text.str.lower().isin(MISSING_TOKENS) & ~short
+    if column.type == "categorical":
+        missing &= ~text.isin(column.categories)  # a declared category "NA" is a value, not a gap
+    failures: list[tuple[np.ndarray, str]] = []
+    if short.any():
+        failures.append((np.flatnonzero(short), "the row has fewer fields than the header"))
+    if not column.nullable and missing.any():
+        failures.append((np.flatnonzero(missing), "missing value in a column that is not nullable"))
+    present = ~missing & ~short
+    if column.type == "identifier":
+        return text, failures
+    if column.type == "categorical":
+        bad = present & ~text.isin(column.categories)
+        if bad.any():
+            failures.append((np.flatnonzero(bad), f"not one of the declared categories ({', '.join(column.categories)})"))
+        values = pd.Categorical(text.where(present & ~bad), categories=list(column.categories))
+        return pd.Series(values, index=raw.index), failures
+    numbers = pd.to_numeric(text.where(present), errors="coerce")
+    not_number = present & numbers.isna()
+    if not_number.any():
+        failures.append((np.flatnonzero(not_number), "not a number"))
+    finite = present & ~not_number
+    not_finite = finite & ~np.isfinite(numbers.fillna(0.0))
+    if not_finite.any():
+        failures.append((np.flatnonzero(not_finite), "not a finite number"))
+    finite &= ~not_finite
+    if column.type == "event":
+        bad = finite & ~numbers.isin([0, 1])
+        if bad.any():
+            failures.append((np.flatnonzero(bad), "an event must be 0 (censored) or 1 (event)"))
+        return numbers.astype("Int8"), failures
+    if column.type == "integer":
+        bad = finite & (numbers != np.round(numbers))
+        if bad.any():
+            failures.append((np.flatnonzero(bad), "not a whole number"))
+        finite &= ~bad
+    below = finite & (numbers < column.min)
+    above = finite & (numbers > column.max)
+    if below.any():
+        failures.append((np.flatnonzero(below), f"below the schema's minimum {_fmt(column.min)}"))
+    if above.any():
+        failures.append((np.flatnonzero(above), f"above the schema's maximum {_fmt(column.max)}"))
+    if column.type == "integer":
+        return numbers.astype("Int64"), failures
+    return numbers.astype("float64"), failures
+
+
+def read_csv_checked(data: bytes, schema: Schema, *, max_failures: int = 20) -> pd.DataFrame:
+    """Parse ``data`` and check every row against ``schema``; all or nothing.
+
+    Returns a typed frame of the kept columns (identifiers dropped) in schema order:
+    continuous and duration as float64, integer as Int64, categorical as pandas
+    categoricals with the declared categories, event as Int8 0/1.
+    Raises :class:`TableError` with the first ``max_failures`` failing cells.
+    """
+    header, strings = _read_strings(_decode(data))
+    _check_header(header, schema)
+    if len(strings) == 0:
+        raise TableError("The file has a header but no data rows.", code="empty_file")
+    typed: dict[str, pd.Series] = {}
+    found: list[CellFailure] = []
+    counts: dict[str, int] = {}
+    for column in schema.columns:
+        values, failures = _check_column(strings[column.name], column)
+        for positions, reason in failures:
+            counts[column.name] = counts.get(column.name, 0) + len(positions)
+            found.extend(CellFailure(int(p) + 1, column.name, reason) for p in positions[:max_failures])
+        if column.type != "identifier":
+            typed[column.name] = values
+    if found:
+        order = {c.name: i for i, c in enumerate(schema.columns)}
+        found.sort(key=lambda f: (f.row, order[f.column]))
+        total = sum(counts.values())
+        raise TableError(
+            f"{total} cell(s) in {len({f.row for f in found})}+ row(s) do not fit the schema; nothing was stored.",
+            failures=found[:max_failures], counts=counts, code="rows_failed_validation",
+        )
+    if schema.survival is not None:
+        duration = typed[schema.survival.duration]
+        if (duration < 0).any():  # pragma: no cover - the schema forbids a negative minimum
+            raise TableError("Survival durations must not be negative.", code="rows_failed_validation")
+    return pd.DataFrame(typed, index=pd.RangeIndex(len(strings)))
+
+
+# --- drafting a schema --------------------------------------------------------------------
+
+_DURATION_NAMES = {"time", "duration", "futime", "survival_time", "os_time", "pfs_time", "rfs", "week", "weeks", "days"}
+_EVENT_NAMES = {"event", "status", "cens", "censor", "death", "dead", "died", "arrest", "fstat", "os_event"}
+
+
+def _nice_step(span: float) -> float:
+    if span <= 0:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(span))
+
+
+def _outward(lo: float, hi: float, *, integral: bool) -> tuple[float, float]:
+    """Round bounds outward to a step of the span's order of magnitude, never onto the observed extremes.
+
+    A bound is kept at 0 where the data are non-negative, since 0 is a natural, public floor.
+    """
+    step = _nice_step(hi - lo)
+    if integral:
+        step = max(step, 1.0)
+    new_lo = math.floor(lo / step) * step
+    new_hi = math.ceil(hi / step) * step
+    if new_lo == lo and lo != 0:
+        new_lo -= step
+    if new_hi == hi:
+        new_hi += step
+    if lo >= 0 and new_lo < 0:
+        new_lo = 0.0
+    return new_lo, new_hi
+
+
+def infer_schema(data: bytes, *, max_categories: int = 30) -> dict[str, Any]:
+    """A draft schema for the custodian to review (never used unreviewed).
+
+    Numbers get bounds rounded outward; text with few distinct values becomes
+    categorical; text that is mostly unique becomes an identifier; a 0/1 column with
+    an event-like name and a non-negative column with a time-like name become the
+    survival pair.
+    """
+    header, strings = _read_strings(_decode(data))
+    if len(set(header)) != len(header):
+        raise TableError("The header repeats column names.", code="bad_header")
+    columns: list[dict[str, Any]] = []
+    duration_name = event_name = None
+    for name in header:
+        text = strings[name].fillna("").str.strip()
+        missing = text.str.lower().isin(MISSING_TOKENS)
+        present = text[~missing]
+        entry: dict[str, Any] = {"name": name}
+        numbers = pd.to_numeric(present, errors="coerce")
+        if len(present) and numbers.notna().all() and np.isfinite(numbers).all():
+            integral = bool((numbers == np.round(numbers)).all())
+            distinct = set(numbers.unique().tolist())
+            if integral and distinct <= {0, 1} and name.lower() in _EVENT_NAMES and event_name is None:
+                entry["type"], event_name = "event", name
+            else:
+                lo, hi = _outward(float(numbers.min()), float(numbers.max()), integral=integral)
+                is_duration = name.lower() in _DURATION_NAMES and lo >= 0 and duration_name is None
+                entry["type"] = "duration" if is_duration else ("integer" if integral else "continuous")
+                if is_duration:
+                    duration_name = name
+                entry["min"] = int(lo) if float(lo).is_integer() else lo
+                entry["max"] = int(hi) if float(hi).is_integer() else hi
+        elif len(present) and present.nunique() <= max_categories and present.nunique() < max(2, len(present) // 2):
+            entry["type"] = "categorical"
+            entry["categories"] = sorted(present.unique().tolist())
+        else:
+            entry["type"] = "identifier"
+        if missing.any() and entry["type"] != "identifier":
+            entry["nullable"] = True
+        columns.append(entry)
+    draft: dict[str, Any] = {"columns": columns}
+    if duration_name and event_name:
+        draft["survival"] = {"duration": duration_name, "event": event_name}
+    return draft

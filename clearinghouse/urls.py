@@ -1,0 +1,49 @@
+from django.contrib import admin
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from accounts import api as accounts_api
+from clearinghouse.admin import custodian_admin_site
+from clearinghouse.api import audit as audit_api
+from clearinghouse.api import datasets as datasets_api
+
+
+def healthz(request):
+    """Liveness and database reachability, for load balancers and compose healthchecks."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+api_v1 = [
+    path("auth/token/", accounts_api.TokenIssueApi.as_view(), name="auth-token"),
+    path("auth/tokens/", accounts_api.TokenListApi.as_view(), name="auth-tokens"),
+    path("auth/tokens/<int:token_id>/revoke/", accounts_api.TokenRevokeApi.as_view(), name="auth-token-revoke"),
+    path("accounts/", accounts_api.UserListApi.as_view(), name="accounts-list"),
+    path("accounts/register/", accounts_api.RegisterApi.as_view(), name="accounts-register"),
+    path("accounts/me/", accounts_api.MeApi.as_view(), name="accounts-me"),
+    path("accounts/<int:user_id>/verify/", accounts_api.VerifyApi.as_view(), name="accounts-verify"),
+    path("datasets/", datasets_api.DatasetListCreateApi.as_view(), name="datasets"),
+    path("datasets/<str:slug>/", datasets_api.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("audit/events/", audit_api.AuditEventListApi.as_view(), name="audit-events"),
+    path("audit/events/export.csv", audit_api.AuditExportApi.as_view(), name="audit-export"),
+    path("audit/verify/", audit_api.AuditVerifyApi.as_view(), name="audit-verify"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+         name="schema"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include(api_v1)),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny],
+                                                     authentication_classes=[]), name="swagger-ui"),
+    path("admin/", custodian_admin_site.urls),
+]
+
+handler400 = "clearinghouse.api.errors.handler400"
+handler403 = "clearinghouse.api.errors.handler403"
+handler404 = "clearinghouse.api.errors.handler404"
+handler500 = "clearinghouse.api.errors.handler500"

@@ -1,0 +1,107 @@
+"""Shared fixtures: one user per role (with a bearer token), API clients, a small dataset.
+
+Roles used across the permission tests: anonymous, unverified researcher, verified
+researcher, auditor and custodian.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from accounts.services import token_issue_for, user_create
+from clearinghouse.models import AuditEvent
+
+DATA = Path(__file__).parent / "data"
+
+GBSG2_SCHEMA = {
+    "columns": [
+        {"name": "pid", "type": "identifier"},
+        {"name": "horTh", "type": "categorical", "categories": ["no", "yes"]},
+        {"name": "age", "type": "integer", "min": 18, "max": 100},
+        {"name": "menostat", "type": "categorical", "categories": ["Pre", "Post"]},
+        {"name": "tsize", "type": "integer", "min": 0, "max": 200},
+        {"name": "tgrade", "type": "categorical", "categories": ["I", "II", "III"]},
+        {"name": "pnodes", "type": "integer", "min": 0, "max": 60},
+        {"name": "progrec", "type": "integer", "min": 0, "max": 3000},
+        {"name": "estrec", "type": "integer", "min": 0, "max": 2000},
+        {"name": "time", "type": "duration", "min": 0, "max": 3000},
+        {"name": "cens", "type": "event"},
+    ],
+    "survival": {"duration": "time", "event": "cens"},
+}
+
+ROLES = ("anonymous", "unverified", "researcher", "auditor", "custodian")
+
+
+def make_user(username: str, roles: list[str], *, verified: bool = True):
+    user, _ = user_create(username=username, roles=roles, password="correct horse battery staple", verified=verified)
+    _token, raw = token_issue_for(user=user)
+    return user, raw
+
+
+def client_for(raw_token: str | None) -> APIClient:
+    client = APIClient()
+    if raw_token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+    return client
+
+
+@pytest.fixture
+def custodian(db):
+    return make_user("cora", ["custodian"])
+
+
+@pytest.fixture
+def researcher(db):
+    return make_user("rhea", ["researcher"], verified=True)
+
+
+@pytest.fixture
+def unverified(db):
+    return make_user("uma", ["researcher"], verified=False)
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user("otto", ["auditor"])
+
+
+@pytest.fixture
+def clients(custodian, researcher, unverified, auditor) -> dict[str, APIClient]:
+    """An API client per role, keyed by the names in ROLES."""
+    return {
+        "anonymous": client_for(None),
+        "unverified": client_for(unverified[1]),
+        "researcher": client_for(researcher[1]),
+        "auditor": client_for(auditor[1]),
+        "custodian": client_for(custodian[1]),
+    }
+
+
+def upload_payload(slug: str = "gbsg2-small", *, csv_bytes: bytes | None = None, schema=None, **extra) -> dict:
+    csv_bytes = (DATA / "gbsg2_small.csv").read_bytes() if csv_bytes is None else csv_bytes
+    payload = {
+        "slug": slug,
+        "name": "GBSG2 (small)",
+        "schema": json.dumps(GBSG2_SCHEMA if schema is None else schema) if not isinstance(schema, str) else schema,
+        "file": SimpleUploadedFile("cohort.csv", csv_bytes, content_type="text/csv"),
+    }
+    payload.update(extra)
+    return payload
+
+
+@pytest.fixture
+def dataset(custodian):
+    from clearinghouse.services.datasets import dataset_create
+
+    return dataset_create(slug="gbsg2-small", name="GBSG2 (small)", schema=GBSG2_SCHEMA,
+                          data=(DATA / "gbsg2_small.csv").read_bytes(), by=custodian[0])
+
+
+def last_event() -> AuditEvent:
+    return AuditEvent.objects.order_by("-seq").first()
