@@ -10,11 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import token_issue_for, user_create
-from clearinghouse.models import AuditEvent
+from clearinghouse.models import AppendOnlyModel, AuditEvent
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,6 +51,42 @@ def client_for(raw_token: str | None) -> APIClient:
     if raw_token:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
     return client
+
+
+def _empty_append_only_tables() -> None:
+    """Lift each append-only trigger just long enough to empty its table (test teardown only)."""
+    from clearinghouse.migrations import _append_only
+
+    for model in apps.get_models():
+        if not issubclass(model, AppendOnlyModel):
+            continue
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                cursor.execute(f"DELETE FROM {table}")
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            else:
+                for sql in _append_only.append_only_sql(table, "sqlite")[1]:
+                    cursor.execute(sql)
+                cursor.execute(f"DELETE FROM {table}")
+                for sql in _append_only.append_only_sql(table, "sqlite")[0]:
+                    cursor.execute(sql)
+
+
+@pytest.fixture(autouse=True)
+def _flushable_append_only_tables(request):
+    """Transactional tests end with a flush, which the append-only triggers refuse on a non-empty table."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker and (marker.kwargs.get("transaction") or (len(marker.args) > 0 and marker.args[0]))
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # so that this teardown runs before the flush
+    yield
+    _empty_append_only_tables()
 
 
 @pytest.fixture

@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+:
+#   make demo   create .venv, install, migrate, run the end-to-end demo (SQLite, no broker)
+#   make test   the whole suite on SQLite, then again on PostgreSQL + Redis when they answer
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# The PostgreSQL pass of `make test` (a test_<name> database is created and dropped).
+PG_TEST_URL    ?= postgres://postgres@127.0.0.1:5432/clearinghouse
+REDIS_TEST_URL ?= redis://127.0.0.1:6379
+DEMO_ENV := DJANGO_DEBUG=1
+
+.PHONY: install demo serve worker test test-sqlite test-postgres clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(DEMO_ENV) $(PY) manage.py demo
+
+serve: install
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:8000
+
+# Only with CELERY_BROKER_URL set (without a broker, jobs run in-process).
+worker: install
+	$(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
+
+test: test-sqlite test-postgres
+
+test-sqlite: install
+	$(PY) -m pytest -q
+
+test-postgres: install
+	@if $(PY) -c "import socket; [socket.create_connection(a, 2).close() for a in (('127.0.0.1', 5432), ('127.0.0.1', 6379))]" 2>/dev/null; then \
+		echo "== again on PostgreSQL, with Redis as cache and broker =="; \
+		DATABASE_URL=$(PG_TEST_URL) REDIS_URL=$(REDIS_TEST_URL)/1 CELERY_BROKER_URL=$(REDIS_TEST_URL)/0 \
+			$(PY) -m pytest -q --create-db; \
+	else \
+		echo "== PostgreSQL or Redis does not answer on 127.0.0.1: skipping the PostgreSQL pass =="; \
+	fi
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache
