@@ -13,7 +13,9 @@ def test_it_serves_an_openapi_document_covering_every_route():
     assert response.status_code == 200
     document = yaml.safe_load(response.content)
     assert document["openapi"].startswith("3.")
-    assert document["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert document["paths"]["/api/v1/datasets/"]["get"]["security"] == [{"bearerAuth": []}]
     documented = set(document["paths"])
     routes = {
         "/api/v1/" + str(p.pattern).replace("<int:", "{").replace("<str:", "{").replace(">", "}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
                   "stored_bytes", "created_by", "created_at"]
 
 
+@extend_schema_field({"type": "string", "description": "the schema as JSON text, or as a JSON file part"})
 class JsonDocumentField(serializers.Field):
     """A JSON document sent as a form field or as an uploaded file part."""
 
