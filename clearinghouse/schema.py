@@ -144,7 +144,11 @@ def _number(value: Any, path: str, problems: list[str], *, integral: bool) -> fl
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         problems.append(f"{path}: must be a number")
         return None
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # a JSON integer too large for a float (1000…0 with 400 digits)
+        finite = False
+    if not finite:
         problems.append(f"{path}: must be finite")
         return None
     if integral and not float(value).is_integer():

@@ -49,12 +49,26 @@ class TableError(ValueError):
 
 def _decode(data: bytes) -> str:
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TableError(
             f"The file is not UTF-8 text (undecodable byte at offset {exc.start}); save it as UTF-8 CSV.",
             code="wrong_encoding",
         ) from None
+    if "\x00" in text:
+        # pandas' C parser ends a field at a NUL byte, silently truncating the value ("7\x000" reads as 7).
+        raise TableError(f"The file contains a NUL byte (at offset {text.index(chr(0))}); it is not a text CSV.",
+                         code="wrong_encoding")
+    return text
+
+
+def _first_long_line(text: str, n_fields: int) -> int:
+    """The line number of the first row with more fields than the header (for the error message)."""
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        if len(row) > n_fields:
+            return reader.line_num
+    return 2  # pragma: no cover - only called when pandas saw such a row
 
 
 def _read_strings(text: str) -> tuple[list[str], pd.DataFrame]:
@@ -73,8 +87,26 @@ def _read_strings(text: str) -> tuple[list[str], pd.DataFrame]:
         raise TableError(f"The file is not well-formed CSV: {str(exc).strip()}.", code="malformed_csv") from None
     except pd.errors.EmptyDataError:
         raise TableError("The file has no header line.", code="empty_file") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # When the first data row has more fields than the header, pandas silently takes the first
+        # column(s) as the index and shifts every value one column to the right.
+        line = _first_long_line(text, len(header))
+        raise TableError(f"The file is not well-formed CSV: expected {len(header)} fields in line {line}, saw more.",
+                         code="malformed_csv")
     frame.columns = header
+    _mark_short_rows(text, frame)
     return header, frame
+
+
+def _mark_short_rows(text: str, frame: pd.DataFrame) -> None:
+    """Set the cells a short row does not have to NaN (pandas pads them with "", like an empty field)."""
+    counts = np.fromiter((len(row) for row in csv.reader(io.StringIO(text)) if row), dtype=np.int64)[1:]
+    if len(counts) != len(frame):  # pragma: no cover - pandas and csv disagree on the row split
+        raise TableError("The file is not well-formed CSV: its rows could not be told apart.", code="malformed_csv")
+    for position in range(frame.shape[1]):
+        short = counts <= position
+        if short.any():
+            frame.iloc[short, position] = np.nan
 
 
 def _check_header(header: list[str], schema: Schema) -> None:
@@ -107,11 +139,11 @@ def _check_column(raw: pd.Series, column: Column) -> tuple[pd.Series, list[tuple
     failures: list[tuple[np.ndarray, str]] = []
     if short.any():
         failures.append((np.flatnonzero(short), "the row has fewer fields than the header"))
+    if column.type == "identifier":  # dropped on import: only the row's shape matters
+        return text, failures
     if not column.nullable and missing.any():
         failures.append((np.flatnonzero(missing), "missing value in a column that is not nullable"))
     present = ~missing & ~short
-    if column.type == "identifier":
-        return text, failures
     if column.type == "categorical":
         bad = present & ~text.isin(column.categories)
         if bad.any():
@@ -131,7 +163,8 @@ def _check_column(raw: pd.Series, column: Column) -> tuple[pd.Series, list[tuple
         bad = finite & ~numbers.isin([0, 1])
         if bad.any():
             failures.append((np.flatnonzero(bad), "an event must be 0 (censored) or 1 (event)"))
-        return numbers.astype("Int8"), failures
+        # Cast only the valid cells: 0.5 or 1e30 cannot become Int8 (the frame is discarded on failure anyway).
+        return numbers.where(finite & ~bad).astype("Int8"), failures
     if column.type == "integer":
         bad = finite & (numbers != np.round(numbers))
         if bad.any():
@@ -144,7 +177,8 @@ def _check_column(raw: pd.Series, column: Column) -> tuple[pd.Series, list[tuple
     if above.any():
         failures.append((np.flatnonzero(above), f"above the schema's maximum {_fmt(column.max)}"))
     if column.type == "integer":
-        return numbers.astype("Int64"), failures
+        # Only in-bounds whole numbers are cast: 70.5 or 1e30 cannot become Int64.
+        return numbers.where(finite & ~below & ~above).astype("Int64"), failures
     return numbers.astype("float64"), failures
 
 
@@ -205,12 +239,18 @@ def _outward(lo: float, hi: float, *, integral: bool) -> tuple[float, float]:
     step = _nice_step(hi - lo)
     if integral:
         step = max(step, 1.0)
-    new_lo = math.floor(lo / step) * step
-    new_hi = math.ceil(hi / step) * step
-    if new_lo == lo and lo != 0:
-        new_lo -= step
-    if new_hi == hi:
-        new_hi += step
+    digits = max(0, -math.floor(math.log10(step)))  # step is a power of ten; snap away float noise
+
+    def snap(value: float) -> float:
+        return round(value, digits)
+
+    new_lo = snap(math.floor(lo / step) * step)
+    new_hi = snap(math.ceil(hi / step) * step)
+    # Float division can land a multiple of the step on or just past an extreme (7.3 / 0.1 -> 7.300000000000001).
+    if new_lo > lo or (new_lo == lo and lo != 0):
+        new_lo = snap(new_lo - step)
+    if new_hi <= hi:
+        new_hi = snap(new_hi + step)
     if lo >= 0 and new_lo < 0:
         new_lo = 0.0
     return new_lo, new_hi
@@ -257,6 +297,7 @@ def infer_schema(data: bytes, *, max_categories: int = 30) -> dict[str, Any]:
             entry["nullable"] = True
         columns.append(entry)
     draft: dict[str, Any] = {"columns": columns}
-    if duration_name and event_name:
+    nullable = {c["name"] for c in columns if c.get("nullable")}
+    if duration_name and event_name and not {duration_name, event_name} & nullable:  # a survival pair is never nullable
         draft["survival"] = {"duration": duration_name, "event": event_name}
     return draft
