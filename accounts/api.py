@@ -17,6 +17,16 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 
 
+def _audited_username(data) -> dict:
+    """The attempted username for a refusal's audit row, made storable: PostgreSQL's jsonb
+    refuses U+0000 and lone surrogates, and a refusal must never turn into a 500."""
+    if not hasattr(data, "get"):
+        return {}
+    username = str(data.get("username", ""))[:150]
+    username = username.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    return {"username": username}
+
+
 class UserOutputSerializer(serializers.ModelSerializer):
     roles = serializers.ListField(child=serializers.CharField(), read_only=True)
     verified = serializers.SerializerMethodField()
@@ -59,8 +69,7 @@ class TokenIssueApi(ApiView):
         user = UserOutputSerializer()
 
     def audit_context(self) -> dict:
-        data = self.request.data
-        return {"username": str(data.get("username", ""))[:150]} if hasattr(data, "get") else {}
+        return _audited_username(self.request.data)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, auth=[])
     def post(self, request):
@@ -121,8 +130,7 @@ class RegisterApi(ApiView):
         affiliation = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def audit_context(self) -> dict:
-        data = self.request.data
-        return {"username": str(data.get("username", ""))[:150]} if hasattr(data, "get") else {}
+        return _audited_username(self.request.data)
 
     @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer}, auth=[])
     def post(self, request):

@@ -49,6 +49,7 @@ def user_create(
     by: User | None = None,
 ) -> tuple[User, str | None]:
     """Create a user (operator path: ``add_user``). Returns the user and a generated password, if any."""
+    username = User.normalize_username(username)  # NFKC, as Django's own forms do: no look-alike twins
     unknown = sorted(set(roles) - set(Role.values))
     if not roles or unknown:
         raise ApplicationError(f"Unknown role(s): {', '.join(unknown) or '(none given)'}; use {', '.join(Role.values)}.",
@@ -81,6 +82,7 @@ def researcher_register(
     *, username: str, password: str, email: str, first_name: str = "", last_name: str = "", affiliation: str = ""
 ) -> User:
     """Self-registration: an unverified researcher, who can do nothing until a custodian verifies them."""
+    username = User.normalize_username(username)  # NFKC: "ｒｈｅａ" is "rhea"
     if User.objects.filter(username__iexact=username).exists():
         raise ApplicationError("That username is taken.", code="duplicate_username", status_code=409)
     user = User(username=username, email=email, first_name=first_name, last_name=last_name,
@@ -115,7 +117,7 @@ def researcher_verify(*, user: User, by: User) -> User:
 
 
 def _new_token(*, user: User, name: str, ttl_days: int | None) -> tuple[ApiToken, str]:
-    ttl = ttl_days or settings.API_TOKEN_TTL_DAYS
+    ttl = settings.API_TOKEN_TTL_DAYS if ttl_days is None else ttl_days  # 0 is refused, not "default"
     if not 1 <= ttl <= 365:
         raise ApplicationError("expires_in_days must be between 1 and 365.", code="invalid_ttl")
     raw = ApiToken.PREFIX + secrets.token_urlsafe(32)
@@ -127,13 +129,15 @@ def _new_token(*, user: User, name: str, ttl_days: int | None) -> tuple[ApiToken
 
 def token_issue(*, username: str, password: str, name: str = "", ttl_days: int | None = None) -> tuple[ApiToken, str]:
     """Password login: returns the token row and the raw token (shown once, never stored)."""
+    username = User.normalize_username(username)  # as stored (and as Django's login form does)
     address = context.current().client_ip
     wait = login_throttle.locked_for(username, address)
     if wait:
         raise Throttled(wait=wait, detail="Too many failed logins; wait before trying again.")
     user = authenticate(request=None, username=username, password=password)  # counts failures
     if user is None:
-        raise ApplicationError("Wrong username or password.", code="invalid_credentials", status_code=401)
+        raise ApplicationError("Wrong username or password.", code="invalid_credentials", status_code=401,
+                               headers={"WWW-Authenticate": 'Bearer realm="api"'})
     with transaction.atomic():
         token, raw = _new_token(user=user, name=name, ttl_days=ttl_days)
         audit_record(action="auth.token.issue", actor=user, object_type="token", object_id=token.pk,

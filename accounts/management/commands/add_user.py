@@ -1,5 +1,7 @@
 import sys
 
+from django.db import transaction
+
 from accounts.models import Role
 from accounts.services import token_issue_for, user_create
 from clearinghouse.management.base import AuditedCommand
@@ -24,11 +26,12 @@ class Command(AuditedCommand):
         if not sys.stdin.isatty():
             line = sys.stdin.readline().rstrip("\r\n")
             password = line or None
-        user, generated = user_create(
-            username=options["username"], roles=options["role"], password=password,
-            email=options["email"], verified=options["verified"],
-        )
-        _token, raw = token_issue_for(user=user, name="add_user", ttl_days=options["token_days"])
+        with transaction.atomic():  # a refused token (bad --token-days) must not leave a user behind
+            user, generated = user_create(
+                username=options["username"], roles=options["role"], password=password,
+                email=options["email"], verified=options["verified"],
+            )
+            _token, raw = token_issue_for(user=user, name="add_user", ttl_days=options["token_days"])
         self.stderr.write(f"Created {user.username} with roles {', '.join(user.roles)}"
                           + (" (verified)" if user.verified_at else " (not verified)"))
         if generated:
