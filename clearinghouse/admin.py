@@ -18,6 +18,12 @@ from clearinghouse.models import AuditEvent, Dataset
 class CustodianLoginForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user):
         if not (user.is_active and user.is_custodian):
+            # The password was right, so neither user_logged_in nor user_login_failed fires: audit here.
+            from clearinghouse.models import AuditEvent
+            from clearinghouse.services.audit import audit_record
+
+            audit_record(action="auth.admin_login", outcome=AuditEvent.Outcome.DENIED, object_type="user",
+                         object_id=user.pk, details={"username": user.get_username(), "reason": "not a custodian"})
             raise ValidationError("Only custodians may use the admin site.", code="invalid_login")
 
 

@@ -26,12 +26,14 @@ __all__ = ["ApplicationError", "exception_handler", "error_body"]
 class ApplicationError(Exception):
     """A refusal the caller can act on. ``code`` is stable; ``message`` is for people."""
 
-    def __init__(self, message: str, *, code: str = "invalid", status_code: int = 400, details: Any = None):
+    def __init__(self, message: str, *, code: str = "invalid", status_code: int = 400, details: Any = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.status_code = status_code
         self.details = details
+        self.headers = headers or {}  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
@@ -76,7 +78,7 @@ _CODES = {
 def _translate(exc: Exception) -> tuple[int, str, str, Any, dict]:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
-        return exc.status_code, exc.code, exc.message, exc.details, headers
+        return exc.status_code, exc.code, exc.message, exc.details, {**headers, **exc.headers}
     if isinstance(exc, Http404):
         return 404, "not_found", "Not found.", None, headers
     if isinstance(exc, DjangoPermissionDenied):

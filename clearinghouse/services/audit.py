@@ -42,6 +42,19 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(f"{event.prev_hash}\n{_canonical(payload)}".encode("ascii")).hexdigest()
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with every string made storable: PostgreSQL refuses U+0000 in text and jsonb, and
+    lone surrogates cannot be encoded at all. Attacker-chosen strings (a path, a username) reach
+    the log, and a refusal must never turn into a 500. Each is replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _lock_chain() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -60,7 +73,8 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event. Call inside the transaction of the change it records, so both commit or neither."""
     ctx = context.current()
-    details = details or {}
+    details = _storable(details or {})
+    object_type, object_id = _storable(object_type), _storable(str(object_id))
     _canonical(details)  # refuse NaN or non-JSON values before anything is written
     actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     for _attempt in range(5):
@@ -77,7 +91,7 @@ def audit_record(
                     outcome=str(outcome),
                     object_type=object_type,
                     object_id=str(object_id),
-                    request_id=ctx.request_id,
+                    request_id=_storable(ctx.request_id),
                     client_ip=ctx.client_ip,
                     channel=ctx.channel,
                     details=details,
