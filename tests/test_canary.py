@@ -1,0 +1,517 @@
+"""The privacy canary: a real dataset's unique values never come back out, to anyone.
+
+A custodian imports, through the API, a cohort whose ``pid`` identifier column holds a
+unique string marker and whose kept continuous ``bmi`` column holds a unique numeric
+marker (every other value is round). Then every endpoint is called as every role, the
+successes and the refusals (duplicate slug, failing rows that carry the markers, unknown
+fields, wrong content types, bad filters, 404s, 405s, an oversized upload), the audit log
+and its export, the OpenAPI document, and every admin page a custodian can open. Every
+response is collected, and one loop checks that no marker appears in any body or header.
+
+The markers must also be absent from the audit table and from the encrypted file in
+custody, while ``custody_read`` still returns the numeric one (so this test can fail).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.forms.models import model_to_dict
+from django.test import Client, override_settings
+from django.urls import get_resolver, resolve
+
+from accounts import login_throttle
+from accounts.models import ApiToken, User
+from accounts.services import token_issue_for
+from clearinghouse.custody import custody_read
+from clearinghouse.models import AuditEvent, Dataset
+from tests.conftest import ROLES, make_user
+
+MARKER = f"CANARY-7f3a9c-{uuid.uuid4().hex}"
+NUMBER = 23.456789
+NUMBER_TEXTS = ("23.456789", "23.45678")
+NEEDLES = (MARKER, *NUMBER_TEXTS)
+PASSWORD = "correct horse battery staple"
+SLUG = "canary-cohort"
+
+SCHEMA = {
+    "columns": [
+        {"name": "pid", "type": "identifier"},
+        {"name": "bmi", "type": "continuous", "min": 10, "max": 60},
+        {"name": "age", "type": "integer", "min": 18, "max": 100},
+        {"name": "arm", "type": "categorical", "categories": ["a", "b"]},
+        {"name": "time", "type": "duration", "min": 0, "max": 3000},
+        {"name": "cens", "type": "event"},
+    ],
+    "survival": {"duration": "time", "event": "cens"},
+}
+HEADER = "pid,bmi,age,arm,time,cens"
+ROUND_ROWS = [f"p{i:02d},{20 + i}.0,{40 + i},{'ab'[i % 2]},{100 * i},{i % 2}" for i in range(1, 12)]
+MARKER_ROW = f"{MARKER},{NUMBER_TEXTS[0]},50,a,700,1"
+
+
+def cohort_csv(*rows: str, header: str = HEADER) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+CANARY_CSV = cohort_csv(ROUND_ROWS[0], ROUND_ROWS[1], MARKER_ROW, *ROUND_ROWS[2:])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Every role makes many calls here; rate limits and login lockouts live in the cache, which outlives a test."""
+    usernames = ("cora", "rhea", "uma", "otto", "ghost", "pat", "quinn")
+
+    def clear():
+        keys = ["throttle_anon_127.0.0.1", login_throttle._key("addr", "127.0.0.1")]
+        cache.delete_many(keys + [login_throttle._key("user", name) for name in usernames])
+
+    clear()
+    yield
+    clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting every response
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Seen:
+    label: str
+    method: str
+    path: str
+    status: int
+    body: bytes
+    headers: bytes
+
+
+@dataclass
+class Recorder:
+    seen: list[Seen] = field(default_factory=list)
+
+    def call(self, label: str, client, method: str, path: str, data=None, *, expect: int, fmt: str | None = None,
+             content_type: str | None = None, **query):
+        if method == "GET":
+            response = client.get(path, query or None)
+        elif content_type is not None:
+            response = client.generic(method, path, data or b"", content_type=content_type)
+        elif data is None:
+            response = client.generic(method, path)
+        elif fmt is None:  # django.test.Client (admin forms)
+            response = getattr(client, method.lower())(path, data)
+        else:
+            response = getattr(client, method.lower())(path, data, format=fmt)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        headers = "\n".join(f"{k}: {v}" for k, v in response.items()) + "\n" + response.cookies.output()
+        self.seen.append(Seen(label, method, path, response.status_code, body, headers.encode()))
+        assert response.status_code == expect, (label, method, path, body[:400])
+        return response
+
+
+def by_role(anonymous: int, unverified: int, researcher: int, auditor: int, custodian: int) -> dict[str, int]:
+    return dict(zip(ROLES, (anonymous, unverified, researcher, auditor, custodian)))
+
+
+def find_needles(blob: bytes) -> list[str]:
+    return [needle for needle in NEEDLES if needle.encode() in blob]
+
+
+def upload(slug: str, csv_bytes: bytes = CANARY_CSV, schema=None, **extra) -> dict:
+    payload = {"slug": slug, "name": "Canary cohort", "description": "synthetic canary",
+               "schema": schema if isinstance(schema, str) else json.dumps(SCHEMA if schema is None else schema),
+               "file": SimpleUploadedFile("cohort.csv", csv_bytes, content_type="text/csv")}
+    payload.update(extra)
+    return payload
+
+
+# --------------------------------------------------------------------------------------------
+# The workload
+# --------------------------------------------------------------------------------------------
+
+def import_canary(rec: Recorder, custodian_client) -> Dataset:
+    response = rec.call("import the canary cohort", custodian_client, "POST", "/api/v1/datasets/",
+                        upload(SLUG), fmt="multipart", expect=201)
+    body = response.json()
+    assert (body["n_rows"], body["dropped_columns"]) == (12, ["pid"])
+    assert [c["name"] for c in body["schema"]["columns"]] == ["pid", "bmi", "age", "arm", "time", "cens"]
+    return Dataset.objects.get(slug=SLUG)
+
+
+def refused_uploads() -> list[tuple[str, dict, int, dict]]:
+    """(label, multipart payload, status for a custodian, settings) — the CSV rows carry the markers."""
+    tight = json.loads(json.dumps(SCHEMA))
+    tight["columns"][1]["min"] = 30  # the numeric marker is now below the minimum
+    broken_schema = {"columns": [{"name": "pid", "type": "identifier"}, {"name": "bmi", "type": "continuous"}]}
+    return [
+        ("duplicate slug", upload(SLUG), 409, {}),
+        ("failing row: age out of bounds beside both markers",
+         upload("fail-age", cohort_csv(ROUND_ROWS[0], f"{MARKER},{NUMBER_TEXTS[0]},170,a,700,1")), 400, {}),
+        ("failing row: the numeric marker below the minimum", upload("fail-bmi", CANARY_CSV, tight), 400, {}),
+        ("failing row: the string marker in a numeric column",
+         upload("fail-nan", cohort_csv(f"{MARKER},{MARKER},50,a,700,1")), 400, {}),
+        ("failing row: the string marker as a category",
+         upload("fail-cat", cohort_csv(f"{MARKER},{NUMBER_TEXTS[0]},50,{MARKER},700,1")), 400, {}),
+        ("failing row: an event that is neither 0 nor 1", upload("fail-event", cohort_csv(f"{MARKER},25.0,50,a,700,2")),
+         400, {}),
+        ("failing row: a missing value beside the markers",
+         upload("fail-missing", cohort_csv(f"{MARKER},{NUMBER_TEXTS[0]},,a,700,1")), 400, {}),
+        ("malformed CSV: an extra field in the marker row",
+         upload("fail-fields", cohort_csv(ROUND_ROWS[0], MARKER_ROW + ",extra")), 400, {}),
+        ("malformed CSV: an unclosed quote before the marker",
+         upload("fail-quote", cohort_csv(ROUND_ROWS[0], f'"{MARKER},{NUMBER_TEXTS[0]},50,a,700,1')), 400, {}),
+        ("short row with the markers", upload("fail-short", cohort_csv(f"{MARKER},{NUMBER_TEXTS[0]}")), 400, {}),
+        ("not UTF-8, with the markers", upload("fail-utf8", b"\xff\xfe" + CANARY_CSV), 400, {}),
+        ("header does not match the schema", upload("fail-header", cohort_csv(MARKER_ROW, header=HEADER + ",extra")),
+         400, {}),
+        ("invalid schema", upload("fail-schema", CANARY_CSV, broken_schema), 400, {}),
+        ("schema not JSON", upload("fail-json", CANARY_CSV, "{not json"), 400, {}),
+        ("unknown field", upload("fail-unknown", CANARY_CSV, None, colour="blue"), 400, {}),
+        ("invalid slug", upload("Not A Slug!", CANARY_CSV), 400, {}),
+        ("missing file", {k: v for k, v in upload("fail-nofile").items() if k != "file"}, 400, {}),
+        ("over the upload limit", upload("fail-big", CANARY_CSV * 20), 413, {"MAX_UPLOAD_BYTES": 2048}),
+    ]
+
+
+def exercise_api(rec: Recorder, role: str, client, world: dict) -> None:
+    """Every API endpoint, successes and refusals, as one role."""
+    user = world["users"].get(role)
+    verified = by_role(401, 403, 200, 200, 200)
+    auditor_only = by_role(401, 403, 403, 200, 403)
+    custodian_only = by_role(401, 403, 403, 403, 200)
+    authenticated = by_role(401, 200, 200, 200, 200)
+
+    def pick(statuses: dict[str, int], when_allowed: int) -> int:
+        """``when_allowed`` for the roles the endpoint admits; their 401/403 for the others."""
+        return when_allowed if statuses[role] < 400 else statuses[role]
+
+    call = rec.call
+    # tokens
+    who = user.username if user else "rhea"
+    call("issue a token", client, "POST", "/api/v1/auth/token/", {"username": who, "password": PASSWORD},
+         fmt="json", expect=201)
+    call("issue a token, wrong password", client, "POST", "/api/v1/auth/token/",
+         {"username": user.username if user else "ghost", "password": "wrong password!"}, fmt="json", expect=401)
+    call("issue a token, unknown field", client, "POST", "/api/v1/auth/token/",
+         {"username": who, "password": PASSWORD, "scope": "all"}, fmt="json", expect=400)
+    call("issue a token, not JSON", client, "POST", "/api/v1/auth/token/", b"{oops", content_type="application/json",
+         expect=400)
+    call("list tokens", client, "GET", "/api/v1/auth/tokens/", expect=authenticated[role])
+    call("revoke another's token", client, "POST", f"/api/v1/auth/tokens/{world['other_token']}/revoke/",
+         expect=pick(authenticated, 404))
+    call("revoke an unknown token", client, "POST", "/api/v1/auth/tokens/987654/revoke/", expect=pick(authenticated, 404))
+    if user is not None:
+        spare = token_issue_for(user=user, name="spare")[0]
+        call("revoke own token", client, "POST", f"/api/v1/auth/tokens/{spare.pk}/revoke/", expect=200)
+        call("revoke own token again", client, "POST", f"/api/v1/auth/tokens/{spare.pk}/revoke/", expect=409)
+    # accounts
+    call("register", client, "POST", "/api/v1/accounts/register/",
+         {"username": f"canary-{role}", "password": PASSWORD, "email": f"{role}@example.org"}, fmt="json", expect=201)
+    call("register a taken username", client, "POST", "/api/v1/accounts/register/",
+         {"username": f"canary-{role}", "password": PASSWORD, "email": f"{role}@example.org"}, fmt="json", expect=409)
+    call("register with a weak password", client, "POST", "/api/v1/accounts/register/",
+         {"username": f"weak-{role}", "password": "12345", "email": f"{role}@example.org"}, fmt="json", expect=400)
+    call("register with an unknown field", client, "POST", "/api/v1/accounts/register/",
+         {"username": f"odd-{role}", "password": PASSWORD, "email": "o@example.org", "is_custodian": True},
+         fmt="json", expect=400)
+    call("read own account", client, "GET", "/api/v1/accounts/me/", expect=authenticated[role])
+    call("list accounts", client, "GET", "/api/v1/accounts/", expect=custodian_only[role])
+    call("list pending accounts", client, "GET", "/api/v1/accounts/", expect=custodian_only[role],
+         role="researcher", verified="false")
+    call("list accounts, bad filter", client, "GET", "/api/v1/accounts/", expect=pick(custodian_only, 400),
+         role="wizard")
+    call("verify an unknown user", client, "POST", "/api/v1/accounts/987654/verify/", expect=pick(custodian_only, 404))
+    call("verify a researcher", client, "POST", f"/api/v1/accounts/{world['pending']}/verify/",
+         expect=custodian_only[role])
+    call("verify a custodian", client, "POST", f"/api/v1/accounts/{world['custodian_id']}/verify/",
+         expect=pick(custodian_only, 409))
+    # datasets
+    call("list datasets", client, "GET", "/api/v1/datasets/", expect=verified[role])
+    call("list datasets, page 2", client, "GET", "/api/v1/datasets/", expect=pick(verified, 404), page="2")
+    call("list datasets, bad page", client, "GET", "/api/v1/datasets/", expect=pick(verified, 404), page="zero")
+    call("read the canary dataset", client, "GET", f"/api/v1/datasets/{SLUG}/", expect=verified[role])
+    call("read an unknown dataset", client, "GET", "/api/v1/datasets/no-such-cohort/", expect=pick(verified, 404))
+    call("delete the canary dataset", client, "DELETE", f"/api/v1/datasets/{SLUG}/", expect=pick(verified, 405))
+    call("replace the canary dataset", client, "PUT", f"/api/v1/datasets/{SLUG}/", upload(SLUG), fmt="multipart",
+         expect=pick(verified, 405))
+    for label, payload, status, overrides in refused_uploads():
+        with override_settings(**overrides):
+            call(f"upload, {label}", client, "POST", "/api/v1/datasets/", payload, fmt="multipart",
+                 expect=pick(custodian_only, status))
+    call("upload as JSON", client, "POST", "/api/v1/datasets/",
+         {"slug": "as-json", "name": "x", "schema": SCHEMA, "file": CANARY_CSV.decode()}, fmt="json",
+         expect=pick(custodian_only, 415))
+    call("upload as a bare CSV body", client, "POST", "/api/v1/datasets/", CANARY_CSV, content_type="text/csv",
+         expect=pick(custodian_only, 415))
+    call("upload with a broken multipart body", client, "POST", "/api/v1/datasets/", CANARY_CSV,
+         content_type="multipart/form-data", expect=pick(custodian_only, 400))
+    # audit
+    walk_audit_pages(rec, role, client, auditor_only[role])
+    call("audit events, dataset actions", client, "GET", "/api/v1/audit/events/", expect=auditor_only[role],
+         action="dataset.*", page_size="200")
+    call("audit events, the canary's object", client, "GET", "/api/v1/audit/events/", expect=auditor_only[role],
+         object_type="dataset", object_id=SLUG)
+    call("audit events, refusals", client, "GET", "/api/v1/audit/events/", expect=auditor_only[role],
+         outcome="refused", page_size="200")
+    call("audit events, bad outcome", client, "GET", "/api/v1/audit/events/", expect=pick(auditor_only, 400),
+         outcome="bogus")
+    call("audit events, bad range", client, "GET", "/api/v1/audit/events/", expect=pick(auditor_only, 400),
+         since="2030-01-01T00:00:00Z", until="2020-01-01T00:00:00Z")
+    call("audit events, bad date", client, "GET", "/api/v1/audit/events/", expect=pick(auditor_only, 400),
+         since="yesterday")
+    call("audit events, unknown filter", client, "GET", "/api/v1/audit/events/", expect=pick(auditor_only, 400),
+         colour="blue")
+    call("audit events, page out of range", client, "GET", "/api/v1/audit/events/", expect=pick(auditor_only, 404),
+         page="9999")
+    call("audit export", client, "GET", "/api/v1/audit/events/export.csv", expect=auditor_only[role])
+    call("audit export, dataset actions", client, "GET", "/api/v1/audit/events/export.csv",
+         expect=auditor_only[role], action="dataset.*")
+    call("audit export, bad outcome", client, "GET", "/api/v1/audit/events/export.csv",
+         expect=pick(auditor_only, 400), outcome="bogus")
+    call("audit export, POST", client, "POST", "/api/v1/audit/events/export.csv", expect=pick(auditor_only, 405))
+    call("audit chain check", client, "GET", "/api/v1/audit/verify/", expect=auditor_only[role])
+    # public pages
+    call("OpenAPI document", client, "GET", "/api/v1/schema/", expect=200)
+    call("OpenAPI document as JSON", client, "GET", "/api/v1/schema/", expect=200, format="json")
+    call("Swagger UI", client, "GET", "/api/docs/", expect=200)
+    call("health", client, "GET", "/healthz", expect=200)
+    call("unknown API path", client, "GET", "/api/v1/no-such-endpoint/", expect=404)
+
+
+def walk_audit_pages(rec: Recorder, role: str, client, status: int) -> None:
+    """The whole audit log, page by page, as this role sees it."""
+    response = rec.call("audit events, page 1", client, "GET", "/api/v1/audit/events/", expect=status, page_size="50")
+    page = 1
+    while status == 200 and response.json()["next"]:
+        page += 1
+        response = rec.call(f"audit events, page {page}", client, "GET", "/api/v1/audit/events/", expect=200,
+                            page_size="50", page=str(page))
+
+
+def admin_change_pages(model) -> list[int]:
+    """Every object's change page; for the (long) audit log, every upload event and one event of each kind.
+
+    The audit table as a whole is checked field by field in
+    ``test_it_keeps_the_canary_markers_out_of_the_audit_log``; rendering hundreds of list reads too only costs time.
+    """
+    if model is not AuditEvent:
+        return list(model.objects.values_list("pk", flat=True))
+    kinds: dict[tuple[str, str], int] = {}
+    about_datasets = []
+    for pk, action, outcome in AuditEvent.objects.values_list("pk", "action", "outcome"):
+        kinds.setdefault((action, outcome), pk)
+        if action == "dataset.upload" and outcome in ("success", "refused"):  # the custodian's uploads
+            about_datasets.append(pk)
+    return sorted(set(about_datasets) | set(kinds.values()))
+
+
+def exercise_admin(rec: Recorder, users: dict[str, User]) -> None:
+    """Every admin page a custodian can open; the login page and the refusals for the others."""
+    for role in ROLES:
+        client = Client()
+        if role != "anonymous":
+            client.force_login(users[role])
+        status = 200 if role == "custodian" else 302
+        rec.call("admin index", client, "GET", "/admin/", expect=status)
+        rec.call("admin dataset list", client, "GET", "/admin/clearinghouse/dataset/", expect=status)
+    rec.call("admin login page", Client(), "GET", "/admin/login/", expect=200)
+    rec.call("admin login, wrong password", Client(), "POST", "/admin/login/",
+             {"username": "cora", "password": "wrong password!"}, expect=200)
+    rec.call("admin login, a researcher", Client(), "POST", "/admin/login/",
+             {"username": "rhea", "password": PASSWORD}, expect=200)
+
+    admin = Client()
+    admin.force_login(users["custodian"])
+    pending, _ = make_user("quinn", ["researcher"], verified=False)
+    rec.call("admin action: verify", admin, "POST", "/admin/accounts/user/",
+             {"action": "verify", "_selected_action": [pending.pk]}, expect=302)
+    spare = token_issue_for(user=users["researcher"], name="admin-revokes")[0]
+    rec.call("admin action: revoke", admin, "POST", "/admin/accounts/apitoken/",
+             {"action": "revoke", "_selected_action": [spare.pk]}, expect=302)
+    rec.call("admin index after the actions", admin, "GET", "/admin/", expect=200)
+    rec.call("admin app: clearinghouse", admin, "GET", "/admin/clearinghouse/", expect=200)
+    rec.call("admin app: accounts", admin, "GET", "/admin/accounts/", expect=200)
+    models = [(Dataset, "clearinghouse", "dataset"), (AuditEvent, "clearinghouse", "auditevent"),
+              (User, "accounts", "user"), (ApiToken, "accounts", "apitoken")]
+    for model, app, name in models:
+        base = f"/admin/{app}/{name}/"
+        rec.call(f"admin {name} list", admin, "GET", base, expect=200)
+        rec.call(f"admin {name} list, all", admin, "GET", base, expect=200, all="")
+        rec.call(f"admin {name} search", admin, "GET", base, expect=200, q="a")
+        rec.call(f"admin {name} add", admin, "GET", f"{base}add/", expect=403)
+        for pk in admin_change_pages(model):
+            rec.call(f"admin {name} {pk}", admin, "GET", f"{base}{pk}/change/", expect=200)
+        rec.call(f"admin {name} history", admin, "GET", f"{base}{model.objects.first().pk}/history/", expect=200)
+        rec.call(f"admin {name} delete", admin, "GET", f"{base}{model.objects.first().pk}/delete/", expect=403)
+    rec.call("admin audit list, denied only", admin, "GET", "/admin/clearinghouse/auditevent/", expect=200,
+             outcome__exact="denied")
+    rec.call("admin unknown page", admin, "GET", "/admin/clearinghouse/dataset/987654/change/", expect=302)
+    rec.call("admin logout", admin, "POST", "/admin/logout/", {}, expect=200)
+
+
+@dataclass
+class Exercised:
+    rec: Recorder
+    dataset: Dataset
+    logs: str
+
+
+@pytest.fixture
+def exercised(clients, custodian, researcher, unverified, auditor, caplog) -> Exercised:
+    caplog.set_level("DEBUG")
+    rec = Recorder()
+    dataset = import_canary(rec, clients["custodian"])
+    users = {"unverified": unverified[0], "researcher": researcher[0], "auditor": auditor[0], "custodian": custodian[0]}
+    pending, _ = make_user("pat", ["researcher"], verified=False)
+    not_yours = {name: token_issue_for(user=users[name], name="not yours")[0].pk for name in ("auditor", "custodian")}
+    world = {"users": users, "pending": pending.pk, "custodian_id": custodian[0].pk}
+    for role in ROLES:
+        world["other_token"] = not_yours["custodian" if role == "auditor" else "auditor"]
+        exercise_api(rec, role, clients[role], world)
+    exercise_admin(rec, users)
+    return Exercised(rec=rec, dataset=dataset, logs=caplog.text)
+
+
+# --------------------------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_it_never_returns_a_canary_marker_in_any_response_to_any_role(exercised):
+    seen = exercised.rec.seen
+    leaks = [
+        (s.label, s.method, s.path, s.status, where, needles)
+        for s in seen
+        for where, blob in (("body", s.body), ("headers", s.headers))
+        if (needles := find_needles(blob))
+    ]
+    assert leaks == []
+    assert find_needles(exercised.logs.encode()) == []  # nor in anything logged meanwhile
+    # the workload reached both sides of every door
+    statuses = {s.status for s in seen}
+    assert {200, 201, 302, 400, 401, 403, 404, 405, 409, 413, 415} <= statuses
+    assert len(seen) > 400
+    assert any(s.label == "admin dataset list" and s.status == 200 and SLUG.encode() in s.body for s in seen)
+    assert any(s.label == "audit export" and s.status == 200 and b"dataset.upload" in s.body for s in seen)
+
+
+@pytest.mark.django_db
+def test_it_reports_failing_cells_by_row_column_and_reason_only(exercised):
+    refusals = {s.label: json.loads(s.body)["error"] for s in exercised.rec.seen
+                if s.label.startswith("upload, failing row") and s.status == 400}
+    assert len(refusals) == 6
+    assert refusals["upload, failing row: age out of bounds beside both markers"]["details"]["failures"] == [
+        {"row": 2, "column": "age", "reason": "above the schema's maximum 100"}]
+    below = [i for i, line in enumerate(CANARY_CSV.decode().splitlines()[1:], start=1) if float(line.split(",")[1]) < 30]
+    assert len(below) == 10
+    assert refusals["upload, failing row: the numeric marker below the minimum"]["details"]["failures"] == [
+        {"row": row, "column": "bmi", "reason": "below the schema's minimum 30"} for row in below]
+    assert refusals["upload, failing row: the string marker in a numeric column"]["details"]["failures"] == [
+        {"row": 1, "column": "bmi", "reason": "not a number"}]
+
+
+@pytest.mark.django_db
+def test_it_calls_every_route_in_the_canary_workload(exercised):
+    """A new endpoint must join the workload (and so the canary) to pass."""
+    api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/v1/")
+    wanted = {p.name for p in api.url_patterns} | {"swagger-ui", "healthz"}
+    called = {resolve(s.path).url_name for s in exercised.rec.seen if not s.path.startswith("/api/v1/no-such")}
+    assert wanted <= called, wanted - called
+    admin_views = {resolve(s.path).url_name for s in exercised.rec.seen if s.path.startswith("/admin/")}
+    for name in ("dataset", "auditevent", "user", "apitoken"):
+        app = "accounts" if name in ("user", "apitoken") else "clearinghouse"
+        assert {f"{app}_{name}_changelist", f"{app}_{name}_change", f"{app}_{name}_history"} <= admin_views
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_canary_markers_out_of_the_audit_log(exercised):
+    rows = [json.dumps(model_to_dict(event) | {"created_at": event.created_at.isoformat()}, sort_keys=True, default=str)
+            for event in AuditEvent.objects.order_by("seq")]
+    assert len(rows) > 300
+    assert any('"dataset.upload"' in row and '"refused"' in row for row in rows)
+    assert [(i, found) for i, row in enumerate(rows) if (found := find_needles(row.encode()))] == []
+    datasets = [json.dumps(model_to_dict(d), default=str) for d in Dataset.objects.all()]
+    assert [found for row in datasets if (found := find_needles(row.encode()))] == []
+
+
+@pytest.mark.django_db
+def test_it_stores_the_canary_only_encrypted_yet_readable_through_custody(exercised):
+    dataset = exercised.dataset
+    stored = Path(settings.CUSTODY_DIR) / dataset.storage_name
+    raw = stored.read_bytes()
+    assert len(raw) == dataset.stored_bytes
+    assert find_needles(raw) == []
+    assert struct.pack("<d", NUMBER) not in raw and struct.pack(">d", NUMBER) not in raw
+    # no other file under DATA_DIR (custody, upload spool) holds the markers in the clear
+    for path in Path(settings.DATA_DIR).rglob("*"):
+        if path.is_file() and path.suffix != ".sqlite3":
+            assert find_needles(path.read_bytes()) == [], path
+    # only the canary import was kept: every refused upload stored nothing
+    assert list(Dataset.objects.values_list("slug", flat=True)) == [SLUG]
+    assert sorted(p.name for p in Path(settings.CUSTODY_DIR).glob("*.fernet")
+                  if p.name in set(Dataset.objects.values_list("storage_name", flat=True))) == [dataset.storage_name]
+
+    frame = custody_read(dataset.storage_name)
+    assert list(frame.columns) == ["bmi", "age", "arm", "time", "cens"]  # the identifier was dropped at import
+    assert frame["bmi"].tolist().count(NUMBER) == 1
+    assert len(frame) == 12
+    assert MARKER not in frame.astype(str).to_csv()
+
+
+# --------------------------------------------------------------------------------------------
+# Numeric cells that once crashed the import with a 500 (a non-whole, huge or infinite number in an
+# integer or event column): refused by row, column and reason, and never echoed, whatever happens
+# --------------------------------------------------------------------------------------------
+
+BAD_NUMERIC_CELLS = [
+    pytest.param(f"{MARKER},25.0,{NUMBER_TEXTS[0]},a,700,1", "age", "not a whole number", id="fraction-in-integer"),
+    pytest.param(f"{MARKER},25.0,1e20,a,700,1", "age", "above the schema's maximum 100", id="huge-integer"),
+    pytest.param(f"{MARKER},25.0,inf,a,700,1", "age", "not a finite number", id="infinite-integer"),
+    pytest.param(f"{MARKER},{NUMBER_TEXTS[0]},50,a,700,0.5", "cens", "an event must be 0 (censored) or 1 (event)",
+                 id="fraction-as-event"),
+    pytest.param(f"{MARKER},{NUMBER_TEXTS[0]},50,a,700,inf", "cens", "not a finite number", id="infinite-event"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("row", "column", "reason"), BAD_NUMERIC_CELLS)
+def test_it_never_echoes_the_markers_whatever_a_bad_numeric_cell_does_to_the_import(custodian, caplog, row, column,
+                                                                                   reason):
+    from rest_framework.test import APIClient
+
+    caplog.set_level("DEBUG")
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {custodian[1]}")
+    response = client.post("/api/v1/datasets/", upload("crash", cohort_csv(ROUND_ROWS[0], row)), format="multipart")
+    assert response.status_code in (400, 500)
+    headers = "\n".join(f"{k}: {v}" for k, v in response.items())
+    assert find_needles(response.content) == find_needles(headers.encode()) == []
+    assert find_needles(caplog.text.encode()) == []
+    if response.status_code == 500:
+        assert "Internal Server Error: /api/v1/datasets/" in caplog.text  # the log was captured, traceback and all
+    assert "error" in response.json()
+    assert not Dataset.objects.exists()
+    events = [json.dumps(model_to_dict(e), default=str) for e in AuditEvent.objects.all()]
+    assert [found for row in events if (found := find_needles(row.encode()))] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("row", "column", "reason"), BAD_NUMERIC_CELLS)
+def test_it_refuses_a_bad_numeric_cell_in_an_integer_or_event_column_by_row_column_and_reason(clients, row, column,
+                                                                                              reason):
+    response = clients["custodian"].post("/api/v1/datasets/", upload("crash", cohort_csv(ROUND_ROWS[0], row)),
+                                         format="multipart")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "rows_failed_validation"
+    assert error["details"]["failures"] == [{"row": 2, "column": column, "reason": reason}]
+    assert find_needles(response.content) == []
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.action, event.outcome, event.details["code"]) == ("dataset.upload", "refused", "rows_failed_validation")

@@ -1,0 +1,627 @@
+"""Every endpoint, for every role: the status it answers, its body, and the audit row it writes.
+
+The matrix below is the contract of docs/api.md (roles: anonymous, unverified researcher,
+verified researcher, auditor, custodian). Each cell is one test case: it sends the request
+as that role and checks
+
+* the status;
+* on success, the payload and the one ``success`` audit event (action and actor);
+* on refusal, the error body ``{"error": {"code", "message", "details"}}``, the
+  ``WWW-Authenticate: Bearer`` challenge on a 401, no side effect, and the one audit
+  event with outcome ``denied`` (401/403) or ``refused`` (404) naming the caller.
+
+The admin site (session login, custodians only) has its own matrix further down.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+import yaml
+from django.core.cache import cache
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts import login_throttle
+from accounts.models import ApiToken, User
+from accounts.services import token_issue_for
+from clearinghouse.api.audit import EXPORT_FIELDS
+from clearinghouse.models import AuditEvent, Dataset
+from tests.conftest import ROLES, client_for, make_user, upload_payload
+
+PASSWORD = "correct horse battery staple"  # what tests.conftest.make_user gives every user
+DATASET_FIELDS = {"slug", "name", "description", "schema", "n_rows", "n_columns", "dropped_columns",
+                  "stored_bytes", "created_by", "created_at"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate limits and login lockouts live in the cache (Redis on the PostgreSQL pass), which outlives a test."""
+
+    def clear():
+        keys = ["throttle_anon_127.0.0.1", login_throttle._key("addr", "127.0.0.1")]
+        keys += [login_throttle._key("user", name) for name in ("cora", "rhea", "uma", "otto", "cass", "ravi", "nobody")]
+        cache.delete_many(keys)
+
+    clear()
+    yield
+    clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The matrix: (endpoint, method, path) → the status each role gets, and the audit action.
+# Path placeholders: {own_token} one of the caller's tokens; {other_token} someone else's;
+# {pending} an unverified researcher awaiting verification; {slug} an existing dataset.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str
+    anonymous: int
+    unverified: int
+    researcher: int
+    auditor: int
+    custodian: int
+    audit_action: str | None  # None: a public page that writes no audit row
+
+
+E = Endpoint
+MATRIX = [
+    #  endpoint                    method  path                                    anon unver resea audit custo  audit action
+    E("issue a token",             "POST", "/api/v1/auth/token/",                   201, 201,  201,  201,  201, "auth.token.issue"),
+    E("list own tokens",           "GET",  "/api/v1/auth/tokens/",                  401, 200,  200,  200,  200, "auth.token.list"),
+    E("revoke own token",          "POST", "/api/v1/auth/tokens/{own_token}/revoke/", 401, 200, 200, 200,  200, "auth.token.revoke"),
+    E("revoke another's token",    "POST", "/api/v1/auth/tokens/{other_token}/revoke/", 401, 404, 404, 404, 404, "auth.token.revoke"),
+    E("list accounts",             "GET",  "/api/v1/accounts/",                     401, 403,  403,  403,  200, "accounts.list"),
+    E("register",                  "POST", "/api/v1/accounts/register/",            201, 201,  201,  201,  201, "accounts.register"),
+    E("read own account",          "GET",  "/api/v1/accounts/me/",                  401, 200,  200,  200,  200, "accounts.me"),
+    E("verify a researcher",       "POST", "/api/v1/accounts/{pending}/verify/",    401, 403,  403,  403,  200, "accounts.verify"),
+    E("list datasets",             "GET",  "/api/v1/datasets/",                     401, 403,  200,  200,  200, "dataset.list"),
+    E("read a dataset",            "GET",  "/api/v1/datasets/{slug}/",              401, 403,  200,  200,  200, "dataset.read"),
+    E("upload a dataset",          "POST", "/api/v1/datasets/",                     401, 403,  403,  403,  201, "dataset.upload"),
+    E("list audit events",         "GET",  "/api/v1/audit/events/",                 401, 403,  403,  200,  403, "audit.events.list"),
+    E("export audit events",       "GET",  "/api/v1/audit/events/export.csv",       401, 403,  403,  200,  403, "audit.events.export"),
+    E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
+    E("read the OpenAPI document", "GET",  "/api/v1/schema/",                       200, 200,  200,  200,  200, None),
+    E("read the API docs page",    "GET",  "/api/docs/",                            200, 200,  200,  200,  200, None),
+    E("check health",              "GET",  "/healthz",                              200, 200,  200,  200,  200, None),
+]
+
+CASES = [
+    pytest.param(endpoint, role, getattr(endpoint, role), id=f"{endpoint.name} as {role} -> {getattr(endpoint, role)}")
+    for endpoint in MATRIX
+    for role in ROLES
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The world every case runs in
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    users: dict[str, User | None]
+    clients: dict[str, APIClient]
+    spare_tokens: dict[str, ApiToken]  # a second token per user, safe to revoke
+    pending: User
+    dataset: Dataset
+
+    def user(self, role: str) -> User | None:
+        return self.users[role]
+
+    def path(self, endpoint: Endpoint, role: str) -> str:
+        own = self.spare_tokens.get(role, self.spare_tokens["researcher"])
+        other = self.spare_tokens["researcher" if role == "custodian" else "custodian"]
+        return endpoint.path.format(own_token=own.pk, other_token=other.pk, pending=self.pending.pk,
+                                    slug=self.dataset.slug)
+
+    def body(self, endpoint: Endpoint, role: str) -> tuple[dict | None, str | None]:
+        """The request body and its format for one cell of the matrix."""
+        if endpoint.name == "issue a token":
+            who = self.users[role] or self.users["researcher"]  # anonymous: someone's own password, no token
+            return {"username": who.username, "password": PASSWORD, "name": f"as-{role}"}, "json"
+        if endpoint.name == "register":
+            return {"username": f"new-{role}", "password": PASSWORD, "email": f"new-{role}@example.org",
+                    "affiliation": "Example University"}, "json"
+        if endpoint.name == "upload a dataset":
+            return upload_payload(slug=f"upload-by-{role}"), "multipart"
+        return None, None
+
+
+@pytest.fixture
+def world(clients, custodian, researcher, unverified, auditor, dataset) -> World:
+    users = {"anonymous": None, "unverified": unverified[0], "researcher": researcher[0], "auditor": auditor[0],
+             "custodian": custodian[0]}
+    spare = {role: token_issue_for(user=user, name="spare")[0] for role, user in users.items() if user}
+    pending, _ = make_user("pat", ["researcher"], verified=False)
+    return World(users=users, clients=clients, spare_tokens=spare, pending=pending, dataset=dataset)
+
+
+def send(client, method: str, path: str, body: dict | None = None, fmt: str | None = None):
+    if method == "GET":
+        return client.get(path)
+    return client.generic(method, path) if body is None else getattr(client, method.lower())(path, body, format=fmt)
+
+
+def content_of(response) -> bytes:
+    """The body, read once (a streamed body can be consumed only once)."""
+    if not hasattr(response, "_collected"):
+        response._collected = b"".join(response.streaming_content) if response.streaming else response.content
+    return response._collected
+
+
+def head_seq() -> int:
+    event = AuditEvent.objects.order_by("-seq").first()
+    return event.seq if event else 0
+
+
+def events_after(seq: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(seq__gt=seq).order_by("seq"))
+
+
+def assert_error_body(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, content_of(response)
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+# --------------------------------------------------------------------------------------------
+# What a success must look like, per endpoint
+# --------------------------------------------------------------------------------------------
+
+def _issued(world: World, role: str, response) -> User:
+    body = response.json()
+    who = world.users[role] or world.users["researcher"]
+    assert body["token"].startswith(ApiToken.PREFIX) and body["token_type"] == "Bearer"
+    assert body["user"]["username"] == who.username
+    token = ApiToken.objects.get(pk=body["id"])
+    assert (token.user_id, token.hint, token.name) == (who.pk, body["hint"], f"as-{role}")
+    assert body["token"] not in {token.key_hash, token.hint}  # only the hash is stored
+    me = client_for(body["token"]).get("/api/v1/accounts/me/")
+    assert me.status_code == 200 and me.json()["username"] == who.username
+    return who
+
+
+def _tokens_listed(world: World, role: str, response) -> User:
+    user = world.users[role]
+    body = response.json()
+    assert body["count"] == ApiToken.objects.filter(user=user).count() == 2
+    assert {t["id"] for t in body["results"]} == set(ApiToken.objects.filter(user=user).values_list("pk", flat=True))
+    assert all("key_hash" not in t and "token" not in t for t in body["results"])
+    return user
+
+
+def _own_token_revoked(world: World, role: str, response) -> User:
+    token = world.spare_tokens[role]
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert response.json()["id"] == token.pk and response.json()["revoked_at"] is not None
+    return world.users[role]
+
+
+def _accounts_listed(world: World, role: str, response) -> User:
+    usernames = {u["username"] for u in response.json()["results"]}
+    assert usernames == {"cora", "rhea", "uma", "otto", "pat"}
+    return world.users[role]
+
+
+def _registered(world: World, role: str, response) -> User:
+    body = response.json()
+    assert (body["username"], body["roles"], body["verified"]) == (f"new-{role}", ["researcher"], False)
+    user = User.objects.get(username=f"new-{role}")
+    assert user.is_researcher and not (user.is_custodian or user.is_auditor) and user.verified_at is None
+    return user  # the audit row names the new account, never the caller's bearer token
+
+
+def _me(world: World, role: str, response) -> User:
+    user = world.users[role]
+    body = response.json()
+    assert (body["id"], body["username"], body["roles"]) == (user.pk, user.username, user.roles)
+    assert body["verified"] is (role != "unverified")
+    return user
+
+
+def _verified(world: World, role: str, response) -> User:
+    world.pending.refresh_from_db()
+    assert world.pending.verified_at is not None and world.pending.verified_by_id == world.users[role].pk
+    assert response.json()["verified"] is True
+    return world.users[role]
+
+
+def _datasets_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert body["count"] == 1 and [d["slug"] for d in body["results"]] == ["gbsg2-small"]
+    assert set(body["results"][0]) == DATASET_FIELDS  # metadata only: no rows, no storage name
+    return world.users[role]
+
+
+def _dataset_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == DATASET_FIELDS
+    assert (body["slug"], body["n_rows"], body["n_columns"], body["dropped_columns"]) == ("gbsg2-small", 6, 10, ["pid"])
+    return world.users[role]
+
+
+def _uploaded(world: World, role: str, response) -> User:
+    body = response.json()
+    assert (body["slug"], body["n_rows"], body["created_by"]) == (f"upload-by-{role}", 6, world.users[role].username)
+    assert Dataset.objects.filter(slug=f"upload-by-{role}").exists()
+    return world.users[role]
+
+
+def _audit_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert body["count"] == AuditEvent.objects.count() - 1  # all but the read of this very list
+    assert [e["seq"] for e in body["results"]] == sorted(e["seq"] for e in body["results"])
+    return world.users[role]
+
+
+def _audit_exported(world: World, role: str, response) -> User:
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(content_of(response).decode())))
+    assert rows[0] == EXPORT_FIELDS
+    assert len(rows) - 1 == AuditEvent.objects.count()  # the export's own row is written before it streams
+    return world.users[role]
+
+
+def _audit_verified(world: World, role: str, response) -> User:
+    body = response.json()
+    assert body["valid"] is True and body["first_broken"] is None
+    assert body["events_checked"] == AuditEvent.objects.count() - 1
+    return world.users[role]
+
+
+def _openapi(world: World, role: str, response) -> None:
+    assert yaml.safe_load(response.content)["openapi"].startswith("3.")
+
+
+def _docs(world: World, role: str, response) -> None:
+    assert response["Content-Type"].startswith("text/html") and b"swagger-ui" in response.content
+
+
+def _health(world: World, role: str, response) -> None:
+    assert response.json() == {"status": "ok"}
+
+
+SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
+    "issue a token": _issued,
+    "list own tokens": _tokens_listed,
+    "revoke own token": _own_token_revoked,
+    "list accounts": _accounts_listed,
+    "register": _registered,
+    "read own account": _me,
+    "verify a researcher": _verified,
+    "list datasets": _datasets_listed,
+    "read a dataset": _dataset_read,
+    "upload a dataset": _uploaded,
+    "list audit events": _audit_listed,
+    "export audit events": _audit_exported,
+    "verify the audit chain": _audit_verified,
+    "read the OpenAPI document": _openapi,
+    "read the API docs page": _docs,
+    "check health": _health,
+}
+
+
+def assert_no_side_effect(world: World, endpoint: Endpoint, role: str) -> None:
+    """A refused write leaves nothing behind."""
+    if endpoint.name == "verify a researcher":
+        world.pending.refresh_from_db()
+        assert world.pending.verified_at is None
+    elif endpoint.name == "upload a dataset":
+        assert list(Dataset.objects.values_list("slug", flat=True)) == ["gbsg2-small"]
+    elif endpoint.name.startswith("revoke"):
+        assert not ApiToken.objects.filter(revoked_at__isnull=False).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The matrix test
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoint", "role", "expected"), CASES)
+def test_it_answers_every_endpoint_for_every_role_as_the_matrix_says(world, endpoint, role, expected):
+    path = world.path(endpoint, role)
+    body, fmt = world.body(endpoint, role)
+    before = head_seq()
+
+    response = send(world.clients[role], endpoint.method, path, body, fmt)
+    content = content_of(response)
+    events = events_after(before)
+
+    assert response.status_code == expected, content[:500]
+    if expected < 400:
+        actor = SUCCESS_CHECKS[endpoint.name](world, role, response)
+        written = [(e.action, e.outcome, e.actor_id, e.channel) for e in events]
+        if endpoint.audit_action is None:
+            assert written == []
+        else:
+            assert written == [(endpoint.audit_action, "success", actor.pk, "api")]
+        return
+
+    codes = {401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
+    error = assert_error_body(response, expected, codes[expected])
+    assert error["details"] is None
+    if expected == 401:
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    else:
+        assert "WWW-Authenticate" not in response
+    assert_no_side_effect(world, endpoint, role)
+    caller = world.user(role)
+    assert len(events) == 1, [(e.action, e.outcome) for e in events]
+    event = events[0]
+    assert event.action == endpoint.audit_action
+    assert event.outcome == ("denied" if expected in (401, 403) else "refused")
+    assert event.actor_id == (caller.pk if caller else None)
+    assert event.actor_username == (caller.username if caller else "")
+    assert event.channel == "api"
+    assert {k: event.details[k] for k in ("status", "code", "method", "path")} == {
+        "status": expected, "code": codes[expected], "method": endpoint.method, "path": path}
+
+
+def test_the_matrix_covers_every_api_route():
+    """A route added without a row in the matrix fails here."""
+    from django.urls import get_resolver
+
+    api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/v1/")
+    routes = {"/api/v1/" + str(p.pattern) for p in api.url_patterns}
+    normalised = {
+        e.path.replace("{own_token}", "<int:token_id>").replace("{other_token}", "<int:token_id>")
+        .replace("{pending}", "<int:user_id>").replace("{slug}", "<str:slug>")
+        for e in MATRIX
+    }
+    assert routes <= normalised, routes - normalised
+    assert {"/api/docs/", "/healthz"} <= normalised
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens: bad, revoked and expired tokens are anonymous 401s; passwords
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Bearer cht_not-a-real-token", "Bearer nonsense", "Bearer a b"])
+def test_it_refuses_a_bad_token_with_a_bearer_challenge_and_audits_it(db, header):
+    before = head_seq()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get("/api/v1/accounts/me/")
+    assert_error_body(response, 401, "authentication_failed")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    [event] = events_after(before)
+    assert (event.action, event.outcome, event.actor_id, event.details["status"]) == ("accounts.me", "denied", None, 401)
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_revoked_token_after_its_owner_revokes_it(researcher):
+    user, raw = researcher
+    client = client_for(raw)
+    current = ApiToken.objects.get(user=user)
+    assert client.post(f"/api/v1/auth/tokens/{current.pk}/revoke/").status_code == 200
+    before = head_seq()
+    response = client.get("/api/v1/datasets/")
+    error = assert_error_body(response, 401, "authentication_failed")
+    assert "revoked" in error["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    [event] = events_after(before)
+    assert (event.action, event.outcome, event.actor_id) == ("dataset.list", "denied", None)
+    again = client_for(token_issue_for(user=user)[1]).post(f"/api/v1/auth/tokens/{current.pk}/revoke/")
+    assert assert_error_body(again, 409, "already_revoked")
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_expired_token(researcher):
+    from django.utils import timezone
+
+    user, _ = researcher
+    token, raw = token_issue_for(user=user, ttl_days=1)
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    response = client_for(raw).get("/api/v1/accounts/me/")
+    assert "expired" in assert_error_body(response, 401, "authentication_failed")["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_wrong_password_and_audits_the_attempt_as_denied(researcher):
+    before = head_seq()
+    response = APIClient().post("/api/v1/auth/token/", {"username": "rhea", "password": "wrong password!"},
+                                format="json")
+    error = assert_error_body(response, 401, "invalid_credentials")
+    assert "password" not in (error["details"] or {})
+    assert not ApiToken.objects.filter(user=researcher[0]).exclude(name="").exists()
+    [event] = events_after(before)
+    assert (event.action, event.outcome, event.actor_id, event.details["username"]) == (
+        "auth.token.issue", "denied", None, "rhea")
+    assert "wrong password!" not in str(event.details)
+
+
+@pytest.mark.django_db
+def test_it_sends_a_challenge_with_the_wrong_password_401(researcher):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "rhea", "password": "wrong password!"},
+                                format="json")
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response
+
+
+@pytest.mark.django_db
+def test_it_lets_a_token_issued_by_password_do_exactly_what_the_role_allows(auditor):
+    issued = APIClient().post("/api/v1/auth/token/", {"username": "otto", "password": PASSWORD}, format="json")
+    assert issued.status_code == 201
+    client = client_for(issued.json()["token"])
+    assert client.get("/api/v1/audit/verify/").json()["valid"] is True
+    assert_error_body(client.get("/api/v1/accounts/"), 403, "permission_denied")
+
+
+# --------------------------------------------------------------------------------------------
+# Several roles; verification opens the datasets
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_it_lets_a_custodian_who_is_also_an_auditor_do_both(dataset):
+    user, raw = make_user("cass", ["custodian", "auditor"])
+    client = client_for(raw)
+
+    me = client.get("/api/v1/accounts/me/").json()
+    assert (me["roles"], me["verified"]) == (["custodian", "auditor"], True)
+    assert {u["username"] for u in client.get("/api/v1/accounts/").json()["results"]} == {"cora", "cass"}
+    upload = client.post("/api/v1/datasets/", upload_payload(slug="by-cass"), format="multipart")
+    assert upload.status_code == 201 and upload.json()["created_by"] == "cass"
+    assert [d["slug"] for d in client.get("/api/v1/datasets/").json()["results"]] == ["by-cass", "gbsg2-small"]
+    events = client.get("/api/v1/audit/events/", {"user": "cass", "page_size": 200}).json()["results"]
+    assert [(e["action"], e["outcome"]) for e in events] == [
+        ("auth.token.issue", "success"), ("accounts.me", "success"), ("accounts.list", "success"), ("dataset.upload", "success"), ("dataset.list", "success"),
+    ]
+    assert client.get("/api/v1/audit/verify/").json()["valid"] is True
+    export = client.get("/api/v1/audit/events/export.csv")
+    assert export.status_code == 200 and export["Content-Type"].startswith("text/csv")
+    assert not AuditEvent.objects.filter(actor=user, outcome="denied").exists()
+
+
+@pytest.mark.django_db
+def test_it_lets_a_verified_researcher_who_is_also_an_auditor_do_both_but_nothing_more(dataset):
+    user, raw = make_user("ravi", ["researcher", "auditor"], verified=True)
+    client = client_for(raw)
+
+    assert client.get("/api/v1/datasets/gbsg2-small/").status_code == 200
+    assert client.get("/api/v1/audit/events/").status_code == 200
+    before = head_seq()
+    assert_error_body(client.get("/api/v1/accounts/"), 403, "permission_denied")
+    assert_error_body(client.post("/api/v1/datasets/", upload_payload(slug="by-ravi"), format="multipart"), 403)
+    assert [(e.action, e.outcome, e.actor_id) for e in events_after(before)] == [
+        ("accounts.list", "denied", user.pk), ("dataset.upload", "denied", user.pk)]
+    assert not Dataset.objects.filter(slug="by-ravi").exists()
+
+
+@pytest.mark.django_db
+def test_it_opens_the_datasets_to_an_unverified_researcher_once_a_custodian_verifies_them(clients, unverified, dataset):
+    user, _ = unverified
+    researcher_client = clients["unverified"]
+
+    refused = researcher_client.get("/api/v1/datasets/")
+    assert "not verified" in assert_error_body(refused, 403, "permission_denied")["message"]
+    assert researcher_client.get("/api/v1/accounts/me/").json()["verified"] is False
+    pending = clients["custodian"].get("/api/v1/accounts/", {"role": "researcher", "verified": "false"}).json()
+    assert [u["username"] for u in pending["results"]] == ["uma"]
+
+    verified = clients["custodian"].post(f"/api/v1/accounts/{user.pk}/verify/")
+    assert verified.status_code == 200 and verified.json()["verified"] is True
+    event = AuditEvent.objects.filter(action="accounts.verify").get()
+    assert (event.outcome, event.actor_username, event.object_type, event.object_id) == (
+        "success", "cora", "user", str(user.pk))
+
+    listed = researcher_client.get("/api/v1/datasets/")
+    assert listed.status_code == 200 and [d["slug"] for d in listed.json()["results"]] == ["gbsg2-small"]
+    assert researcher_client.get("/api/v1/datasets/gbsg2-small/").status_code == 200
+    assert researcher_client.get("/api/v1/accounts/me/").json()["verified"] is True
+    assert_error_body(researcher_client.get("/api/v1/audit/events/"), 403)  # verified is not an auditor
+    again = clients["custodian"].post(f"/api/v1/accounts/{user.pk}/verify/")
+    assert_error_body(again, 409, "already_verified")
+
+
+@pytest.mark.django_db
+def test_it_registers_a_researcher_who_can_then_log_in_but_not_list_datasets(dataset):
+    client = APIClient()
+    registered = client.post("/api/v1/accounts/register/", {"username": "nobody", "password": PASSWORD,
+                                                             "email": "n@example.org"}, format="json")
+    assert registered.status_code == 201
+    token = client.post("/api/v1/auth/token/", {"username": "nobody", "password": PASSWORD}, format="json")
+    assert token.status_code == 201
+    assert_error_body(client_for(token.json()["token"]).get("/api/v1/datasets/"), 403, "permission_denied")
+
+
+# --------------------------------------------------------------------------------------------
+# The admin site: custodians only, by session login; a bearer token does not open it
+# --------------------------------------------------------------------------------------------
+
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/clearinghouse/dataset/",
+    "/admin/clearinghouse/auditevent/",
+    "/admin/accounts/user/",
+    "/admin/accounts/apitoken/",
+    "/admin/clearinghouse/dataset/{dataset}/change/",
+]
+#                   anonymous unverified researcher auditor custodian
+ADMIN_EXPECTED = dict(zip(ROLES, (302, 302, 302, 302, 200)))
+
+
+def session_client(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+@pytest.mark.parametrize("role", ROLES)
+def test_it_opens_the_admin_site_to_custodian_sessions_only(world, role, page):
+    path = page.format(dataset=world.dataset.pk)
+    response = session_client(world.user(role)).get(path)
+    assert response.status_code == ADMIN_EXPECTED[role]
+    if response.status_code == 302:
+        assert response["Location"].startswith("/admin/login/?next=")
+    else:
+        assert b"Clearing-house custody" in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["/admin/", "/admin/clearinghouse/auditevent/"])
+def test_it_does_not_open_the_admin_site_for_a_custodian_bearer_token(world, page):
+    response = world.clients["custodian"].get(page)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_it_logs_a_custodian_into_the_admin_site_by_password_and_audits_it(custodian):
+    client = Client()
+    before = head_seq()
+    response = client.post("/admin/login/?next=/admin/", {"username": "cora", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    [event] = events_after(before)
+    assert (event.action, event.outcome, event.actor_id, event.channel) == (
+        "auth.admin_login", "success", custodian[0].pk, "admin")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["unverified", "researcher", "auditor"])
+def test_it_refuses_an_admin_login_by_a_non_custodian(world, role):
+    client = Client()
+    response = client.post("/admin/login/?next=/admin/", {"username": world.user(role).username, "password": PASSWORD})
+    assert response.status_code == 200  # the login form again, with the refusal
+    assert b"Only custodians may use the admin site." in response.content
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["researcher", "auditor"])
+def test_it_audits_a_refused_admin_login_by_a_non_custodian_as_denied(world, role):
+    before = head_seq()
+    Client().post("/admin/login/?next=/admin/", {"username": world.user(role).username, "password": PASSWORD})
+    events = [(e.action, e.outcome) for e in events_after(before)]
+    assert ("auth.admin_login", "denied") in events
+
+
+@pytest.mark.django_db
+def test_it_audits_a_wrong_admin_password_as_a_denied_login(custodian):
+    before = head_seq()
+    response = Client().post("/admin/login/?next=/admin/", {"username": "cora", "password": "not the password"})
+    assert response.status_code == 200
+    [event] = events_after(before)
+    assert (event.action, event.outcome, event.actor_id, event.details) == (
+        "auth.admin_login", "denied", None, {"username": "cora"})
