@@ -1,0 +1,2 @@
+"""Generators: a pure PyTorch/numpy core (``generators.core``, no Django) and its Django side
+(GeneratorRun jobs, releases, API, commands)."""

@@ -1,0 +1,70 @@
+"""Training-by-sampling (CTGAN) with torch ops only: no per-row Python loop, no host↔device copies.
+
+For a batch of size B: pick a discrete column uniformly, pick one of its categories with
+probability ∝ log(1 + count), and pick a training row holding that category uniformly.
+Rows are found through one flat tensor of row ids grouped by (column, category) with the
+start and size of each group, so the whole draw is a handful of tensor indexing ops.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["ConditionalSampler"]
+
+
+class ConditionalSampler:
+    def __init__(self, category_codes: torch.Tensor, n_categories: list[int], *, device: torch.device):
+        """``category_codes``: (n_rows, n_discrete) long tensor of category codes (−1 for missing)."""
+        self.device = device
+        self.n_rows = category_codes.shape[0]
+        self.n_discrete = len(n_categories)
+        self.cond_dim = int(sum(n_categories))
+        if self.n_discrete == 0:
+            return
+        sizes = torch.tensor(n_categories, device=device)
+        self.offsets = torch.cumsum(sizes, 0) - sizes  # first global category index of each column
+        max_k = int(sizes.max())
+        codes = category_codes.to(device)
+        counts = torch.zeros((self.n_discrete, max_k), device=device)
+        for j in range(self.n_discrete):  # once per column at set-up, not per step
+            present = codes[:, j] >= 0
+            counts[j, : n_categories[j]] = torch.bincount(codes[present, j], minlength=n_categories[j]).float()
+        valid = torch.arange(max_k, device=device)[None, :] < sizes[:, None]
+        log_freq = torch.log1p(counts) * valid
+        self.train_probs = log_freq / log_freq.sum(1, keepdim=True).clamp_min(1e-12)   # for training
+        self.data_probs = counts / counts.sum(1, keepdim=True).clamp_min(1e-12)         # true frequencies
+        # Flat row ids grouped by global category index.
+        global_ids = codes + self.offsets[None, :]                      # (n, n_discrete)
+        column_ids = torch.arange(self.n_discrete, device=device).repeat(self.n_rows)
+        flat = global_ids.reshape(-1)
+        rows = torch.arange(self.n_rows, device=device).repeat_interleave(self.n_discrete)
+        keep = codes.reshape(-1) >= 0
+        flat, rows, column_ids = flat[keep], rows[keep], column_ids[keep]
+        order = torch.argsort(flat, stable=True)
+        self.row_ids = rows[order]
+        self.group_size = torch.bincount(flat, minlength=self.cond_dim)
+        self.group_start = torch.cumsum(self.group_size, 0) - self.group_size
+
+    def sample_train(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Condition vectors, the chosen column and its category (local code), and matching row ids."""
+        column = torch.randint(self.n_discrete, (batch,), device=self.device, generator=gen)
+        category = torch.multinomial(self.train_probs[column], 1, generator=gen).squeeze(1)
+        chosen = self.offsets[column] + category
+        cond = torch.zeros((batch, self.cond_dim), device=self.device)
+        cond[torch.arange(batch, device=self.device), chosen] = 1.0
+        pick = torch.floor(torch.rand(batch, device=self.device, generator=gen) * self.group_size[chosen]).long()
+        rows = self.row_ids[self.group_start[chosen] + pick]
+        return cond, column, category, rows
+
+    def sample_rows(self, batch: int, gen: torch.Generator) -> torch.Tensor:
+        """Row ids drawn uniformly (the discriminator's real batch is shuffled independently)."""
+        return torch.randint(self.n_rows, (batch,), device=self.device, generator=gen)
+
+    def sample_original(self, batch: int, gen: torch.Generator) -> torch.Tensor:
+        """Condition vectors drawn with the data's own frequencies (for unconditional sampling)."""
+        column = torch.randint(self.n_discrete, (batch,), device=self.device, generator=gen)
+        category = torch.multinomial(self.data_probs[column], 1, generator=gen).squeeze(1)
+        cond = torch.zeros((batch, self.cond_dim), device=self.device)
+        cond[torch.arange(batch, device=self.device), self.offsets[column] + category] = 1.0
+        return cond

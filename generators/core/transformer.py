@@ -1,0 +1,266 @@
+"""Reversible encoding of a clinical table for neural generators (after CTGAN's DataTransformer).
+
+Per kept schema column, in schema order:
+
+* numbers (continuous, integer, duration) get either
+  - ``mode``: mode-specific normalisation: a variational Gaussian mixture (at most
+    ``max_modes`` components, fitted on at most ``max_fit_rows`` rows) picks each value's
+    mode ``k``; the value is encoded as ``α = (x − μ_k) / (4σ_k)`` clipped to [−1, 1],
+    plus a one-hot of ``k``; or
+  - ``quantile``: the value's normal score ``Φ⁻¹(F̂(x))`` through a fitted quantile map;
+* categorical and event columns become a one-hot over the schema's categories
+  (events over ``0, 1``);
+* a nullable column gets a 2-way missing indicator (present, missing), so a generator
+  reproduces the missing rate instead of imputing.
+
+``inverse_transform`` rounds integers, clips numbers to the schema's bounds and maps
+one-hot blocks back to categories by argmax, so categories round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from clearinghouse.schema import Column, Schema
+
+__all__ = ["DataTransformer", "Span", "EVENT_CATEGORIES"]
+
+EVENT_CATEGORIES = ("0", "1")
+ContinuousMode = Literal["mode", "quantile"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A contiguous block of the encoded matrix."""
+
+    column: str
+    kind: Literal["value", "softmax"]  # value: one tanh/linear unit; softmax: a one-hot block
+    dim: int
+    role: Literal["numeric", "mode", "category", "missing"]
+
+
+@dataclass
+class _NumericState:
+    # mode-specific normalisation
+    means: list[float] | None = None
+    stds: list[float] | None = None
+    # quantile map: sorted reference values and their normal scores
+    quantiles: list[float] | None = None
+    fill: float = 0.0  # encoded value used where the cell is missing
+
+
+def _categories(column: Column) -> tuple[str, ...]:
+    return EVENT_CATEGORIES if column.type == "event" else column.categories
+
+
+class DataTransformer:
+    """``fit`` on a real frame and its schema; ``transform`` ⇄ ``inverse_transform``."""
+
+    def __init__(self, *, continuous: ContinuousMode = "mode", max_modes: int = 10, max_fit_rows: int = 5000,
+                 n_quantiles: int = 256):
+        if continuous not in ("mode", "quantile"):
+            raise ValueError(f"continuous must be 'mode' or 'quantile', not {continuous!r}")
+        self.continuous = continuous
+        self.max_modes = max_modes
+        self.max_fit_rows = max_fit_rows
+        self.n_quantiles = n_quantiles
+        self.schema: Schema | None = None
+        self.spans: list[Span] = []
+        self._numeric: dict[str, _NumericState] = {}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, frame: pd.DataFrame, schema: Schema, *, seed: int = 0) -> "DataTransformer":
+        rng = np.random.default_rng(seed)
+        self.schema = schema
+        self.spans = []
+        self._numeric = {}
+        for column in schema.kept:
+            series = frame[column.name]
+            if column.is_numeric:
+                values = series.dropna().to_numpy(dtype=np.float64)
+                state = self._fit_numeric(values, rng)
+                self._numeric[column.name] = state
+                self.spans.append(Span(column.name, "value", 1, "numeric"))
+                if self.continuous == "mode":
+                    self.spans.append(Span(column.name, "softmax", len(state.means), "mode"))
+            else:
+                self.spans.append(Span(column.name, "softmax", len(_categories(column)), "category"))
+            if column.nullable:
+                self.spans.append(Span(column.name, "softmax", 2, "missing"))
+        return self
+
+    def _fit_numeric(self, values: np.ndarray, rng: np.random.Generator) -> _NumericState:
+        if len(values) == 0:
+            return _NumericState(means=[0.0], stds=[1.0], quantiles=[0.0, 1.0])
+        if len(values) > self.max_fit_rows:
+            values = rng.choice(values, size=self.max_fit_rows, replace=False)
+        if self.continuous == "quantile":
+            probs = np.linspace(0.0, 1.0, min(self.n_quantiles, max(len(values), 2)))
+            return _NumericState(quantiles=np.quantile(values, probs).tolist())
+        from sklearn.mixture import BayesianGaussianMixture
+
+        distinct = np.unique(values)
+        if len(distinct) == 1:
+            return _NumericState(means=[float(distinct[0])], stds=[1.0])
+        n_components = int(min(self.max_modes, len(distinct)))
+        gmm = BayesianGaussianMixture(
+            n_components=n_components, weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=1e-3, n_init=1, max_iter=100, tol=1e-3,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        gmm.fit(values.reshape(-1, 1))
+        keep = gmm.weights_ > 5e-3
+        means = gmm.means_.reshape(-1)[keep]
+        stds = np.sqrt(gmm.covariances_.reshape(-1))[keep]
+        order = np.argsort(means)
+        spread = float(np.std(values)) or 1.0
+        return _NumericState(means=means[order].tolist(), stds=np.maximum(stds[order], 1e-3 * spread).tolist())
+
+    # ------------------------------------------------------------------ encoding
+    @property
+    def output_dim(self) -> int:
+        return sum(span.dim for span in self.spans)
+
+    def transform(self, frame: pd.DataFrame, *, seed: int = 0) -> np.ndarray:
+        """Encode ``frame`` as a float32 matrix laid out by :attr:`spans`."""
+        assert self.schema is not None, "fit first"
+        rng = np.random.default_rng(seed)
+        blocks: list[np.ndarray] = []
+        n = len(frame)
+        for column in self.schema.kept:
+            series = frame[column.name]
+            missing = series.isna().to_numpy()
+            if column.is_numeric:
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                blocks.extend(self._encode_numeric(column.name, values, missing, rng))
+            else:
+                categories = _categories(column)
+                codes = pd.Categorical(series.astype("string").where(~missing), categories=list(categories)).codes
+                onehot = np.zeros((n, len(categories)), dtype=np.float32)
+                present = codes >= 0
+                onehot[np.flatnonzero(present), codes[present]] = 1.0
+                blocks.append(onehot)
+            if column.nullable:
+                indicator = np.zeros((n, 2), dtype=np.float32)
+                indicator[np.arange(n), missing.astype(int)] = 1.0
+                blocks.append(indicator)
+        return np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+
+    def _encode_numeric(self, name: str, values: np.ndarray, missing: np.ndarray, rng) -> list[np.ndarray]:
+        state = self._numeric[name]
+        filled = np.where(missing, np.nan, values)
+        if self.continuous == "quantile":
+            scores = self._to_normal(state, filled)
+            scores[missing] = 0.0
+            return [scores.reshape(-1, 1).astype(np.float32)]
+        means, stds = np.asarray(state.means), np.asarray(state.stds)
+        x = np.where(missing, means[0], filled)
+        # Sample each value's mode from its posterior under the fitted mixture (CTGAN does the same).
+        logp = stats.norm.logpdf(x[:, None], means[None, :], stds[None, :])
+        logp -= logp.max(axis=1, keepdims=True)
+        probs = np.exp(logp)
+        probs /= probs.sum(axis=1, keepdims=True)
+        u = rng.random((len(x), 1))
+        modes = np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), len(means) - 1)
+        alpha = np.clip((x - means[modes]) / (4 * stds[modes]), -0.99, 0.99)
+        alpha[missing] = 0.0
+        onehot = np.zeros((len(x), len(means)), dtype=np.float32)
+        onehot[np.arange(len(x)), modes] = 1.0
+        return [alpha.reshape(-1, 1).astype(np.float32), onehot]
+
+    @staticmethod
+    def _to_normal(state: _NumericState, values: np.ndarray) -> np.ndarray:
+        q = np.asarray(state.quantiles)
+        probs = np.linspace(0.0, 1.0, len(q))
+        # Average the left and right interpolation so ties (integer data) map to the middle of their mass.
+        left = np.interp(values, q, probs)
+        right = 1.0 - np.interp(-values, -q[::-1], probs)
+        p = np.clip((left + right) / 2, 1e-4, 1 - 1e-4)
+        return stats.norm.ppf(p)
+
+    @staticmethod
+    def _from_normal(state: _NumericState, scores: np.ndarray) -> np.ndarray:
+        q = np.asarray(state.quantiles)
+        probs = np.linspace(0.0, 1.0, len(q))
+        return np.interp(stats.norm.cdf(scores), probs, q)
+
+    # ------------------------------------------------------------------ decoding
+    def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
+        """Decode a matrix (soft or hard one-hots) into a frame typed like the custody frame."""
+        assert self.schema is not None, "fit first"
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.shape[1] != self.output_dim:
+            raise ValueError(f"expected {self.output_dim} columns, got {matrix.shape[1]}")
+        out: dict[str, Any] = {}
+        offset = 0
+        spans = iter(self.spans)
+        for column in self.schema.kept:
+            if column.is_numeric:
+                span = next(spans)
+                value = matrix[:, offset]
+                offset += span.dim
+                state = self._numeric[column.name]
+                if self.continuous == "quantile":
+                    decoded = self._from_normal(state, value)
+                else:
+                    mode_span = next(spans)
+                    modes = matrix[:, offset:offset + mode_span.dim].argmax(axis=1)
+                    offset += mode_span.dim
+                    decoded = np.clip(value, -1, 1) * 4 * np.asarray(state.stds)[modes] + np.asarray(state.means)[modes]
+                decoded = np.clip(decoded, column.min, column.max)
+                if column.type == "integer":
+                    decoded = np.clip(np.round(decoded), np.ceil(column.min), np.floor(column.max))
+                series = pd.Series(decoded)
+            else:
+                span = next(spans)
+                categories = _categories(column)
+                codes = matrix[:, offset:offset + span.dim].argmax(axis=1)
+                offset += span.dim
+                if column.type == "event":
+                    series = pd.Series(codes.astype(np.int64))
+                else:
+                    series = pd.Series(pd.Categorical.from_codes(codes, categories=list(categories)))
+            if column.nullable:
+                span = next(spans)
+                missing = matrix[:, offset:offset + span.dim].argmax(axis=1) == 1
+                offset += span.dim
+                series = series.mask(missing)
+            out[column.name] = _typed(series, column)
+        return pd.DataFrame(out)
+
+    # ------------------------------------------------------------------ persistence
+    def to_config(self) -> dict[str, Any]:
+        assert self.schema is not None
+        return {
+            "continuous": self.continuous, "max_modes": self.max_modes, "max_fit_rows": self.max_fit_rows,
+            "n_quantiles": self.n_quantiles, "schema": self.schema.to_dict(),
+            "numeric": {name: asdict(state) for name, state in self._numeric.items()},
+            "spans": [asdict(span) for span in self.spans],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "DataTransformer":
+        self = cls(continuous=config["continuous"], max_modes=config["max_modes"],
+                   max_fit_rows=config["max_fit_rows"], n_quantiles=config["n_quantiles"])
+        self.schema = Schema.from_dict(config["schema"])
+        self._numeric = {name: _NumericState(**state) for name, state in config["numeric"].items()}
+        self.spans = [Span(**span) for span in config["spans"]]
+        json.dumps(config)  # configs are plain JSON
+        return self
+
+
+def _typed(series: pd.Series, column: Column) -> pd.Series:
+    """Match the dtypes that custody produces (see clearinghouse.tabular)."""
+    if column.type == "integer":
+        return series.astype("Int64")
+    if column.type == "event":
+        return series.astype("Int8")
+    if column.is_numeric:
+        return series.astype("float64")
+    return series.astype(pd.CategoricalDtype(list(column.categories)))
