@@ -42,3 +42,12 @@ class IsVerifiedUser(_Role):
 
     def allowed(self, user) -> bool:
         return user.is_verified_user
+
+
+class IsCustodianOrVerifiedResearcher(_Role):
+    """Synthetic releases: custodians (all of them) and verified researchers (published ones)."""
+
+    message = "Only custodians and verified researchers may do this."
+
+    def allowed(self, user) -> bool:
+        return user.is_custodian or user.is_verified_researcher

@@ -41,6 +41,38 @@ class Dataset(models.Model):
         return self.slug
 
 
+class Release(models.Model):
+    """A synthetic cohort sampled from a trained generator: ``data.csv``, ``data.parquet`` and
+    ``datasheet.json`` in ``RELEASES_DIR/<storage_name>/``. Researchers see it once published."""
+
+    run = models.ForeignKey("generators.GeneratorRun", on_delete=models.PROTECT, related_name="releases")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="releases")
+    rows = models.PositiveIntegerField()
+    seed = models.PositiveBigIntegerField()
+    conditions = models.JSONField(null=True, blank=True, help_text="As asked, e.g. {\"horTh\": \"yes\"}.")
+    datasheet = models.JSONField(help_text="Provenance and known limits (also written as datasheet.json).")
+    storage_name = models.CharField(max_length=100, unique=True, editable=False)
+    csv_bytes = models.PositiveBigIntegerField()
+    csv_sha256 = models.CharField(max_length=64)
+    parquet_bytes = models.PositiveBigIntegerField()
+    parquet_sha256 = models.CharField(max_length=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"release {self.pk} of {self.dataset_id}"
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove an append-only row."""
 

@@ -29,6 +29,8 @@ DATA_DIR = env_path("DATA_DIR", BASE_DIR / "var")
 CUSTODY_DIR = DATA_DIR / "custody"          # encrypted real datasets, read only via clearinghouse.custody
 UPLOAD_TEMP_DIR = DATA_DIR / "upload-tmp"   # plaintext upload spool, same protection, removed per request
 UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+MODELS_DIR = DATA_DIR / "models"            # trained generators (they were fitted on real rows: private)
+RELEASES_DIR = DATA_DIR / "releases"        # synthetic releases: data.csv, data.parquet, datasheet.json
 STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
 for _root in (STATIC_ROOT,):
     if DATA_DIR == _root or DATA_DIR.is_relative_to(_root) or _root.is_relative_to(DATA_DIR):
@@ -117,6 +119,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "clearinghouse.apps.ClearinghouseConfig",
     "accounts.apps.AccountsConfig",
+    "generators.apps.GeneratorsConfig",
 ]
 
 MIDDLEWARE = [
@@ -259,7 +262,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clearinghouse.audit_chain_verify",
         "schedule": env_int("AUDIT_VERIFY_EVERY_SECONDS", 3600, minimum=60),
     },
+    "generator-runs-reap": {
+        "task": "generators.reap_stale_runs",
+        "schedule": 60,
+    },
 }
+
+# --- generators and releases -----------------------------------------------------------
+# A training run may take at most this long (the task's hard limit; the soft limit comes a
+# minute earlier and fails the run with a message).
+GENERATOR_TIME_LIMIT_SECONDS = env_int("GENERATOR_TIME_LIMIT_SECONDS", 4 * 3600, minimum=120)
+GENERATOR_MAX_EPOCHS = env_int("GENERATOR_MAX_EPOCHS", 5000, minimum=1)
+# A running run whose worker has not reported for this long is failed (worker killed or lost).
+GENERATOR_STALE_AFTER_SECONDS = env_int("GENERATOR_STALE_AFTER_SECONDS", 900, minimum=60)
+RELEASE_MAX_ROWS = env_int("RELEASE_MAX_ROWS", 1_000_000, minimum=1)
 
 # --- static files, i18n ------------------------------------------------------------
 STATIC_URL = "static/"

@@ -9,6 +9,8 @@ from accounts import api as accounts_api
 from clearinghouse.admin import custodian_admin_site
 from clearinghouse.api import audit as audit_api
 from clearinghouse.api import datasets as datasets_api
+from clearinghouse.api import releases as releases_api
+from generators import api as runs_api
 
 
 def healthz(request):
@@ -28,6 +30,17 @@ api_v1 = [
     path("accounts/<int:user_id>/verify/", accounts_api.VerifyApi.as_view(), name="accounts-verify"),
     path("datasets/", datasets_api.DatasetListCreateApi.as_view(), name="datasets"),
     path("datasets/<str:slug>/", datasets_api.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<str:slug>/runs/", runs_api.DatasetRunsApi.as_view(), name="dataset-runs"),
+    path("runs/<int:run_id>/", runs_api.RunDetailApi.as_view(), name="run-detail"),
+    path("runs/<int:run_id>/cancel/", runs_api.RunCancelApi.as_view(), name="run-cancel"),
+    path("runs/<int:run_id>/releases/", releases_api.RunReleasesApi.as_view(), name="run-releases"),
+    path("releases/", releases_api.ReleaseListApi.as_view(), name="releases"),
+    path("releases/<int:release_id>/", releases_api.ReleaseDetailApi.as_view(), name="release-detail"),
+    path("releases/<int:release_id>/publish/", releases_api.ReleasePublishApi.as_view(), name="release-publish"),
+    path("releases/<int:release_id>/data.csv", releases_api.ReleaseDownloadApi.as_view(kind="csv"),
+         name="release-data-csv"),
+    path("releases/<int:release_id>/data.parquet", releases_api.ReleaseDownloadApi.as_view(kind="parquet"),
+         name="release-data-parquet"),
     path("audit/events/", audit_api.AuditEventListApi.as_view(), name="audit-events"),
     path("audit/events/export.csv", audit_api.AuditExportApi.as_view(), name="audit-export"),
     path("audit/verify/", audit_api.AuditVerifyApi.as_view(), name="audit-verify"),

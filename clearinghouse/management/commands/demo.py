@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -9,6 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
+from django.conf import settings
+from django.core.management.base import CommandError
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler, get_internal_wsgi_application
 
 from accounts.models import User
@@ -36,6 +40,10 @@ class Command(AuditedCommand):
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000",
                             help="where `make serve` will listen (for the printed URLs)")
+        parser.add_argument("--model", default="ctgan", help="the generator to train (ctgan, flow or copula)")
+        parser.add_argument("--epochs", type=int, default=300)
+        parser.add_argument("--download-dir", type=Path, default=None,
+                            help="where the researcher's download is saved (default: DATA_DIR/demo)")
 
     def handle(self, *args, **options):
         out = self.stdout
@@ -54,6 +62,7 @@ class Command(AuditedCommand):
             out.write(f"  researcher lists datasets: {[d['slug'] for d in listing['results']]} (metadata only, no rows)")
             refused = _call("POST", f"{api}/datasets/", tokens["demo-researcher"], expect_error=True)
             out.write(f"  researcher tries to upload: {refused['status']} {refused['error']['code']}")
+            self._synthetic(api, tokens, options)
             chain = _call("GET", f"{api}/audit/verify/", tokens["demo-auditor"])
             out.write(f"  auditor checks the audit chain: valid={chain['valid']} over {chain['events_checked']} events")
         finally:
@@ -68,9 +77,46 @@ class Command(AuditedCommand):
         out.write(f"  API docs (Swagger UI): {base}/api/docs/")
         out.write(f"  OpenAPI schema:        {base}/api/v1/schema/")
         out.write(f"  Datasets:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/datasets/")
+        out.write(f"  Releases:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/releases/")
         out.write(f"  Audit log:             curl -H 'Authorization: Bearer {tokens['demo-auditor']}' {base}/api/v1/audit/events/")
         out.write(f"  Admin (custodians):    {base}/admin/  (set a password: manage.py changepassword demo-custodian)")
         out.write("\nDemo finished.")
+
+    def _synthetic(self, api: str, tokens: dict[str, str], options) -> None:
+        """Custodian trains a generator and publishes a release; the researcher downloads it."""
+        out, custodian, researcher = self.stdout, tokens["demo-custodian"], tokens["demo-researcher"]
+        out.write(f"  custodian trains {options['model']} on gbsg2 for {options['epochs']} epochs on CPU "
+                  "(no broker: the job runs in-process when the request commits) ...")
+        run = _call("POST", f"{api}/datasets/gbsg2/runs/", custodian,
+                    body={"model": options["model"], "epochs": options["epochs"], "seed": 0, "device": "cpu"})
+        run = _call("GET", f"{api}/runs/{run['id']}/", custodian)
+        if run["status"] != "succeeded":
+            raise CommandError(f"run {run['id']} {run['status']}: {run['error']}")
+        progress = run["progress"]
+        out.write(f"  run {run['id']}: {run['status']} after {progress['epoch']}/{progress['epochs']} epochs in "
+                  f"{progress['elapsed_seconds']} s on {run['device']} ({run['n_train']} training rows, "
+                  f"{run['n_holdout']} held out)")
+        rows = 686
+        release = _call("POST", f"{api}/runs/{run['id']}/releases/", custodian, body={"rows": rows, "seed": 0})
+        out.write(f"  custodian samples release {release['id']}: {release['rows']} synthetic rows "
+                  f"(CSV {release['files']['csv']['bytes']} bytes, Parquet {release['files']['parquet']['bytes']} bytes)")
+        hidden = _call("GET", f"{api}/releases/{release['id']}/", researcher, expect_error=True)
+        out.write(f"  researcher asks for it before publication: {hidden['status']} {hidden['error']['code']}")
+        _call("POST", f"{api}/releases/{release['id']}/publish/", custodian)
+        listing = _call("GET", f"{api}/releases/", researcher)
+        out.write(f"  custodian publishes it; researcher lists releases: {[r['id'] for r in listing['results']]}")
+        folder = options["download_dir"] or Path(settings.DATA_DIR) / "demo"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"gbsg2-release-{release['id']}.csv"
+        data = _call("GET", f"{api}/releases/{release['id']}/data.csv", researcher, raw=True)
+        target.write_bytes(data)
+        frame = pd.read_csv(io.BytesIO(data))
+        digest = hashlib.sha256(data).hexdigest()
+        out.write(f"  researcher downloads data.csv: {len(frame)} rows × {len(frame.columns)} columns, sha256 "
+                  f"{'matches' if digest == release['files']['csv']['sha256'] else 'DIFFERS FROM'} the datasheet "
+                  f"-> {target}")
+        out.write(f"    horTh=yes in {100 * (frame['horTh'] == 'yes').mean():.1f} % of synthetic patients, "
+                  f"{100 * frame['cens'].mean():.1f} % with an event, median follow-up {frame['time'].median():.0f} days")
 
     def _users(self) -> dict[str, str]:
         tokens = {}
@@ -102,12 +148,17 @@ class Command(AuditedCommand):
         )
 
 
-def _call(method: str, url: str, token: str, *, expect_error: bool = False) -> dict:
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}",
-                                                                  "Accept": "application/json"})
+def _call(method: str, url: str, token: str, *, body: dict | None = None, expect_error: bool = False,
+          raw: bool = False):
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
+    request = urllib.request.Request(url, method=method, headers=headers, data=data)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=900) as response:
+            payload = response.read()
+            return payload if raw else json.loads(payload)
     except urllib.error.HTTPError as exc:
         if not expect_error:
             raise

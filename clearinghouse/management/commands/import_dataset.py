@@ -3,8 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from accounts.models import User
-from clearinghouse.management.base import AuditedCommand
+from clearinghouse.management.base import AuditedCommand, custodian_for
 from clearinghouse.services.datasets import dataset_create
 from clearinghouse.tabular import TableError, infer_schema
 
@@ -50,19 +49,8 @@ class Command(AuditedCommand):
             raise CommandError(f"{options['schema']} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
         dataset = dataset_create(
             slug=options["slug"], name=options["name"] or options["slug"], description=options["description"],
-            schema=schema, data=data, by=self._custodian(options["by"]),
+            schema=schema, data=data, by=custodian_for(options["by"]),
         )
         self.stderr.write(f"Imported {dataset.n_rows} rows × {dataset.n_columns} columns"
                           + (f"; dropped identifier column(s) {', '.join(dataset.dropped_columns)}" if dataset.dropped_columns else ""))
         self.stdout.write(dataset.slug)
-
-    def _custodian(self, username: str | None) -> User:
-        custodians = User.objects.filter(is_custodian=True, is_active=True)
-        if username:
-            user = custodians.filter(username=username).first()
-            if user is None:
-                raise CommandError(f"{username!r} is not an active custodian.")
-            return user
-        if custodians.count() != 1:
-            raise CommandError("Name the custodian with --by USERNAME (there is not exactly one).")
-        return custodians.get()

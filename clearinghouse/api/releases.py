@@ -1,0 +1,134 @@
+"""Releases API: custodians make and publish synthetic releases; verified researchers list and
+download the published ones. Downloads are streamed and audited."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from accounts.permissions import IsCustodian, IsCustodianOrVerifiedResearcher
+from clearinghouse import selectors
+from clearinghouse.api.errors import ApplicationError
+from clearinghouse.api.pagination import Pagination
+from clearinghouse.api.serializers import StrictInputSerializer
+from clearinghouse.api.views import ApiView
+from clearinghouse.models import Release
+from clearinghouse.services.releases import DATA_FILES, release_create, release_file, release_publish
+from generators.models import GeneratorRun
+
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+class ReleaseOutputSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="dataset.slug", read_only=True)
+    run = serializers.IntegerField(source="run_id", read_only=True)
+    published = serializers.BooleanField(read_only=True)
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = ["id", "dataset", "run", "rows", "seed", "conditions", "published", "published_at",
+                  "created_at", "datasheet", "files"]
+
+    def get_files(self, release: Release) -> dict:
+        return {
+            kind: {"url": f"/api/v1/releases/{release.pk}/{name}", "bytes": getattr(release, f"{kind}_bytes"),
+                   "sha256": getattr(release, f"{kind}_sha256")}
+            for kind, name in DATA_FILES.items()
+        }
+
+
+def _visible(user):
+    """Custodians see every release; researchers only published ones (others answer 404)."""
+    releases = selectors.release_list()
+    return releases if user.is_custodian else releases.filter(published_at__isnull=False)
+
+
+class RunReleasesApi(ApiView):
+    """A custodian samples a release from a succeeded run: plain, augmented (more rows than the
+    real cohort), conditional (``{"horTh": "yes"}``) or rebalanced (``{"horTh": {"yes": 0.5, "no": 0.5}}``)."""
+
+    permission_classes = [IsCustodian]
+    audit_action = "release.create"
+    audit_object_type = "run"
+
+    class InputSerializer(StrictInputSerializer):
+        rows = serializers.IntegerField(help_text="1 to RELEASE_MAX_ROWS")
+        seed = serializers.IntegerField(required=False, default=0)
+        conditions = serializers.JSONField(required=False, default=None, help_text=(
+            'a category {"horTh": "yes"}, a list {"tgrade": ["II", "III"]} or proportions '
+            '{"horTh": {"yes": 0.5, "no": 0.5}}'))
+
+    @extend_schema(request=InputSerializer, responses={201: ReleaseOutputSerializer}, operation_id="releases_create")
+    def post(self, request, run_id: int):
+        run = get_object_or_404(GeneratorRun.objects.select_related("dataset"), pk=run_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = release_create(run=run, by=request.user, **data.validated_data)
+        return Response(ReleaseOutputSerializer(release).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseListApi(ApiView):
+    permission_classes = [IsCustodianOrVerifiedResearcher]
+    audit_action = "release.list"
+    audit_object_type = "release"
+
+    @extend_schema(responses=ReleaseOutputSerializer(many=True))
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(_visible(request.user), request, view=self)
+        return paginator.get_paginated_response(ReleaseOutputSerializer(page, many=True).data)
+
+
+class ReleaseDetailApi(ApiView):
+    permission_classes = [IsCustodianOrVerifiedResearcher]
+    audit_action = "release.read"
+    audit_object_type = "release"
+
+    @extend_schema(responses=ReleaseOutputSerializer)
+    def get(self, request, release_id: int):
+        return Response(ReleaseOutputSerializer(get_object_or_404(_visible(request.user), pk=release_id)).data)
+
+
+class ReleasePublishApi(ApiView):
+    permission_classes = [IsCustodian]
+    audit_action = "release.publish"
+    audit_object_type = "release"
+
+    @extend_schema(request=inline_serializer("ReleasePublishInput", fields={}), responses=ReleaseOutputSerializer)
+    def post(self, request, release_id: int):
+        release = release_publish(release=get_object_or_404(Release, pk=release_id), by=request.user)
+        return Response(ReleaseOutputSerializer(release).data)
+
+
+class ReleaseDownloadApi(ApiView):
+    """The synthetic rows, streamed from disk; each download is an audit event."""
+
+    permission_classes = [IsCustodianOrVerifiedResearcher]
+    audit_action = "release.download"
+    audit_object_type = "release"
+    renderer_classes = [JSONRenderer]  # errors are JSON, whatever the Accept header asks for
+    kind = "csv"
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)
+
+    def audit_read_details(self) -> dict:
+        return {"format": self.kind}
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY),
+                              (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY)})
+    def get(self, request, release_id: int):
+        release = get_object_or_404(_visible(request.user), pk=release_id)
+        try:
+            handle = release_file(release, self.kind).open("rb")
+        except FileNotFoundError:
+            raise ApplicationError(f"Release {release.pk}'s {DATA_FILES[self.kind]} is missing from the server.",
+                                   code="release_file_missing", status_code=410) from None
+        return FileResponse(handle, as_attachment=True, content_type=CONTENT_TYPES[self.kind],
+                            filename=f"{release.dataset.slug}-release-{release.pk}.{self.kind}")

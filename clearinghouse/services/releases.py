@@ -1,0 +1,166 @@
+"""Synthetic releases: sample from a trained generator, write the files, publish.
+
+A release holds synthetic rows only. Its files appear whole or not at all: they are written
+into a staging folder and renamed into place, and the folder is removed again if the database
+row cannot be created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clearinghouse.api.errors import ApplicationError
+from clearinghouse.models import Release
+from clearinghouse.services.audit import audit_record
+from generators.core.models import ConditionError
+from generators.models import GeneratorRun
+
+__all__ = ["DATA_FILES", "release_create", "release_file", "release_publish"]
+
+MAX_SEED = 2**32 - 1
+DATA_FILES = {"csv": "data.csv", "parquet": "data.parquet"}
+DATASHEET_FILE = "datasheet.json"
+
+
+def _folder() -> Path:
+    folder = Path(settings.RELEASES_DIR)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def release_file(release: Release, kind: str) -> Path:
+    return _folder() / release.storage_name / DATA_FILES[kind]
+
+
+def _check(rows: Any, seed: Any) -> None:
+    for name, value, hi in (("rows", rows, settings.RELEASE_MAX_ROWS), ("seed", seed, MAX_SEED)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApplicationError(f"{name} must be a whole number.", code=f"invalid_{name}")
+        low = 1 if name == "rows" else 0
+        if not low <= value <= hi:
+            raise ApplicationError(f"{name} must be between {low} and {hi}, not {value}.", code=f"invalid_{name}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _known_limits(run: GeneratorRun, conditions: dict | None) -> list[str]:
+    limits = [
+        "Synthetic rows: no row is a real patient, and none may be used for a decision about a person.",
+        f"The generator ({run.model}) was trained without differential privacy, so the release carries no formal "
+        "privacy guarantee; its validation report measures disclosure risk against the training rows.",
+        f"The generator saw {run.n_train} training rows (an 80 % split); patterns in fewer rows than that, rare "
+        "categories and interactions of more than two columns may be missing or distorted.",
+        "Findings must be confirmed on the real data through the verification endpoint before they are reported.",
+    ]
+    if conditions:
+        limits.append(f"Conditional release ({json.dumps(conditions, sort_keys=True)}): the category proportions "
+                      "are set by the request, not by the real cohort.")
+    return limits
+
+
+def _datasheet(run: GeneratorRun, *, rows: int, seed: int, conditions: dict | None, created_at) -> dict:
+    dataset = run.dataset
+    return {
+        "source_dataset": {"slug": dataset.slug, "name": dataset.name, "rows": dataset.n_rows,
+                           "columns": dataset.n_columns},
+        "generator": {"run": run.pk, "model": run.model, "hyperparameters": run.hyperparameters,
+                      "epochs": run.epochs, "training_seed": run.seed, "device": run.device,
+                      "trained_rows": run.n_train, "trained_at": run.finished_at.isoformat() if run.finished_at else None},
+        "seed": seed,
+        "rows": rows,
+        "conditions": conditions,
+        "created_at": created_at.isoformat(),
+        "schema": dataset.schema,
+        "known_limits": _known_limits(run, conditions),
+    }
+
+
+def _write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, Any]]:
+    """Write the three files into a staging folder and rename it into place."""
+    root = _folder()
+    storage_name = uuid.uuid4().hex
+    staging = Path(tempfile.mkdtemp(prefix=f".{storage_name}-", dir=root))
+    try:
+        csv_path, parquet_path = staging / DATA_FILES["csv"], staging / DATA_FILES["parquet"]
+        frame.to_csv(csv_path, index=False, na_rep="", lineterminator="\n")
+        frame.to_parquet(parquet_path, index=False, engine="pyarrow")
+        facts = {"csv_bytes": csv_path.stat().st_size, "csv_sha256": _sha256(csv_path),
+                 "parquet_bytes": parquet_path.stat().st_size, "parquet_sha256": _sha256(parquet_path)}
+        datasheet["files"] = {"csv": {"name": DATA_FILES["csv"], "bytes": facts["csv_bytes"],
+                                      "sha256": facts["csv_sha256"]},
+                              "parquet": {"name": DATA_FILES["parquet"], "bytes": facts["parquet_bytes"],
+                                          "sha256": facts["parquet_sha256"]}}
+        (staging / DATASHEET_FILE).write_text(json.dumps(datasheet, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        for path in staging.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(staging, root / storage_name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return storage_name, facts
+
+
+def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: dict | None = None, by) -> Release:
+    """Sample ``rows`` synthetic rows (optionally conditional or rebalanced) and store them as a
+    draft release. Every check happens before anything is written."""
+    from generators.services import run_generator
+
+    _check(rows, seed)
+    if conditions is not None and not isinstance(conditions, dict):
+        raise ApplicationError("conditions must be an object such as {\"horTh\": \"yes\"}.", code="invalid_conditions")
+    if run.status != GeneratorRun.Status.SUCCEEDED:
+        raise ApplicationError(f"Run {run.pk} is {run.status}; releases come only from a succeeded run.",
+                               code="run_not_succeeded", status_code=409)
+    generator = run_generator(run)
+    try:
+        generator.plan(rows, conditions or {})
+    except ConditionError as exc:
+        raise ApplicationError(str(exc), code="invalid_conditions") from None
+    frame = generator.sample(rows, conditions=conditions or None, seed=seed)
+    created_at = timezone.now()
+    datasheet = _datasheet(run, rows=rows, seed=seed, conditions=conditions or None, created_at=created_at)
+    storage_name, facts = _write(frame, datasheet)
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(run=run, dataset=run.dataset, rows=rows, seed=seed,
+                                             conditions=conditions or None, datasheet=datasheet,
+                                             storage_name=storage_name, created_by=by, **facts)
+            audit_record(action="release.create", actor=by, object_type="release", object_id=release.pk,
+                         details={"run": run.pk, "dataset": run.dataset.slug, "rows": rows, "seed": seed,
+                                  "conditions": conditions or None})
+    except BaseException:
+        shutil.rmtree(_folder() / storage_name, ignore_errors=True)
+        raise
+    return release
+
+
+def release_publish(*, release: Release, by) -> Release:
+    with transaction.atomic():
+        release = Release.objects.select_for_update().get(pk=release.pk)
+        if release.published:
+            raise ApplicationError(f"Release {release.pk} is already published.", code="already_published",
+                                   status_code=409)
+        release.published_at, release.published_by = timezone.now(), by
+        release.save(update_fields=["published_at", "published_by"])
+        audit_record(action="release.publish", actor=by, object_type="release", object_id=release.pk,
+                     details={"dataset": release.dataset.slug, "rows": release.rows})
+    return release

@@ -1,0 +1,268 @@
+"""Training runs: create (checked, queued on commit), execute (the task body), cancel, reap.
+
+The pure core (``generators.core``) does the training; this module adds custody, the split,
+progress in the database, the checkpoint on disk and the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clearinghouse.api.errors import ApplicationError
+from clearinghouse.custody import CustodyError, custody_read
+from clearinghouse.models import AuditEvent, Dataset
+from clearinghouse.schema import Schema
+from clearinghouse.services.audit import audit_record
+from generators.core.models import MODELS, Generator, TrainingDiverged, load_model
+from generators.core.models.base import resolve_device
+from generators.models import GeneratorRun
+
+__all__ = [
+    "HOLDOUT_FRACTION", "RunCancelled", "run_cancel", "run_create", "run_execute", "run_generator",
+    "run_split", "runs_reap_stale",
+]
+
+logger = logging.getLogger(__name__)
+
+HOLDOUT_FRACTION = 0.2
+MAX_SEED = 2**32 - 1
+#: Progress is written to the database at most this often (and always at the last epoch).
+PROGRESS_EVERY_SECONDS = 1.0
+
+Status = GeneratorRun.Status
+
+
+class RunCancelled(Exception):
+    """Raised inside training when the run's cancellation was asked for."""
+
+
+# --------------------------------------------------------------------------- create
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApplicationError(f"{name} must be a whole number.", code=f"invalid_{name}")
+    if not lo <= value <= hi:
+        raise ApplicationError(f"{name} must be between {lo} and {hi}, not {value}.", code=f"invalid_{name}")
+    return value
+
+
+def run_create(
+    *,
+    dataset: Dataset,
+    model: str,
+    epochs: int,
+    seed: int = 0,
+    device: str = "auto",
+    hyperparameters: dict[str, Any] | None = None,
+    by,
+    enqueue: bool = True,
+) -> GeneratorRun:
+    """Check everything a worker would trip over, then record the run and queue it when the
+    transaction commits. Nothing is stored or queued when a check fails."""
+    if model not in MODELS:
+        raise ApplicationError(f"Unknown model {model!r}; available: {', '.join(sorted(MODELS))}.",
+                               code="unknown_model")
+    _check_int("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+    _check_int("seed", seed, 0, MAX_SEED)
+    if device not in GeneratorRun.Device.values:
+        raise ApplicationError(f"device must be one of {', '.join(GeneratorRun.Device.values)}, not {device!r}.",
+                               code="invalid_device")
+    hyperparameters = dict(hyperparameters or {})
+    try:
+        MODELS[model].Hyper.parse(hyperparameters)
+    except (ValueError, TypeError) as exc:
+        raise ApplicationError(f"hyperparameters: {exc}.", code="invalid_hyperparameters") from None
+    if device == "cuda" and settings.CELERY_TASK_ALWAYS_EAGER and not torch.cuda.is_available():
+        raise ApplicationError("device 'cuda' was asked for, but this machine has no CUDA device and no broker "
+                               "is configured to reach a GPU worker.", code="cuda_unavailable")
+    queue = "gpu" if device == "cuda" else settings.CELERY_TASK_DEFAULT_QUEUE
+    with transaction.atomic():
+        run = GeneratorRun.objects.create(
+            dataset=dataset, model=model, hyperparameters=hyperparameters, epochs=epochs, seed=seed,
+            device_requested=device, queue=queue, created_by=by,
+        )
+        audit_record(action="run.create", actor=by, object_type="run", object_id=run.pk,
+                     details={"dataset": dataset.slug, "model": model, "epochs": epochs, "seed": seed,
+                              "device": device, "queue": queue, "hyperparameters": hyperparameters})
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(run))
+    return run
+
+
+def _enqueue(run: GeneratorRun) -> None:
+    from generators.tasks import train_run
+
+    train_run.apply_async(args=[run.pk], queue=run.queue)
+
+
+# --------------------------------------------------------------------------- execute
+def run_split(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded 80/20 split of row positions: (train, holdout), each sorted."""
+    order = np.random.default_rng(seed).permutation(n_rows)
+    n_holdout = int(round(HOLDOUT_FRACTION * n_rows))
+    return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def _device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def checkpoint_path(run: GeneratorRun) -> Path:
+    return Path(settings.MODELS_DIR) / run.checkpoint_name
+
+
+def _claim(run_id: int, worker: str) -> GeneratorRun | None:
+    """queued → running, or None when the run is no longer queued (cancelled, or claimed twice)."""
+    with transaction.atomic():
+        run = GeneratorRun.objects.select_for_update().select_related("dataset").filter(pk=run_id).first()
+        if run is None or run.status != Status.QUEUED:
+            return None
+        now = timezone.now()
+        run.status, run.started_at, run.heartbeat_at, run.worker = Status.RUNNING, now, now, worker[:200]
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "worker"])
+        audit_record(action="run.start", object_type="run", object_id=run.pk,
+                     details={"dataset": run.dataset.slug, "worker": run.worker})
+    return run
+
+
+def _finish(run: GeneratorRun, status: str, *, error: str = "", **fields: Any) -> GeneratorRun:
+    outcome = {Status.SUCCEEDED: AuditEvent.Outcome.SUCCESS, Status.CANCELLED: AuditEvent.Outcome.SUCCESS}.get(
+        status, AuditEvent.Outcome.FAILED)
+    with transaction.atomic():
+        updated = GeneratorRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+            status=status, error=error, finished_at=timezone.now(), **fields)
+        if updated:
+            audit_record(action="run.finish", outcome=outcome, object_type="run", object_id=run.pk,
+                         details={"status": status, "epoch": run.epoch, "epochs": run.epochs,
+                                  **({"error": error} if error else {})})
+    run.refresh_from_db()
+    return run
+
+
+def _progress_writer(run: GeneratorRun, relay: Callable[[int, int, dict], None] | None):
+    last_write = 0.0
+
+    def progress(epoch: int, total: int, losses: dict[str, float]) -> None:
+        nonlocal last_write
+        run.epoch, run.losses = epoch, {k: round(float(v), 6) for k, v in losses.items()}
+        if relay is not None:
+            relay(epoch, total, losses)
+        now = time.monotonic()
+        if now - last_write < PROGRESS_EVERY_SECONDS and epoch < total:
+            return
+        last_write = now
+        GeneratorRun.objects.filter(pk=run.pk).update(epoch=run.epoch, losses=run.losses, heartbeat_at=timezone.now())
+        if GeneratorRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            raise RunCancelled()
+
+    return progress
+
+
+def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dict], None] | None = None) -> GeneratorRun | None:
+    """The task body. Never raises for a run that fails: the failure is recorded on the run.
+
+    ``relay(epoch, total, losses)`` is called after every epoch (the ``train`` command's bar).
+    """
+    run = _claim(run_id, worker)
+    if run is None:
+        return None
+    run.checkpoint_name = f"run-{run.pk}"
+    try:
+        schema = Schema.from_dict(run.dataset.schema)
+        table = custody_read(run.dataset.storage_name)
+        train, holdout = run_split(len(table), run.seed)
+        GeneratorRun.objects.filter(pk=run.pk).update(n_train=len(train), holdout_rows=holdout.tolist())
+        device = resolve_device(run.device_requested)
+        run.device = _device_label(device)
+        GeneratorRun.objects.filter(pk=run.pk).update(device=run.device)
+        generator = MODELS[run.model](**run.hyperparameters)
+        generator.fit(table.iloc[train].reset_index(drop=True), schema, epochs=run.epochs, seed=int(run.seed),
+                      device=str(device), progress=_progress_writer(run, relay))
+        Path(settings.MODELS_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+        generator.save(checkpoint_path(run))  # staged and renamed: whole, or not at all
+    except RunCancelled:
+        return _finish(run, Status.CANCELLED, error="cancelled on request", epoch=run.epoch)
+    except TrainingDiverged as exc:
+        return _finish(run, Status.FAILED, error=f"training diverged: {exc}", epoch=run.epoch)
+    except CustodyError as exc:
+        return _finish(run, Status.FAILED, error=str(exc), epoch=run.epoch)
+    except SoftTimeLimitExceeded:
+        return _finish(run, Status.FAILED, epoch=run.epoch, error=(
+            f"stopped at the time limit of {settings.GENERATOR_TIME_LIMIT_SECONDS} s, at epoch {run.epoch} of "
+            f"{run.epochs}: train fewer epochs, or on a GPU"))
+    except Exception as exc:
+        # The message of an unexpected error may quote data; the worker log has the traceback.
+        logger.exception("run %s failed", run.pk)
+        return _finish(run, Status.FAILED, epoch=run.epoch,
+                       error=f"internal error ({type(exc).__name__}) at epoch {run.epoch}; see the worker log")
+    return _finish(run, Status.SUCCEEDED, epoch=run.epoch, losses=run.losses, checkpoint_name=run.checkpoint_name)
+
+
+def run_generator(run: GeneratorRun, *, device: str = "cpu") -> Generator:
+    """The trained generator of a succeeded run (loaded with ``weights_only``: no code is unpickled)."""
+    if run.status != Status.SUCCEEDED:
+        raise ApplicationError(f"Run {run.pk} is {run.status}; only a succeeded run has a generator.",
+                               code="run_not_succeeded", status_code=409)
+    try:
+        return load_model(checkpoint_path(run), device=device)
+    except FileNotFoundError:
+        raise ApplicationError(f"Run {run.pk}'s checkpoint is missing from the server.", code="checkpoint_missing",
+                               status_code=409) from None
+
+
+# --------------------------------------------------------------------------- cancel, reap
+def run_cancel(*, run: GeneratorRun, by) -> GeneratorRun:
+    """A queued run is cancelled at once; a running one stops at its next progress report."""
+    with transaction.atomic():
+        run = GeneratorRun.objects.select_for_update().get(pk=run.pk)
+        if run.finished:
+            raise ApplicationError(f"Run {run.pk} has already {run.status}; there is nothing to cancel.",
+                                   code="run_finished", status_code=409)
+        if run.status == Status.QUEUED:
+            run.status, run.finished_at, run.error = Status.CANCELLED, timezone.now(), "cancelled before it started"
+            run.save(update_fields=["status", "finished_at", "error"])
+        else:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested"])
+        audit_record(action="run.cancel", actor=by, object_type="run", object_id=run.pk,
+                     details={"status": run.status})
+    return run
+
+
+def runs_reap_stale(*, now=None) -> list[int]:
+    """Fail running runs whose worker went silent (killed, out of memory, machine lost), and remove
+    checkpoints that were being staged when a worker died. Returns the ids of the failed runs."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.GENERATOR_STALE_AFTER_SECONDS)
+    reaped = []
+    for run in GeneratorRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
+        with transaction.atomic():
+            updated = GeneratorRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=Status.FAILED, finished_at=now,
+                error=(f"the worker stopped reporting at epoch {run.epoch} of {run.epochs} (last report "
+                       f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): it was killed or lost; no checkpoint was kept"))
+            if updated:
+                audit_record(action="run.finish", outcome=AuditEvent.Outcome.FAILED, object_type="run",
+                             object_id=run.pk, details={"status": Status.FAILED, "reason": "worker lost"})
+                reaped.append(run.pk)
+        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
+    staging_cutoff = time.time() - settings.GENERATOR_STALE_AFTER_SECONDS
+    models_dir = Path(settings.MODELS_DIR)
+    if models_dir.is_dir():
+        for staging in models_dir.glob(".run-*"):  # Generator.save stages in .<name>-XXXX next to the target
+            if staging.stat().st_mtime < staging_cutoff:
+                shutil.rmtree(staging, ignore_errors=True)
+    return reaped
