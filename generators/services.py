@@ -31,7 +31,7 @@ from generators.models import GeneratorRun
 
 __all__ = [
     "HOLDOUT_FRACTION", "RunCancelled", "run_cancel", "run_create", "run_execute", "run_generator",
-    "run_split", "runs_reap_stale",
+    "run_split", "runs_fail_orphaned", "runs_reap_stale",
 ]
 
 logger = logging.getLogger(__name__)
@@ -240,6 +240,24 @@ def run_cancel(*, run: GeneratorRun, by) -> GeneratorRun:
         audit_record(action="run.cancel", actor=by, object_type="run", object_id=run.pk,
                      details={"status": run.status})
     return run
+
+
+def runs_fail_orphaned(*, worker: str) -> list[int]:
+    """At worker start: runs still marked running on this worker belong to a previous process
+    that was killed (OOM, SIGKILL, reboot). Fail them now rather than after the stale timeout."""
+    reaped = []
+    for run in GeneratorRun.objects.filter(status=Status.RUNNING, worker=worker[:200]):
+        with transaction.atomic():
+            updated = GeneratorRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+                status=Status.FAILED, finished_at=timezone.now(),
+                error=f"the worker {worker} was restarted while the run was at epoch {run.epoch} of {run.epochs}: "
+                      "it was killed; no checkpoint was kept")
+            if updated:
+                audit_record(action="run.finish", outcome=AuditEvent.Outcome.FAILED, object_type="run",
+                             object_id=run.pk, details={"status": Status.FAILED, "reason": "worker restarted"})
+                reaped.append(run.pk)
+        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
+    return reaped
 
 
 def runs_reap_stale(*, now=None) -> list[int]:

@@ -2,10 +2,11 @@
 
 import socket
 
-from celery import shared_task
+from celery import shared_task, signals
 from django.conf import settings
 
-from generators.services import run_execute, runs_reap_stale
+from clearinghouse import context
+from generators.services import run_execute, runs_fail_orphaned, runs_reap_stale
 
 
 @shared_task(
@@ -24,3 +25,10 @@ def train_run(self, run_id: int) -> str | None:
 def reap_stale_runs() -> list[int]:
     """Beat runs this every minute: runs whose worker went silent are failed with a reason."""
     return runs_reap_stale()
+
+
+@signals.worker_ready.connect
+def _fail_orphaned_runs(sender=None, **kwargs):
+    """A worker that starts again fails the runs its killed predecessor left ``running``."""
+    with context.bound(channel="task"):
+        runs_fail_orphaned(worker=getattr(sender, "hostname", None) or socket.gethostname())
