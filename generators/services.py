@@ -80,9 +80,16 @@ def run_create(
                                code="invalid_device")
     hyperparameters = dict(hyperparameters or {})
     try:
-        MODELS[model].Hyper.parse(hyperparameters)
+        parsed = MODELS[model].Hyper.parse(hyperparameters)
     except (ValueError, TypeError) as exc:
         raise ApplicationError(f"hyperparameters: {exc}.", code="invalid_hyperparameters") from None
+    condition_on = getattr(parsed, "condition_on", "")  # a column name: checkable only against the schema
+    if condition_on:
+        schema = Schema.from_dict(dataset.schema)
+        column = schema[condition_on] if condition_on in schema else None
+        if column is None or column.type not in ("categorical", "event"):
+            raise ApplicationError(f"hyperparameters: condition_on must name a categorical or event column of "
+                                   f"the dataset, not {condition_on!r}.", code="invalid_hyperparameters")
     if device == "cuda" and settings.CELERY_TASK_ALWAYS_EAGER and not torch.cuda.is_available():
         raise ApplicationError("device 'cuda' was asked for, but this machine has no CUDA device and no broker "
                                "is configured to reach a GPU worker.", code="cuda_unavailable")
@@ -191,6 +198,8 @@ def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dic
         generator = MODELS[run.model](**run.hyperparameters)
         generator.fit(table.iloc[train].reset_index(drop=True), schema, epochs=run.epochs, seed=int(run.seed),
                       device=str(device), progress=_progress_writer(run, relay))
+        if GeneratorRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            raise RunCancelled()  # asked for after the last progress report: keep no checkpoint
         Path(settings.MODELS_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
         generator.save(checkpoint_path(run))  # staged and renamed: whole, or not at all
     except RunCancelled:
@@ -208,7 +217,11 @@ def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dic
         logger.exception("run %s failed", run.pk)
         return _finish(run, Status.FAILED, epoch=run.epoch,
                        error=f"internal error ({type(exc).__name__}) at epoch {run.epoch}; see the worker log")
-    return _finish(run, Status.SUCCEEDED, epoch=run.epoch, losses=run.losses, checkpoint_name=run.checkpoint_name)
+    finished = _finish(run, Status.SUCCEEDED, epoch=run.epoch, losses=run.losses, checkpoint_name=run.checkpoint_name)
+    if finished.status != Status.SUCCEEDED:
+        # Failed meanwhile (the reaper took this worker for lost): keep no checkpoint that no run points to.
+        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
+    return finished
 
 
 def run_generator(run: GeneratorRun, *, device: str = "cpu") -> Generator:
