@@ -30,12 +30,20 @@ from accounts import login_throttle
 from accounts.models import ApiToken, User
 from accounts.services import token_issue_for
 from clearinghouse.api.audit import EXPORT_FIELDS
-from clearinghouse.models import AuditEvent, Dataset
+from clearinghouse.models import AuditEvent, Dataset, Release
+from clearinghouse.services.releases import release_create, release_publish
+from generators.models import GeneratorRun
+from generators.services import run_create
 from tests.conftest import ROLES, client_for, make_user, upload_payload
 
 PASSWORD = "correct horse battery staple"  # what tests.conftest.make_user gives every user
 DATASET_FIELDS = {"slug", "name", "description", "schema", "n_rows", "n_columns", "dropped_columns",
                   "stored_bytes", "created_by", "created_at"}
+RUN_FIELDS = {"id", "dataset", "model", "hyperparameters", "epochs", "seed", "device_requested", "device", "queue",
+              "status", "cancel_requested", "progress", "error", "n_train", "n_holdout", "created_by", "created_at",
+              "started_at", "finished_at"}
+RELEASE_FIELDS = {"id", "dataset", "run", "rows", "seed", "conditions", "published", "published_at", "created_at",
+                  "datasheet", "files"}
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +63,9 @@ def _fresh_rate_limits():
 # --------------------------------------------------------------------------------------------
 # The matrix: (endpoint, method, path) → the status each role gets, and the audit action.
 # Path placeholders: {own_token} one of the caller's tokens; {other_token} someone else's;
-# {pending} an unverified researcher awaiting verification; {slug} an existing dataset.
+# {pending} an unverified researcher awaiting verification; {slug} an existing dataset;
+# {run} a succeeded training run; {queued_run} a run not yet started; {release} a published
+# release of {run}; {draft} an unpublished one.
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -85,6 +95,19 @@ MATRIX = [
     E("list datasets",             "GET",  "/api/v1/datasets/",                     401, 403,  200,  200,  200, "dataset.list"),
     E("read a dataset",            "GET",  "/api/v1/datasets/{slug}/",              401, 403,  200,  200,  200, "dataset.read"),
     E("upload a dataset",          "POST", "/api/v1/datasets/",                     401, 403,  403,  403,  201, "dataset.upload"),
+    E("list a dataset's runs",     "GET",  "/api/v1/datasets/{slug}/runs/",         401, 403,  403,  403,  200, "run.list"),
+    E("start a training run",      "POST", "/api/v1/datasets/{slug}/runs/",         401, 403,  403,  403,  202, "run.create"),
+    E("read a run",                "GET",  "/api/v1/runs/{run}/",                   401, 403,  403,  403,  200, "run.read"),
+    E("cancel a run",              "POST", "/api/v1/runs/{queued_run}/cancel/",     401, 403,  403,  403,  202, "run.cancel"),
+    E("make a release",            "POST", "/api/v1/runs/{run}/releases/",          401, 403,  403,  403,  201, "release.create"),
+    E("list releases",             "GET",  "/api/v1/releases/",                     401, 403,  200,  403,  200, "release.list"),
+    E("read a release",            "GET",  "/api/v1/releases/{release}/",           401, 403,  200,  403,  200, "release.read"),
+    E("read a draft release",      "GET",  "/api/v1/releases/{draft}/",             401, 403,  404,  403,  200, "release.read"),
+    E("publish a release",         "POST", "/api/v1/releases/{draft}/publish/",     401, 403,  403,  403,  200, "release.publish"),
+    E("download a CSV",            "GET",  "/api/v1/releases/{release}/data.csv",   401, 403,  200,  403,  200, "release.download"),
+    E("download a Parquet",        "GET",  "/api/v1/releases/{release}/data.parquet", 401, 403, 200, 403,  200, "release.download"),
+    E("download a draft's CSV",    "GET",  "/api/v1/releases/{draft}/data.csv",     401, 403,  404,  403,  200, "release.download"),
+    E("download a draft's Parquet", "GET", "/api/v1/releases/{draft}/data.parquet", 401, 403,  404,  403,  200, "release.download"),
     E("list audit events",         "GET",  "/api/v1/audit/events/",                 401, 403,  403,  200,  403, "audit.events.list"),
     E("export audit events",       "GET",  "/api/v1/audit/events/export.csv",       401, 403,  403,  200,  403, "audit.events.export"),
     E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
@@ -111,15 +134,38 @@ class World:
     spare_tokens: dict[str, ApiToken]  # a second token per user, safe to revoke
     pending: User
     dataset: Dataset
+    capture_on_commit: Callable
+    run: GeneratorRun | None = None  # succeeded
+    queued_run: GeneratorRun | None = None
+    release: Release | None = None  # published
+    draft: Release | None = None
 
     def user(self, role: str) -> User | None:
         return self.users[role]
 
+    def add_runs_and_releases(self) -> None:
+        """A trained run (a copula: hundredths of a second), a queued one, a published release and a draft.
+        Made only for the cases that need them."""
+        by = self.users["custodian"]
+        with self.capture_on_commit(execute=True):  # the eager task trains the run when the creation commits
+            run = run_create(dataset=self.dataset, model="copula", epochs=1, seed=0, device="cpu", by=by)
+        run.refresh_from_db()
+        assert run.status == GeneratorRun.Status.SUCCEEDED, run.error
+        self.run = run
+        self.queued_run = run_create(dataset=self.dataset, model="copula", epochs=1, seed=1, device="cpu", by=by,
+                                     enqueue=False)
+        self.release = release_publish(release=release_create(run=run, rows=8, seed=1, by=by), by=by)
+        self.draft = release_create(run=run, rows=9, seed=2, by=by)
+
     def path(self, endpoint: Endpoint, role: str) -> str:
         own = self.spare_tokens.get(role, self.spare_tokens["researcher"])
         other = self.spare_tokens["researcher" if role == "custodian" else "custodian"]
+        if self.run is None and ("/runs/" in endpoint.path or "/releases/" in endpoint.path):
+            self.add_runs_and_releases()
+        ids = {name: getattr(self, name).pk if getattr(self, name) else None
+               for name in ("run", "queued_run", "release", "draft")}
         return endpoint.path.format(own_token=own.pk, other_token=other.pk, pending=self.pending.pk,
-                                    slug=self.dataset.slug)
+                                    slug=self.dataset.slug, **ids)
 
     def body(self, endpoint: Endpoint, role: str) -> tuple[dict | None, str | None]:
         """The request body and its format for one cell of the matrix."""
@@ -131,16 +177,21 @@ class World:
                     "affiliation": "Example University"}, "json"
         if endpoint.name == "upload a dataset":
             return upload_payload(slug=f"upload-by-{role}"), "multipart"
+        if endpoint.name == "start a training run":
+            return {"model": "copula", "epochs": 1, "seed": 3, "device": "cpu"}, "json"
+        if endpoint.name == "make a release":
+            return {"rows": 7, "seed": 5}, "json"
         return None, None
 
 
 @pytest.fixture
-def world(clients, custodian, researcher, unverified, auditor, dataset) -> World:
+def world(clients, custodian, researcher, unverified, auditor, dataset, django_capture_on_commit_callbacks) -> World:
     users = {"anonymous": None, "unverified": unverified[0], "researcher": researcher[0], "auditor": auditor[0],
              "custodian": custodian[0]}
     spare = {role: token_issue_for(user=user, name="spare")[0] for role, user in users.items() if user}
     pending, _ = make_user("pat", ["researcher"], verified=False)
-    return World(users=users, clients=clients, spare_tokens=spare, pending=pending, dataset=dataset)
+    return World(users=users, clients=clients, spare_tokens=spare, pending=pending, dataset=dataset,
+                 capture_on_commit=django_capture_on_commit_callbacks)
 
 
 def send(client, method: str, path: str, body: dict | None = None, fmt: str | None = None):
@@ -285,6 +336,84 @@ def _audit_verified(world: World, role: str, response) -> User:
     return world.users[role]
 
 
+def _runs_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert [r["id"] for r in body["results"]] == [world.queued_run.pk, world.run.pk]
+    assert set(body["results"][0]) == RUN_FIELDS
+    return world.users[role]
+
+
+def _run_started(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == RUN_FIELDS
+    assert (body["dataset"], body["model"], body["epochs"], body["seed"], body["created_by"]) == (
+        "gbsg2-small", "copula", 1, 3, world.users[role].username)
+    assert response["Location"] == f"/api/v1/runs/{body['id']}/"
+    assert GeneratorRun.objects.filter(pk=body["id"], seed=3).exists()
+    return world.users[role]
+
+
+def _run_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == RUN_FIELDS
+    assert (body["id"], body["status"], body["n_train"], body["n_holdout"]) == (world.run.pk, "succeeded", 5, 1)
+    assert "holdout_rows" not in body and "checkpoint_name" not in body
+    return world.users[role]
+
+
+def _run_cancelled(world: World, role: str, response) -> User:
+    world.queued_run.refresh_from_db()
+    assert world.queued_run.status == "cancelled"
+    assert response.json()["status"] == "cancelled"
+    return world.users[role]
+
+
+def _release_made(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == RELEASE_FIELDS
+    assert (body["run"], body["rows"], body["seed"], body["published"]) == (world.run.pk, 7, 5, False)
+    assert Release.objects.filter(pk=body["id"], created_by=world.users[role]).exists()
+    return world.users[role]
+
+
+def _releases_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    expected = [world.draft.pk, world.release.pk] if role == "custodian" else [world.release.pk]
+    assert [r["id"] for r in body["results"]] == expected  # researchers: published only
+    assert all(set(r) == RELEASE_FIELDS for r in body["results"])
+    return world.users[role]
+
+
+def _release_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == RELEASE_FIELDS and body["id"] == world.release.pk and body["published"] is True
+    return world.users[role]
+
+
+def _draft_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert (body["id"], body["published"]) == (world.draft.pk, False)
+    return world.users[role]
+
+
+def _published(world: World, role: str, response) -> User:
+    world.draft.refresh_from_db()
+    assert world.draft.published and world.draft.published_by == world.users[role]
+    assert response.json()["published"] is True
+    return world.users[role]
+
+
+def _downloaded(release_of: Callable[[World], Release], kind: str):
+    def check(world: World, role: str, response) -> User:
+        release = release_of(world)
+        assert response.streaming and response["Content-Disposition"].startswith("attachment;")
+        content = content_of(response)
+        assert len(content) == getattr(release, f"{kind}_bytes")
+        return world.users[role]
+
+    return check
+
+
 def _openapi(world: World, role: str, response) -> None:
     assert yaml.safe_load(response.content)["openapi"].startswith("3.")
 
@@ -308,6 +437,19 @@ SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
     "list datasets": _datasets_listed,
     "read a dataset": _dataset_read,
     "upload a dataset": _uploaded,
+    "list a dataset's runs": _runs_listed,
+    "start a training run": _run_started,
+    "read a run": _run_read,
+    "cancel a run": _run_cancelled,
+    "make a release": _release_made,
+    "list releases": _releases_listed,
+    "read a release": _release_read,
+    "read a draft release": _draft_read,
+    "publish a release": _published,
+    "download a CSV": _downloaded(lambda w: w.release, "csv"),
+    "download a Parquet": _downloaded(lambda w: w.release, "parquet"),
+    "download a draft's CSV": _downloaded(lambda w: w.draft, "csv"),
+    "download a draft's Parquet": _downloaded(lambda w: w.draft, "parquet"),
     "list audit events": _audit_listed,
     "export audit events": _audit_exported,
     "verify the audit chain": _audit_verified,
@@ -326,6 +468,16 @@ def assert_no_side_effect(world: World, endpoint: Endpoint, role: str) -> None:
         assert list(Dataset.objects.values_list("slug", flat=True)) == ["gbsg2-small"]
     elif endpoint.name.startswith("revoke"):
         assert not ApiToken.objects.filter(revoked_at__isnull=False).exists()
+    elif endpoint.name == "start a training run":
+        assert set(GeneratorRun.objects.values_list("pk", flat=True)) == {world.run.pk, world.queued_run.pk}
+    elif endpoint.name == "cancel a run":
+        world.queued_run.refresh_from_db()
+        assert (world.queued_run.status, world.queued_run.cancel_requested) == ("queued", False)
+    elif endpoint.name == "make a release":
+        assert set(Release.objects.values_list("pk", flat=True)) == {world.release.pk, world.draft.pk}
+    elif endpoint.name == "publish a release":
+        world.draft.refresh_from_db()
+        assert not world.draft.published
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +534,8 @@ def test_the_matrix_covers_every_api_route():
     normalised = {
         e.path.replace("{own_token}", "<int:token_id>").replace("{other_token}", "<int:token_id>")
         .replace("{pending}", "<int:user_id>").replace("{slug}", "<str:slug>")
+        .replace("{run}", "<int:run_id>").replace("{queued_run}", "<int:run_id>")
+        .replace("{release}", "<int:release_id>").replace("{draft}", "<int:release_id>")
         for e in MATRIX
     }
     assert routes <= normalised, routes - normalised

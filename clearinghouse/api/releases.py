@@ -60,7 +60,7 @@ class RunReleasesApi(ApiView):
     class InputSerializer(StrictInputSerializer):
         rows = serializers.IntegerField(help_text="1 to RELEASE_MAX_ROWS")
         seed = serializers.IntegerField(required=False, default=0)
-        conditions = serializers.JSONField(required=False, default=None, help_text=(
+        conditions = serializers.JSONField(required=False, default=None, allow_null=True, help_text=(
             'a category {"horTh": "yes"}, a list {"tgrade": ["II", "III"]} or proportions '
             '{"horTh": {"yes": 0.5, "no": 0.5}}'))
 

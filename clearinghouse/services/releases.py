@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,14 @@ def _known_limits(run: GeneratorRun, conditions: dict | None) -> list[str]:
     return limits
 
 
-def _datasheet(run: GeneratorRun, *, rows: int, seed: int, conditions: dict | None, created_at) -> dict:
+def _datasheet(run: GeneratorRun, *, rows: int, seed: int, conditions: dict | None, created_at,
+               hyperparameters: dict) -> dict:
+    """``hyperparameters``: the trained generator's own, defaults included (the run records only those given)."""
     dataset = run.dataset
     return {
         "source_dataset": {"slug": dataset.slug, "name": dataset.name, "rows": dataset.n_rows,
                            "columns": dataset.n_columns},
-        "generator": {"run": run.pk, "model": run.model, "hyperparameters": run.hyperparameters,
+        "generator": {"run": run.pk, "model": run.model, "hyperparameters": hyperparameters,
                       "epochs": run.epochs, "training_seed": run.seed, "device": run.device,
                       "trained_rows": run.n_train, "trained_at": run.finished_at.isoformat() if run.finished_at else None},
         "seed": seed,
@@ -132,12 +135,16 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
                                code="run_not_succeeded", status_code=409)
     generator = run_generator(run)
     try:
-        generator.plan(rows, conditions or {})
+        planned = sum(count for count, _fixed in generator.plan(rows, conditions or {}))
+        if planned != rows:  # e.g. a category listed twice: the release would hold fewer rows than it says
+            raise ConditionError(f"conditions give {planned} rows, not the {rows} asked for; name each category once")
+        # Rejection sampling can still find the asked-for rows too rare under this model.
+        frame = generator.sample(rows, conditions=conditions or None, seed=seed)
     except ConditionError as exc:
         raise ApplicationError(str(exc), code="invalid_conditions") from None
-    frame = generator.sample(rows, conditions=conditions or None, seed=seed)
     created_at = timezone.now()
-    datasheet = _datasheet(run, rows=rows, seed=seed, conditions=conditions or None, created_at=created_at)
+    datasheet = _datasheet(run, rows=rows, seed=seed, conditions=conditions or None, created_at=created_at,
+                           hyperparameters=asdict(generator.hyper))
     storage_name, facts = _write(frame, datasheet)
     try:
         with transaction.atomic():
