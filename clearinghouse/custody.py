@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ import pandas as pd
 from cryptography.fernet import InvalidToken, MultiFernet, Fernet
 from django.conf import settings
 
-__all__ = ["CustodyError", "StoredTable", "custody_read", "custody_remove", "custody_write"]
+__all__ = [
+    "CustodyError", "StoredTable", "custody_open_folder", "custody_read", "custody_remove", "custody_seal_folder",
+    "custody_write",
+]
 
 
 class CustodyError(RuntimeError):
@@ -86,3 +90,50 @@ def custody_read(storage_name: str) -> pd.DataFrame:
 
 def custody_remove(storage_name: str) -> None:
     _path(storage_name).unlink(missing_ok=True)
+
+
+# --- folders derived from real rows (trained generators) ---------------------------------
+# A generator fitted on real rows holds values of them (a copula's quantile points, a GMM's
+# means), so its checkpoint is encrypted at rest like the table itself.
+SEALED_SUFFIX = ".fernet"
+
+
+def custody_seal_folder(source: Path, target: Path) -> int:
+    """Encrypt every file of ``source`` into ``target`` (staged next to it, then renamed: whole
+    or absent). Returns the bytes written."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    cipher, total = _cipher(), 0
+    try:
+        for path in sorted(source.iterdir()):
+            token = cipher.encrypt(path.read_bytes())
+            sealed = staging / (path.name + SEALED_SUFFIX)
+            with open(sealed, "wb") as handle:
+                handle.write(token)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(sealed, 0o600)
+            total += len(token)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return total
+
+
+def custody_open_folder(source: Path, target: Path) -> None:
+    """Decrypt a sealed folder into ``target`` (a private temporary folder the caller removes)."""
+    if not source.is_dir():
+        raise FileNotFoundError(source)
+    cipher = _cipher()
+    target.mkdir(mode=0o700, exist_ok=True)
+    for path in sorted(source.glob("*" + SEALED_SUFFIX)):
+        try:
+            plain = cipher.decrypt(path.read_bytes())
+        except InvalidToken:
+            raise CustodyError(f"{path.name} cannot be decrypted with the configured keys.") from None
+        out = target / path.name[: -len(SEALED_SUFFIX)]
+        out.write_bytes(plain)
+        os.chmod(out, 0o600)

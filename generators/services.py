@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clearinghouse.api.errors import ApplicationError
-from clearinghouse.custody import CustodyError, custody_read
+from clearinghouse.custody import CustodyError, custody_open_folder, custody_read, custody_seal_folder
 from clearinghouse.models import AuditEvent, Dataset
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
@@ -131,6 +133,22 @@ def checkpoint_path(run: GeneratorRun) -> Path:
     return Path(settings.MODELS_DIR) / run.checkpoint_name
 
 
+@contextmanager
+def _private_folder():
+    """A 0700 scratch folder under MODELS_DIR for a checkpoint in the clear; always removed."""
+    root = Path(settings.MODELS_DIR)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(prefix=".plain-", dir=root) as folder:
+        yield Path(folder)
+
+
+def _save_sealed(generator: Generator, run: GeneratorRun) -> None:
+    """The checkpoint (state_dict + JSON config), encrypted at rest: it holds values of real rows."""
+    with _private_folder() as plain:
+        generator.save(plain / "model")
+        custody_seal_folder(plain / "model", checkpoint_path(run))  # staged and renamed: whole or absent
+
+
 def _claim(run_id: int, worker: str) -> GeneratorRun | None:
     """queued → running, or None when the run is no longer queued (cancelled, or claimed twice)."""
     with transaction.atomic():
@@ -200,8 +218,7 @@ def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dic
                       device=str(device), progress=_progress_writer(run, relay))
         if GeneratorRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
             raise RunCancelled()  # asked for after the last progress report: keep no checkpoint
-        Path(settings.MODELS_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
-        generator.save(checkpoint_path(run))  # staged and renamed: whole, or not at all
+        _save_sealed(generator, run)
     except RunCancelled:
         return _finish(run, Status.CANCELLED, error="cancelled on request", epoch=run.epoch)
     except TrainingDiverged as exc:
@@ -230,7 +247,9 @@ def run_generator(run: GeneratorRun, *, device: str = "cpu") -> Generator:
         raise ApplicationError(f"Run {run.pk} is {run.status}; only a succeeded run has a generator.",
                                code="run_not_succeeded", status_code=409)
     try:
-        return load_model(checkpoint_path(run), device=device)
+        with _private_folder() as plain:
+            custody_open_folder(checkpoint_path(run), plain / "model")
+            return load_model(plain / "model", device=device)
     except FileNotFoundError:
         raise ApplicationError(f"Run {run.pk}'s checkpoint is missing from the server.", code="checkpoint_missing",
                                status_code=409) from None
@@ -293,7 +312,9 @@ def runs_reap_stale(*, now=None) -> list[int]:
     staging_cutoff = time.time() - settings.GENERATOR_STALE_AFTER_SECONDS
     models_dir = Path(settings.MODELS_DIR)
     if models_dir.is_dir():
-        for staging in models_dir.glob(".run-*"):  # Generator.save stages in .<name>-XXXX next to the target
+        # Checkpoints are staged in .run-N-XXXX next to the target; .plain-* hold them in the clear
+        # while a worker saves or loads them. A killed worker leaves either behind.
+        for staging in [*models_dir.glob(".run-*"), *models_dir.glob(".plain-*")]:
             if staging.stat().st_mtime < staging_cutoff:
                 shutil.rmtree(staging, ignore_errors=True)
     return reaped

@@ -578,7 +578,7 @@ def test_it_stores_the_canary_only_encrypted_yet_readable_through_custody(exerci
     assert struct.pack("<d", NUMBER) not in raw and struct.pack(">d", NUMBER) not in raw
     # no other file under DATA_DIR (custody, upload spool, releases and their datasheets) holds the markers
     # in the clear; synthetic rows are checked for the identifier marker only (see find_in_synthetic_rows)
-    models, releases = Path(settings.MODELS_DIR), Path(settings.RELEASES_DIR)
+    releases = Path(settings.RELEASES_DIR)
     checked_rows = 0
     for path in Path(settings.DATA_DIR).rglob("*"):
         if not path.is_file() or path.suffix == ".sqlite3":
@@ -586,10 +586,7 @@ def test_it_stores_the_canary_only_encrypted_yet_readable_through_custody(exerci
         if path.is_relative_to(releases) and is_synthetic_rows(str(path)):
             assert find_in_synthetic_rows(path.read_bytes(), path.name) == [], path
             checked_rows += 1
-        elif path.is_relative_to(models):
-            # Trained generators are private (never served), but not encrypted: see the xfail test below.
-            assert MARKER.encode() not in path.read_bytes(), path
-        else:
+        else:  # trained generators (MODELS_DIR) included: they are encrypted at rest like custody
             assert find_needles(path.read_bytes()) == [], path
     assert checked_rows >= 2 * 3  # CSV and Parquet of the canary's releases at least
     # only the canary import was kept: every refused upload stored nothing
@@ -605,10 +602,6 @@ def test_it_stores_the_canary_only_encrypted_yet_readable_through_custody(exerci
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=False, reason=(
-    "The Gaussian copula keeps each numeric margin's quantile knots in its checkpoint's config.json in the clear; "
-    "with fewer training rows than knots (n_quantiles=256) these are the real training values themselves. "
-    "MODELS_DIR is private and never served, but unlike custody it is not encrypted at rest."))
 def test_it_keeps_real_values_out_of_a_trained_generator_on_disk(custodian, django_capture_on_commit_callbacks):
     from clearinghouse.services.datasets import dataset_create
     from generators.services import checkpoint_path, run_create

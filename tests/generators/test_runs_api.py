@@ -108,7 +108,7 @@ def test_post_trains_a_run_and_answers_202(clients, custodian, dataset, models_d
     # the checkpoint: whole, under MODELS_DIR, no staging folder left behind
     assert run.checkpoint_name == f"run-{run.pk}"
     assert entries(models_dir) == {f"run-{run.pk}"}
-    assert entries(models_dir / run.checkpoint_name) == {"config.json", "weights.pt"}
+    assert entries(models_dir / run.checkpoint_name) == {"config.json.fernet", "weights.pt.fernet"}
 
 
 @pytest.mark.django_db

@@ -87,8 +87,8 @@ def test_run_generator_refuses_a_run_without_a_checkpoint(custodian, dataset, mo
         run_generator(queued)
     assert (refused.value.code, refused.value.status_code) == ("run_not_succeeded", 409)
     done = run_execute(make_run(dataset, custodian[0]).pk)
-    (models_dir / done.checkpoint_name / "config.json").unlink()
-    (models_dir / done.checkpoint_name / "weights.pt").unlink()
+    (models_dir / done.checkpoint_name / "config.json.fernet").unlink()
+    (models_dir / done.checkpoint_name / "weights.pt.fernet").unlink()
     with pytest.raises(ApplicationError) as missing:
         run_generator(done)
     assert missing.value.code == "checkpoint_missing"

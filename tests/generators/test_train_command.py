@@ -29,7 +29,7 @@ def test_train_prints_the_run_id_last(custodian, dataset, models_dir):
     assert (run.model, run.epochs, run.seed, run.device_requested) == ("copula", 1, 0, "auto")
     assert run.created_by == custodian[0]
     assert run.worker == "train command"
-    assert (models_dir / run.checkpoint_name / "weights.pt").is_file()
+    assert (models_dir / run.checkpoint_name / "weights.pt.fernet").is_file()
     assert "succeeded" in err
     assert "epoch" not in err.replace("epochs", "")  # no bar
     create = AuditEvent.objects.get(action="run.create")
