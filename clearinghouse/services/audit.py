@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import timezone as dt_timezone
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -42,12 +44,25 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(f"{event.prev_hash}\n{_canonical(payload)}".encode("ascii")).hexdigest()
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _storable(value: Any) -> Any:
     """``value`` with every string made storable: PostgreSQL refuses U+0000 in text and jsonb, and
     lone surrogates cannot be encoded at all. Attacker-chosen strings (a path, a username) reach
-    the log, and a refusal must never turn into a 500. Each is replaced by U+FFFD."""
+    the log, and a refusal must never turn into a 500. Each is replaced by U+FFFD.
+
+    Floats are given the value PostgreSQL's jsonb will give back (it keeps numbers as ``numeric``:
+    ``1e+16`` returns as the int ``10000000000000000``, ``-0.0`` as ``0.0``), so that the hash of
+    the event as written is the hash of the event as read."""
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float):
+        if value == 0:
+            return 0.0
+        if value.is_integer() and "e" in repr(value):
+            return int(Decimal(repr(value)))
+        return value
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -74,7 +89,9 @@ def audit_record(
     """Append one event. Call inside the transaction of the change it records, so both commit or neither."""
     ctx = context.current()
     details = _storable(details or {})
-    object_type, object_id = _storable(object_type), _storable(str(object_id))
+    # Cut to the columns' lengths: an object id can come from the URL of a refused request.
+    object_type = _storable(object_type)[: AuditEvent._meta.get_field("object_type").max_length]
+    object_id = _storable(str(object_id))[: AuditEvent._meta.get_field("object_id").max_length]
     _canonical(details)  # refuse NaN or non-JSON values before anything is written
     actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     for _attempt in range(5):
