@@ -10,7 +10,7 @@ from django.conf import settings
 
 from clearinghouse import context
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def client_ip(meta) -> str | None:
@@ -34,7 +34,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         channel = "admin" if request.path.startswith("/admin/") else "api"
         token = context.use(context.RequestContext(request_id=request_id, client_ip=client_ip(request.META), channel=channel))
         request.request_id = request_id

@@ -111,3 +111,19 @@ def test_development_profile_generates_its_own_secrets_once(tmp_path):
     assert oct((secrets_dir / "data-encryption-key").stat().st_mode & 0o777) == "0o600"
     second = _load_settings(tmp_path, DJANGO_DEBUG="1", SECRET_KEY=None, DATA_ENCRYPTION_KEY=None, ALLOWED_HOSTS=None)
     assert second.returncode == 0 and (secrets_dir / "data-encryption-key").read_text() == key
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("supplied, kept", [
+    ("client-req-0001", True),
+    ("client-req-0001\n", False),   # a trailing newline must not pass (``$`` would accept it)
+    ("short", False),
+    ("x" * 65, False),
+    ("has space here", False),
+])
+def test_it_keeps_a_well_formed_client_request_id_and_replaces_any_other(supplied, kept):
+    from django.test import Client
+
+    response = Client().get("/healthz", HTTP_X_REQUEST_ID=supplied)
+    assert (response["X-Request-ID"] == supplied) is kept
+    assert len(response["X-Request-ID"]) <= 64 and "\n" not in response["X-Request-ID"]
