@@ -269,8 +269,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- generators and releases -----------------------------------------------------------
-# A training run may take at most this long (the task's hard limit; the soft limit comes a
-# minute earlier and fails the run with a message).
+# A training run may take at most this long: at this soft limit the run is failed with a
+# message; the task's hard limit (the process is killed) comes a minute later.
 GENERATOR_TIME_LIMIT_SECONDS = env_int("GENERATOR_TIME_LIMIT_SECONDS", 4 * 3600, minimum=120)
 GENERATOR_MAX_EPOCHS = env_int("GENERATOR_MAX_EPOCHS", 5000, minimum=1)
 # A running run whose worker has not reported for this long is failed (worker killed or lost).
