@@ -48,7 +48,7 @@ def _folder() -> Path:
 
 
 def _path(storage_name: str) -> Path:
-    if "/" in storage_name or "\\" in storage_name or storage_name.startswith("."):
+    if not storage_name or "/" in storage_name or "\\" in storage_name or storage_name.startswith("."):
         raise CustodyError("Invalid storage name.")
     return _folder() / storage_name
 
