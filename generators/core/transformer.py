@@ -4,14 +4,20 @@ Per kept schema column, in schema order:
 
 * numbers (continuous, integer, duration) get either
   - ``mode``: mode-specific normalisation: a variational Gaussian mixture (at most
-    ``max_modes`` components, fitted on at most ``max_fit_rows`` rows) picks each value's
-    mode ``k``; the value is encoded as ``α = (x − μ_k) / (4σ_k)`` clipped to [−1, 1],
-    plus a one-hot of ``k``; or
-  - ``quantile``: the value's normal score ``Φ⁻¹(F̂(x))`` through a fitted quantile map;
+    ``max_modes`` components, fitted on at most ``max_fit_rows`` rows) gives modes
+    ``(w_k, μ_k, σ_k)``; each value's mode ``k`` is drawn from its posterior
+    ``∝ w_k N(x; μ_k, σ_k)`` and the value is encoded as ``α = (x − μ_k) / (4σ_k)``
+    in [−0.99, 0.99], plus a one-hot of ``k``. The modes are widened where needed so
+    that every fitted value lies within ``3.96σ`` of some mode, and a value is always
+    encoded through a mode that covers it, so the round trip is exact up to float32; or
+  - ``quantile``: the value's normal score ``Φ⁻¹(ε + (1 − 2ε) F̂(x))`` through a fitted
+    quantile map (``ε = 10⁻⁴``; the affine squeeze keeps the extremes invertible);
 * categorical and event columns become a one-hot over the schema's categories
   (events over ``0, 1``);
 * a nullable column gets a 2-way missing indicator (present, missing), so a generator
-  reproduces the missing rate instead of imputing.
+  reproduces the missing rate instead of imputing. A missing number is encoded as
+  ``α = 0`` (mode) or as a standard-normal draw (quantile, so that a flow sees no
+  point mass); the decoder ignores it.
 
 ``inverse_transform`` rounds integers, clips numbers to the schema's bounds and maps
 one-hot blocks back to categories by argmax, so categories round-trip exactly.
@@ -20,6 +26,7 @@ one-hot blocks back to categories by argmax, so categories round-trip exactly.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -32,6 +39,10 @@ from clearinghouse.schema import Column, Schema
 __all__ = ["DataTransformer", "Span", "EVENT_CATEGORIES"]
 
 EVENT_CATEGORIES = ("0", "1")
+#: Normal scores live in [Φ⁻¹(ε), Φ⁻¹(1 − ε)] ≈ [−3.72, 3.72].
+_EPS = 1e-4
+#: |α| ≤ _ALPHA, i.e. a mode covers the values within 4·_ALPHA = 3.96 of its σ.
+_ALPHA = 0.99
 ContinuousMode = Literal["mode", "quantile"]
 
 
@@ -52,7 +63,8 @@ class _NumericState:
     stds: list[float] | None = None
     # quantile map: sorted reference values and their normal scores
     quantiles: list[float] | None = None
-    fill: float = 0.0  # encoded value used where the cell is missing
+    fill: float = 0.0  # unused; kept so that older configs still load
+    weights: list[float] | None = None  # mixture weights (None: equal)
 
 
 def _categories(column: Column) -> tuple[str, ...]:
@@ -98,29 +110,38 @@ class DataTransformer:
     def _fit_numeric(self, values: np.ndarray, rng: np.random.Generator) -> _NumericState:
         if len(values) == 0:
             return _NumericState(means=[0.0], stds=[1.0], quantiles=[0.0, 1.0])
-        if len(values) > self.max_fit_rows:
-            values = rng.choice(values, size=self.max_fit_rows, replace=False)
         if self.continuous == "quantile":
+            if len(values) > self.max_fit_rows:
+                values = rng.choice(values, size=self.max_fit_rows, replace=False)
             probs = np.linspace(0.0, 1.0, min(self.n_quantiles, max(len(values), 2)))
             return _NumericState(quantiles=np.quantile(values, probs).tolist())
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import BayesianGaussianMixture
 
+        everything = values
+        if len(values) > self.max_fit_rows:
+            values = rng.choice(values, size=self.max_fit_rows, replace=False)
         distinct = np.unique(values)
         if len(distinct) == 1:
-            return _NumericState(means=[float(distinct[0])], stds=[1.0])
-        n_components = int(min(self.max_modes, len(distinct)))
-        gmm = BayesianGaussianMixture(
-            n_components=n_components, weight_concentration_prior_type="dirichlet_process",
-            weight_concentration_prior=1e-3, n_init=1, max_iter=100, tol=1e-3,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
-        gmm.fit(values.reshape(-1, 1))
-        keep = gmm.weights_ > 5e-3
-        means = gmm.means_.reshape(-1)[keep]
-        stds = np.sqrt(gmm.covariances_.reshape(-1))[keep]
-        order = np.argsort(means)
-        spread = float(np.std(values)) or 1.0
-        return _NumericState(means=means[order].tolist(), stds=np.maximum(stds[order], 1e-3 * spread).tolist())
+            means, stds, weights = distinct.astype(np.float64), np.ones(1), np.ones(1)
+        else:
+            gmm = BayesianGaussianMixture(
+                n_components=int(min(self.max_modes, len(distinct))),
+                weight_concentration_prior_type="dirichlet_process",
+                weight_concentration_prior=1e-3, n_init=1, max_iter=100, tol=1e-3,
+                random_state=int(rng.integers(2**31 - 1)),
+            )
+            with warnings.catch_warnings():  # 100 iterations are enough for encoding; do not nag
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gmm.fit(values.reshape(-1, 1))
+            keep = gmm.weights_ > 5e-3
+            order = np.argsort(gmm.means_.reshape(-1)[keep])
+            means = gmm.means_.reshape(-1)[keep][order]
+            spread = float(np.std(values)) or 1.0
+            stds = np.maximum(np.sqrt(gmm.covariances_.reshape(-1))[keep][order], 1e-3 * spread)
+            weights = gmm.weights_[keep][order]
+        stds = _cover(everything, means, stds)
+        return _NumericState(means=means.tolist(), stds=stds.tolist(), weights=(weights / weights.sum()).tolist())
 
     # ------------------------------------------------------------------ encoding
     @property
@@ -157,18 +178,23 @@ class DataTransformer:
         filled = np.where(missing, np.nan, values)
         if self.continuous == "quantile":
             scores = self._to_normal(state, filled)
-            scores[missing] = 0.0
+            scores[missing] = rng.standard_normal(int(missing.sum()))
             return [scores.reshape(-1, 1).astype(np.float32)]
         means, stds = np.asarray(state.means), np.asarray(state.stds)
+        weights = np.asarray(state.weights) if state.weights is not None else np.ones(len(means))
         x = np.where(missing, means[0], filled)
         # Sample each value's mode from its posterior under the fitted mixture (CTGAN does the same).
-        logp = stats.norm.logpdf(x[:, None], means[None, :], stds[None, :])
+        logp = stats.norm.logpdf(x[:, None], means[None, :], stds[None, :]) + np.log(weights)[None, :]
         logp -= logp.max(axis=1, keepdims=True)
         probs = np.exp(logp)
         probs /= probs.sum(axis=1, keepdims=True)
         u = rng.random((len(x), 1))
         modes = np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), len(means) - 1)
-        alpha = np.clip((x - means[modes]) / (4 * stds[modes]), -0.99, 0.99)
+        # A draw that lands on a mode too far away to encode the value falls back to the closest mode (in σ).
+        far = np.abs(x - means[modes]) > 4 * _ALPHA * stds[modes]
+        if far.any():
+            modes[far] = np.abs((x[far, None] - means[None, :]) / stds[None, :]).argmin(axis=1)
+        alpha = np.clip((x - means[modes]) / (4 * stds[modes]), -_ALPHA, _ALPHA)
         alpha[missing] = 0.0
         onehot = np.zeros((len(x), len(means)), dtype=np.float32)
         onehot[np.arange(len(x)), modes] = 1.0
@@ -181,14 +207,13 @@ class DataTransformer:
         # Average the left and right interpolation so ties (integer data) map to the middle of their mass.
         left = np.interp(values, q, probs)
         right = 1.0 - np.interp(-values, -q[::-1], probs)
-        p = np.clip((left + right) / 2, 1e-4, 1 - 1e-4)
-        return stats.norm.ppf(p)
+        return stats.norm.ppf(_EPS + (1 - 2 * _EPS) * (left + right) / 2)
 
     @staticmethod
     def _from_normal(state: _NumericState, scores: np.ndarray) -> np.ndarray:
         q = np.asarray(state.quantiles)
         probs = np.linspace(0.0, 1.0, len(q))
-        return np.interp(stats.norm.cdf(scores), probs, q)
+        return np.interp((stats.norm.cdf(scores) - _EPS) / (1 - 2 * _EPS), probs, q)
 
     # ------------------------------------------------------------------ decoding
     def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
@@ -253,6 +278,22 @@ class DataTransformer:
         self.spans = [Span(**span) for span in config["spans"]]
         json.dumps(config)  # configs are plain JSON
         return self
+
+
+def _cover(values: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
+    """Widen the closest mode of each value that no mode covers (|x − μ| ≤ 4·0.99·σ), so it can be encoded."""
+    stds = stds.copy()
+    values = np.unique(values)
+    if len(values) == 0:
+        return stds
+    distance = np.abs(values[:, None] - means[None, :]) / (4 * _ALPHA)  # the σ each mode would need
+    uncovered = (distance > stds[None, :]).all(axis=1)
+    if uncovered.any():
+        closest = (distance[uncovered] / stds[None, :]).argmin(axis=1)
+        needed = np.zeros_like(stds)
+        np.maximum.at(needed, closest, distance[uncovered, closest] * (1 + 1e-9))
+        stds = np.maximum(stds, needed)
+    return stds
 
 
 def _typed(series: pd.Series, column: Column) -> pd.Series:

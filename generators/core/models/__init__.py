@@ -24,5 +24,8 @@ def make_model(name: str, **hyperparameters) -> Generator:
 
 
 def load_model(directory: str | Path, *, device: str = "cpu") -> Generator:
-    name = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))["model"]
+    """Load a saved model of whichever kind ``config.json`` names (weights load with ``weights_only=True``)."""
+    name = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8")).get("model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"{directory} holds an unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
     return MODELS[name].load(directory, device=device)

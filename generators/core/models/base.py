@@ -124,8 +124,10 @@ class Generator(ABC):
     # ------------------------------------------------------------------ public interface
     def fit(self, table: pd.DataFrame, schema: Schema, *, epochs: int, seed: int, device: str = "cpu",
             progress: Progress | None = None) -> "Generator":
-        if epochs <= 0:
-            raise ValueError("epochs must be positive")
+        if not _is_int(epochs) or epochs <= 0:
+            raise ValueError("epochs must be a positive integer")
+        if not _is_int(seed):
+            raise ValueError("seed must be an integer")
         missing = [c.name for c in schema.kept if c.name not in table.columns]
         if missing:
             raise ValueError(f"the table lacks schema column(s) {', '.join(missing)}")
@@ -138,9 +140,12 @@ class Generator(ABC):
 
     def sample(self, n: int, *, conditions: Conditions | None = None, seed: int = 0) -> pd.DataFrame:
         """``n`` synthetic rows; the same seed on the same device gives the same rows."""
-        assert self.schema is not None, "fit or load first"
-        if n <= 0:
-            raise ValueError("n must be positive")
+        if self.schema is None:
+            raise RuntimeError("fit or load the model first")
+        if not _is_int(n) or n <= 0:
+            raise ValueError("n must be a positive integer")
+        if not _is_int(seed):
+            raise ValueError("seed must be an integer")
         groups = self.plan(n, conditions or {})
         rng, gen = seeded(seed, self.device)
         parts = [self._sample_fixed(count, fixed, rng, gen) for count, fixed in groups if count > 0]
@@ -151,20 +156,30 @@ class Generator(ABC):
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write ``config.json`` and ``weights.pt`` (tensors only) atomically: whole, or not at all."""
+        if self.schema is None:
+            raise RuntimeError("fit or load the model first")
         target = Path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        old = None
         try:
             config = {"model": self.name, "hyperparameters": asdict(self.hyper), "schema": self.schema.to_dict(),
                       "counts": self.counts, "history": self.history[-5:], "state": self._config()}
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, allow_nan=False), encoding="utf-8")
             torch.save({k: v.detach().cpu() for k, v in self._tensors().items()}, staging / WEIGHTS_FILE)
-            if target.exists():
-                shutil.rmtree(target)
+            if target.exists():  # a directory cannot be replaced in one step: move the old one aside first
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+                os.replace(target, old / "model")
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if old is not None:
+                if not target.exists() and (old / "model").exists():
+                    os.replace(old / "model", target)
+                shutil.rmtree(old, ignore_errors=True)
             raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str = "cpu") -> "Generator":
@@ -185,6 +200,8 @@ class Generator(ABC):
     def plan(self, n: int, conditions: Conditions) -> list[tuple[int, dict[str, str]]]:
         """Split ``n`` into groups of rows with fixed categories. Raises :class:`ConditionError`."""
         assert self.schema is not None
+        if not isinstance(conditions, Mapping):
+            raise ConditionError("conditions: an object of {column: category, [categories] or {category: share}}")
         fixed: dict[str, str] = {}
         split: tuple[str, dict[str, float]] | None = None
         for name, wanted in conditions.items():
@@ -199,10 +216,11 @@ class Generator(ABC):
                 fixed[name] = str(wanted)
                 continue
             if isinstance(wanted, list) and wanted:
+                wanted = list(dict.fromkeys(str(v) for v in wanted))  # a category listed twice counts once
                 for value in wanted:
-                    self._check_category(column, str(value))
-                total = sum(self.counts[name][str(v)] for v in wanted)
-                shares = {str(v): self.counts[name][str(v)] / total for v in wanted}
+                    self._check_category(column, value)
+                total = sum(self.counts[name][v] for v in wanted)
+                shares = {v: self.counts[name][v] / total for v in wanted}
             elif isinstance(wanted, dict) and wanted:
                 shares = {}
                 for value, share in wanted.items():
@@ -239,7 +257,7 @@ class Generator(ABC):
             return self._sample_rows(n, rng, gen)
         kept: list[pd.DataFrame] = []
         have, drawn = 0, 0
-        batch = max(2 * n, 1000)
+        batch = min(int(1.5 * n / self._expected_share(fixed)) + 32, 200_000)
         while have < n:
             rows = self._sample_rows(batch, rng, gen)
             drawn += batch
@@ -252,8 +270,16 @@ class Generator(ABC):
             if have < n and drawn >= 50_000 and have / drawn < self.min_acceptance:
                 raise ConditionError(f"conditions {fixed} are too rare under this model "
                                      f"({have} of {drawn} draws matched)")
-            batch = min(max(2 * (n - have) * max(drawn // max(have, 1), 1), 1000), 200_000)
+            batch = min(int(1.5 * (n - have) * drawn / max(have, 1)) + 32, 200_000)
         return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+
+    def _expected_share(self, fixed: dict[str, str]) -> float:
+        """The share of rows with the ``fixed`` categories in training (as if independent), to size a first draw."""
+        share = 1.0
+        for name, value in fixed.items():
+            counts = self.counts.get(name, {})
+            share *= counts.get(value, 0) / max(sum(counts.values()), 1)
+        return max(share, self.min_acceptance)
 
     # ------------------------------------------------------------------ subclass hooks
     @abstractmethod
@@ -282,8 +308,14 @@ class Generator(ABC):
             progress(epoch, epochs, losses)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _largest_remainder(n: int, shares: dict[str, float]) -> dict[str, int]:
-    raw = {k: n * v for k, v in shares.items()}
+    """Counts that add up to ``n`` exactly: floors of ``n·share``, then +1 for the largest remainders."""
+    total = sum(shares.values())  # within 1e-6 of 1; normalise so the floors never exceed n
+    raw = {k: n * v / total for k, v in shares.items()}
     counts = {k: int(math.floor(v)) for k, v in raw.items()}
     for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
         counts[k] += 1

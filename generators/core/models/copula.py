@@ -46,10 +46,12 @@ class GaussianCopula(Generator):
                 present = values[~missing]
                 probs = np.linspace(0, 1, min(self.hyper.n_quantiles, max(len(present), 2)))
                 q = np.quantile(present, probs) if len(present) else np.array([column.min, column.max])
-                ranks = stats.rankdata(np.where(missing, np.inf, values))  # ties → average rank
-                u = np.clip((ranks - 0.5) / n, 1e-4, 1 - 1e-4)
-                z = stats.norm.ppf(u)
-                z[missing] = rng.standard_normal(int(missing.sum()))
+                # Normal scores of the present values among themselves (ties → average rank), so that they
+                # match the margin that sampling maps back through; a missing cell gets an independent draw.
+                z = rng.standard_normal(n)
+                if len(present):
+                    ranks = stats.rankdata(present)
+                    z[~missing] = stats.norm.ppf(np.clip((ranks - 0.5) / len(present), 1e-4, 1 - 1e-4))
                 self.margins.append({"column": column.name, "kind": "numeric", "quantiles": q.tolist()})
             else:
                 categories = categories_of(column)

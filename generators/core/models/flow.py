@@ -89,7 +89,8 @@ class SplineFlow(Generator):
         self.flow.train()
         train_flow(self.flow, data, context, dequantize=dequantize, optimizer=optimizer, epochs=epochs,
                    batch_size=min(h.batch_size, len(table)), gen=gen,
-                   report=lambda epoch, losses: self._report(progress, epoch, epochs, losses))
+                   report=lambda epoch, losses: self._report(progress, epoch, epochs, losses),
+                   report_every_s=0.0)  # progress once per epoch: one host copy per epoch, not per step
         self.flow.eval()
 
     @torch.no_grad()
