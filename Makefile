@@ -48,3 +48,10 @@ test-postgres: install
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache
+
+# Generator benchmark (never part of `make test`): the reference `ctgan` package against our
+# ctgan, flow and copula, on GBSG2 and a 10x table; figures in bench/results/ and docs/benchmarks.md.
+.PHONY: bench-generators
+bench-generators: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench.generators

@@ -46,14 +46,21 @@ class ConditionalSampler:
         self.group_size = torch.bincount(flat, minlength=self.cond_dim)
         self.group_start = torch.cumsum(self.group_size, 0) - self.group_size
 
-    def sample_train(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Condition vectors, the chosen column and its category (local code), and matching row ids."""
+    def sample_condition(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Condition vectors (one-hot over every category), the chosen column and its category (local code)."""
         column = torch.randint(self.n_discrete, (batch,), device=self.device, generator=gen)
         category = torch.multinomial(self.train_probs[column], 1, generator=gen).squeeze(1)
         chosen = self.offsets[column] + category
-        cond = torch.zeros((batch, self.cond_dim), device=self.device)
-        cond[torch.arange(batch, device=self.device), chosen] = 1.0
-        pick = torch.floor(torch.rand(batch, device=self.device, generator=gen) * self.group_size[chosen]).long()
+        cond = torch.nn.functional.one_hot(chosen, self.cond_dim).to(torch.float32)
+        return cond, column, category
+
+    def sample_train(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Condition vectors, the chosen column and its category (local code), and matching row ids."""
+        cond, column, category = self.sample_condition(batch, gen)
+        chosen = self.offsets[column] + category
+        size = self.group_size[chosen]
+        # floor(u·size) can round up to size in float32 for large groups: clamp to the group's last row.
+        pick = torch.minimum((torch.rand(batch, device=self.device, generator=gen) * size).long(), size - 1)
         rows = self.row_ids[self.group_start[chosen] + pick]
         return cond, column, category, rows
 

@@ -58,7 +58,8 @@ class CTGAN(Generator):
                                            self.transformer.output_dim).to(self.device)
         self.critic = Critic(self.transformer.output_dim + cond_dim, (h.critic_width,) * h.layers, h.pac).to(self.device)
         self.cond_dim = cond_dim
-        self.layout = OutputLayout(self.transformer.spans, self.device)
+        self.layout = OutputLayout(self.transformer.spans, self.device,
+                                   value_activation="linear" if self.transformer.continuous == "quantile" else "tanh")
 
     def _category_codes(self, matrix: np.ndarray) -> np.ndarray:
         codes, offset = [], 0
@@ -80,27 +81,28 @@ class CTGAN(Generator):
         codes = torch.as_tensor(self._category_codes(matrix), dtype=torch.long)
         sizes = [self.transformer.spans[i].dim for i in self.category_spans]
         self.sampler = ConditionalSampler(codes, sizes, device=self.device)
+        # Fused Adam: one kernel per parameter tensor (CPU and CUDA) instead of a dozen small ops.
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.learning_rate, betas=(0.5, 0.9),
-                                 weight_decay=h.weight_decay)
-        opt_d = torch.optim.Adam(self.critic.parameters(), lr=h.learning_rate, betas=(0.5, 0.9),
-                                 weight_decay=h.weight_decay)
+                                 weight_decay=h.weight_decay, fused=True)
+        opt_d = torch.optim.Adam(self.critic.parameters(), lr=float(__import__("os").environ.get("GB_DLR", h.learning_rate)), betas=(0.5, 0.9),
+                                 weight_decay=h.weight_decay, fused=True)
         batch = min(h.batch_size, max(h.pac, (len(table) // h.pac) * h.pac))
         self.generator.train()
         self.critic.train()
         train_wgan_gp(self.generator, self.critic, data, self.sampler, self.layout, self._category_blocks(),
                       opt_g=opt_g, opt_d=opt_d,
                       options=GanOptions(epochs=epochs, batch_size=batch, noise_dim=h.noise_dim,
-                                         critic_steps=h.critic_steps),
+                                         critic_steps=h.critic_steps, reuse_fake=__import__("os").environ.get("GB_REUSE") == "1",
+                                         ema_decay=float(__import__("os").environ.get("GB_EMA", "0"))),
                       gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses))
         self.generator.eval()
+        if __import__("os").environ.get("GB_TRAINBN"):
+            self.generator.train()
 
-    def _category_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = np.cumsum([0] + [s.dim for s in self.transformer.spans])
-        blocks = [list(range(starts[i], starts[i] + self.transformer.spans[i].dim)) for i in self.category_spans]
-        width = max((len(b) for b in blocks), default=1)
-        index = torch.tensor([b + [b[0]] * (width - len(b)) for b in blocks] or [[0]], device=self.device)
-        valid = torch.tensor([[i < len(b) for i in range(width)] for b in blocks] or [[False]], device=self.device)
-        return index, valid
+    def _category_blocks(self) -> torch.Tensor:
+        """For each discrete column, the position of its one-hot block among the layout's padded blocks."""
+        blocks = [self.layout.block_of_span[i] for i in self.category_spans] or [0]
+        return torch.tensor(blocks, dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def _generate(self, cond: torch.Tensor | None, n: int, gen: torch.Generator) -> pd.DataFrame:
