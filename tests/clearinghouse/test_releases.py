@@ -414,7 +414,7 @@ def test_it_refuses_conditions_too_rare_to_sample_with_a_400(clients, run, monke
     """Rejection sampling gives up below the model's minimum acceptance rate: bad input, not a 500."""
     monkeypatch.setattr(GaussianCopula, "min_acceptance", 0.99)  # horTh yes is 2 of the 5 training rows
     before = on_disk()
-    response = create(clients["custodian"], run, {"rows": 30_000, "conditions": {"horTh": "yes"}})
+    response = create(clients["custodian"], run, {"rows": 100_000, "conditions": {"horTh": "yes"}})
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "invalid_conditions" and "too rare" in error["message"]
