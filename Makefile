@@ -51,7 +51,8 @@ clean:
 
 # Generator benchmark (never part of `make test`): the reference `ctgan` package against our
 # ctgan, flow and copula, on GBSG2 and a 10x table; figures in bench/results/ and docs/benchmarks.md.
+# Several minutes on a CPU. Options pass through: make bench-generators BENCH_ARGS="--quick".
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	$(PY) -m bench.generators
+	$(PY) -m bench.generators $(BENCH_ARGS)

@@ -33,6 +33,15 @@ class ConditionalSampler:
         valid = torch.arange(max_k, device=device)[None, :] < sizes[:, None]
         log_freq = torch.log1p(counts) * valid
         self.train_probs = log_freq / log_freq.sum(1, keepdim=True).clamp_min(1e-12)   # for training
+        # Its cumulative form, the last positive entry exactly 1 (x / x): a category is drawn as the
+        # number of entries below u ∈ (0, 1], which never lands on a category without rows.
+        cdf = torch.cumsum(self.train_probs, 1)
+        self.train_cdf = cdf / cdf[:, -1:].clamp_min(1e-12)
+        self.cond_range = torch.arange(self.cond_dim, device=device)
+        # Columns drawn for conditions: those with at least one present value.
+        self.usable = torch.nonzero(counts.sum(1) > 0).reshape(-1)
+        if self.usable.numel() == 0:
+            raise ValueError("no discrete column has a present value to condition on")
         self.data_probs = counts / counts.sum(1, keepdim=True).clamp_min(1e-12)         # true frequencies
         # Flat row ids grouped by global category index.
         global_ids = codes + self.offsets[None, :]                      # (n, n_discrete)
@@ -48,10 +57,12 @@ class ConditionalSampler:
 
     def sample_condition(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Condition vectors (one-hot over every category), the chosen column and its category (local code)."""
-        column = torch.randint(self.n_discrete, (batch,), device=self.device, generator=gen)
-        category = torch.multinomial(self.train_probs[column], 1, generator=gen).squeeze(1)
+        # Inverse-CDF draws and a comparison one-hot: no op here waits on the host (CUDA-graph safe).
+        column = self.usable[torch.randint(self.usable.numel(), (batch,), device=self.device, generator=gen)]
+        u = 1.0 - torch.rand((batch, 1), device=self.device, generator=gen)
+        category = (self.train_cdf[column] < u).sum(1)
         chosen = self.offsets[column] + category
-        cond = torch.nn.functional.one_hot(chosen, self.cond_dim).to(torch.float32)
+        cond = (chosen[:, None] == self.cond_range).to(torch.float32)
         return cond, column, category
 
     def sample_train(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,8 +1,7 @@
 """Training loops. They receive their modules, optimisers and options; they do not build them.
 
-Losses stay on the device; they are copied to the host only when progress is reported
-(at most every ``report_every_s`` seconds and at the last epoch), so a step never waits on
-a host↔device copy.
+Losses stay on the device and are summed there over the epoch; they are copied to the host once
+per epoch (or every ``report_every_s`` seconds), so a step never waits on a host↔device copy.
 """
 
 from __future__ import annotations
@@ -30,9 +29,17 @@ class GanOptions:
     noise_dim: int
     critic_steps: int = 1
     gp_weight: float = 10.0
-    report_every_s: float = 1.0
-    reuse_fake: bool = False
+    #: Seconds between progress reports; 0 reports every epoch (one host copy per epoch). The last
+    #: epoch is always reported.
+    report_every_s: float = 0.0
+    #: Use the last critic step's fake batch (kept with its graph) for the generator step too, as most
+    #: GAN loops do: one generator forward per step instead of two.
+    reuse_fake: bool = True
+    #: Exponential moving average of the generator's weights (0: none); the average is what is kept.
     ema_decay: float = 0.0
+    #: On CUDA, capture one training step in a CUDA graph and replay it (the optimisers must be
+    #: ``capturable``).
+    cuda_graph: bool = True
 
 
 def train_wgan_gp(
@@ -49,7 +56,7 @@ def train_wgan_gp(
     gen: torch.Generator,
     report: Report,
 ) -> None:
-    """Conditional WGAN-GP with training-by-sampling (Xu et al., 2019), everything on ``data.device``.
+    """Conditional WGAN-GP with training-by-sampling (Xu et al., 2019) and PacGAN, all on ``data.device``.
 
     An epoch is ``max(1, n_rows // batch_size)`` steps, as in the reference ``ctgan``; a step is
     ``critic_steps`` critic updates and one generator update. ``category_blocks`` holds, for each
@@ -64,13 +71,12 @@ def train_wgan_gp(
     last_report = time.monotonic()
 
     def draw(grad: bool, with_real: bool):
-        """A fake batch (condition vectors appended), optionally real rows for the same conditions."""
+        """A fake batch (condition vectors appended), real rows for the same conditions, the CE target."""
         noise = torch.randn((batch, options.noise_dim), device=device, generator=gen)
         if not conditional:
             with torch.set_grad_enabled(grad):
                 fake = layout.activate(generator(noise), gen)
-            real = data[sampler.sample_rows(batch, gen)] if with_real else None
-            return fake, real, None
+            return fake, (data[sampler.sample_rows(batch, gen)] if with_real else None), None
         if with_real:
             # Real rows are drawn for the same condition vectors as the fake ones: conditions are
             # i.i.d., so this is the reference's shuffled pairing, in distribution.
@@ -82,40 +88,74 @@ def train_wgan_gp(
             fake, logits = layout.activate_with_logits(generator(torch.cat([noise, cond], dim=1)), gen)
             fake = torch.cat([fake, cond], dim=1)
             # The conditioned column's block of logits; the −inf padding adds nothing to the softmax.
-            picked = logits[rows_arange, :, category_blocks[column]] if grad else None
-        return fake, real, (picked, category)
+            target = (logits[rows_arange, :, category_blocks[column]], category) if grad else None
+        return fake, real, target
 
-    ema_params = [p.detach().clone() for p in generator.parameters()] if options.ema_decay else None
+    ema = [p.detach().clone() for p in generator.parameters()] if options.ema_decay else None
+    critic_params = list(critic.parameters())
+    totals = torch.zeros(3, device=device)  # summed over the epoch's steps, on the device
+
+    def step(set_to_none: bool) -> None:
+        """``critic_steps`` critic updates and one generator update."""
+        for k in range(options.critic_steps):
+            keep = options.reuse_fake and k == options.critic_steps - 1
+            fake, real, target = draw(grad=keep, with_real=True)
+            loss_d, penalty = critic_loss(critic, real, fake.detach(), gen, options.gp_weight)
+            opt_d.zero_grad(set_to_none=set_to_none)
+            (loss_d + penalty).backward()
+            opt_d.step()
+        if not options.reuse_fake:
+            fake, _real, target = draw(grad=True, with_real=False)
+        for param in critic_params:  # the generator step needs no critic gradients
+            param.requires_grad_(False)
+        loss_g = -critic(fake).mean()
+        if conditional:
+            loss_g = loss_g + F.cross_entropy(*target)
+        opt_g.zero_grad(set_to_none=set_to_none)
+        loss_g.backward()
+        opt_g.step()
+        for param in critic_params:
+            param.requires_grad_(True)
+        if ema is not None:
+            torch._foreach_lerp_(ema, [p.detach() for p in generator.parameters()], 1.0 - options.ema_decay)
+        totals.add_(torch.stack([loss_g.detach(), loss_d.detach(), penalty.detach()]))
+
+    # On CUDA the step is captured once in a CUDA graph, after a few eager steps (which are training
+    # steps too: they create the optimisers' state), and replayed: one launch per step instead of
+    # hundreds. The explicit generator is registered with the graph, so every replay draws anew.
+    capture = options.cuda_graph and device.type == "cuda"
+    graph: torch.cuda.CUDAGraph | None = None
+    warm_steps = 3
+    done = 0
     for epoch in range(1, options.epochs + 1):
+        totals.zero_()
         for _ in range(steps):
-            for k in range(options.critic_steps):
-                # With ``reuse_fake`` the last critic step's fake batch (kept with its graph) is also the
-                # generator step's batch, as in most GAN loops: one generator forward per step, not two.
-                keep = options.reuse_fake and k == options.critic_steps - 1
-                fake, real, target = draw(grad=keep, with_real=True)
-                loss_d, penalty = critic_loss(critic, real, fake.detach(), gen, options.gp_weight)
-                opt_d.zero_grad(set_to_none=True)
-                (loss_d + penalty).backward()
-                opt_d.step()
-            if not options.reuse_fake:
-                fake, _real, target = draw(grad=True, with_real=False)
-            loss_g = -critic(fake).mean()
-            if conditional:
-                loss_g = loss_g + F.cross_entropy(*target)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            if ema_params is not None:
-                torch._foreach_lerp_(ema_params, [p.detach() for p in generator.parameters()], 1 - options.ema_decay)
+            if graph is not None:
+                graph.replay()
+                continue
+            if capture:
+                side = torch.cuda.Stream(device)
+                side.wait_stream(torch.cuda.current_stream(device))
+                with torch.cuda.stream(side):
+                    step(set_to_none=False)
+                torch.cuda.current_stream(device).wait_stream(side)
+            else:
+                step(set_to_none=True)
+            done += 1
+            if capture and done == warm_steps:
+                graph = torch.cuda.CUDAGraph()
+                graph.register_generator_state(gen)
+                with torch.cuda.graph(graph):
+                    step(set_to_none=False)
         now = time.monotonic()
         if epoch == options.epochs or now - last_report >= options.report_every_s:
             last_report = now
-            losses = torch.stack([loss_g.detach(), loss_d.detach(), penalty.detach()]).tolist()  # one copy
-            report(epoch, dict(zip(("generator", "critic", "gradient_penalty"), losses)))
-    if ema_params is not None:
+            means = (totals / steps).tolist()  # the epoch's one host copy
+            report(epoch, dict(zip(("generator", "critic", "gradient_penalty"), means)))
+    if ema is not None:
         with torch.no_grad():
-            for p, e in zip(generator.parameters(), ema_params):
-                p.copy_(e)
+            for param, average in zip(generator.parameters(), ema):
+                param.copy_(average)
 
 
 def train_flow(

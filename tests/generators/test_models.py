@@ -26,15 +26,8 @@ from generators.core.models.base import CONFIG_FILE, WEIGHTS_FILE
 from tests.generators.conftest import EPOCHS, MISSING_COLUMN, MODEL_NAMES, SMALL, fit_small
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRESS_THROTTLED = pytest.mark.xfail(
-    strict=True,
-    reason="bug in generators/core/models/ctgan.py + training.py: GanOptions.report_every_s defaults to 1 s, so "
-           "train_wgan_gp reports progress at most once a second and at the last epoch, not once per epoch",
-)
-
-
 def per_epoch(name: str):
-    return pytest.param(name, marks=PROGRESS_THROTTLED) if name == "ctgan" else name
+    return name  # every model reports progress once per epoch
 
 
 def assert_valid_sample(sample: pd.DataFrame, table: pd.DataFrame, schema, n: int) -> None:
