@@ -27,6 +27,7 @@ from clearinghouse.custody import CustodyError, custody_open_folder, custody_rea
 from clearinghouse.models import AuditEvent, Dataset
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
+from clearinghouse.services.checks import MAX_SEED, check_whole_number
 from generators.core.models import MODELS, Generator, TrainingDiverged, load_model
 from generators.core.models.base import resolve_device
 from generators.models import GeneratorRun
@@ -39,7 +40,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HOLDOUT_FRACTION = 0.2
-MAX_SEED = 2**32 - 1
 #: Progress is written to the database at most this often (and always at the last epoch).
 PROGRESS_EVERY_SECONDS = 1.0
 
@@ -51,14 +51,6 @@ class RunCancelled(Exception):
 
 
 # --------------------------------------------------------------------------- create
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApplicationError(f"{name} must be a whole number.", code=f"invalid_{name}")
-    if not lo <= value <= hi:
-        raise ApplicationError(f"{name} must be between {lo} and {hi}, not {value}.", code=f"invalid_{name}")
-    return value
-
-
 def run_create(
     *,
     dataset: Dataset,
@@ -75,8 +67,8 @@ def run_create(
     if model not in MODELS:
         raise ApplicationError(f"Unknown model {model!r}; available: {', '.join(sorted(MODELS))}.",
                                code="unknown_model")
-    _check_int("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
-    _check_int("seed", seed, 0, MAX_SEED)
+    check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+    check_whole_number("seed", seed, 0, MAX_SEED)
     if device not in GeneratorRun.Device.values:
         raise ApplicationError(f"device must be one of {', '.join(GeneratorRun.Device.values)}, not {device!r}.",
                                code="invalid_device")
@@ -131,6 +123,11 @@ def _device_label(device: torch.device) -> str:
 
 def checkpoint_path(run: GeneratorRun) -> Path:
     return Path(settings.MODELS_DIR) / run.checkpoint_name
+
+
+def _checkpoint_dir(run_id: int) -> Path:
+    """Where run ``run_id``'s checkpoint goes (before ``checkpoint_name`` is recorded on success)."""
+    return Path(settings.MODELS_DIR) / f"run-{run_id}"
 
 
 @contextmanager
@@ -204,15 +201,15 @@ def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dic
     run = _claim(run_id, worker)
     if run is None:
         return None
-    run.checkpoint_name = f"run-{run.pk}"
+    run.checkpoint_name = _checkpoint_dir(run.pk).name
     try:
         schema = Schema.from_dict(run.dataset.schema)
         table = custody_read(run.dataset.storage_name)
         train, holdout = run_split(len(table), run.seed)
-        GeneratorRun.objects.filter(pk=run.pk).update(n_train=len(train), holdout_rows=holdout.tolist())
         device = resolve_device(run.device_requested)
         run.device = _device_label(device)
-        GeneratorRun.objects.filter(pk=run.pk).update(device=run.device)
+        GeneratorRun.objects.filter(pk=run.pk).update(n_train=len(train), holdout_rows=holdout.tolist(),
+                                                      device=run.device)
         generator = MODELS[run.model](**run.hyperparameters)
         generator.fit(table.iloc[train].reset_index(drop=True), schema, epochs=run.epochs, seed=int(run.seed),
                       device=str(device), progress=_progress_writer(run, relay))
@@ -237,7 +234,7 @@ def run_execute(run_id: int, *, worker: str = "", relay: Callable[[int, int, dic
     finished = _finish(run, Status.SUCCEEDED, epoch=run.epoch, losses=run.losses, checkpoint_name=run.checkpoint_name)
     if finished.status != Status.SUCCEEDED:
         # Failed meanwhile (the reaper took this worker for lost): keep no checkpoint that no run points to.
-        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
+        shutil.rmtree(_checkpoint_dir(run.pk), ignore_errors=True)
     return finished
 
 
@@ -274,22 +271,28 @@ def run_cancel(*, run: GeneratorRun, by) -> GeneratorRun:
     return run
 
 
+def _fail_lost(runs, *, now, reason: str, error: Callable[[GeneratorRun], str]) -> list[int]:
+    """Fail each of ``runs`` (a queryset of running runs) whose row still matches it, audit it, and
+    remove any checkpoint its worker may have left. Returns the ids of the runs failed."""
+    failed = []
+    for run in runs:
+        with transaction.atomic():
+            if runs.filter(pk=run.pk).update(status=Status.FAILED, finished_at=now, error=error(run)):
+                audit_record(action="run.finish", outcome=AuditEvent.Outcome.FAILED, object_type="run",
+                             object_id=run.pk, details={"status": Status.FAILED, "reason": reason})
+                failed.append(run.pk)
+        shutil.rmtree(_checkpoint_dir(run.pk), ignore_errors=True)
+    return failed
+
+
 def runs_fail_orphaned(*, worker: str) -> list[int]:
     """At worker start: runs still marked running on this worker belong to a previous process
     that was killed (OOM, SIGKILL, reboot). Fail them now rather than after the stale timeout."""
-    reaped = []
-    for run in GeneratorRun.objects.filter(status=Status.RUNNING, worker=worker[:200]):
-        with transaction.atomic():
-            updated = GeneratorRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
-                status=Status.FAILED, finished_at=timezone.now(),
-                error=f"the worker {worker} was restarted while the run was at epoch {run.epoch} of {run.epochs}: "
-                      "it was killed; no checkpoint was kept")
-            if updated:
-                audit_record(action="run.finish", outcome=AuditEvent.Outcome.FAILED, object_type="run",
-                             object_id=run.pk, details={"status": Status.FAILED, "reason": "worker restarted"})
-                reaped.append(run.pk)
-        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
-    return reaped
+    return _fail_lost(
+        GeneratorRun.objects.filter(status=Status.RUNNING, worker=worker[:200]), now=timezone.now(),
+        reason="worker restarted",
+        error=lambda run: (f"the worker {worker} was restarted while the run was at epoch {run.epoch} of "
+                           f"{run.epochs}: it was killed; no checkpoint was kept"))
 
 
 def runs_reap_stale(*, now=None) -> list[int]:
@@ -297,18 +300,10 @@ def runs_reap_stale(*, now=None) -> list[int]:
     checkpoints that were being staged when a worker died. Returns the ids of the failed runs."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.GENERATOR_STALE_AFTER_SECONDS)
-    reaped = []
-    for run in GeneratorRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
-        with transaction.atomic():
-            updated = GeneratorRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at__lt=cutoff).update(
-                status=Status.FAILED, finished_at=now,
-                error=(f"the worker stopped reporting at epoch {run.epoch} of {run.epochs} (last report "
-                       f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): it was killed or lost; no checkpoint was kept"))
-            if updated:
-                audit_record(action="run.finish", outcome=AuditEvent.Outcome.FAILED, object_type="run",
-                             object_id=run.pk, details={"status": Status.FAILED, "reason": "worker lost"})
-                reaped.append(run.pk)
-        shutil.rmtree(Path(settings.MODELS_DIR) / f"run-{run.pk}", ignore_errors=True)
+    reaped = _fail_lost(
+        GeneratorRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff), now=now, reason="worker lost",
+        error=lambda run: (f"the worker stopped reporting at epoch {run.epoch} of {run.epochs} (last report "
+                           f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): it was killed or lost; no checkpoint was kept"))
     staging_cutoff = time.time() - settings.GENERATOR_STALE_AFTER_SECONDS
     models_dir = Path(settings.MODELS_DIR)
     if models_dir.is_dir():

@@ -25,12 +25,12 @@ from django.utils import timezone
 from clearinghouse.api.errors import ApplicationError
 from clearinghouse.models import Release
 from clearinghouse.services.audit import audit_record
+from clearinghouse.services.checks import MAX_SEED, check_whole_number
 from generators.core.models import ConditionError
 from generators.models import GeneratorRun
 
 __all__ = ["DATA_FILES", "release_create", "release_file", "release_publish"]
 
-MAX_SEED = 2**32 - 1
 DATA_FILES = {"csv": "data.csv", "parquet": "data.parquet"}
 DATASHEET_FILE = "datasheet.json"
 
@@ -43,15 +43,6 @@ def _folder() -> Path:
 
 def release_file(release: Release, kind: str) -> Path:
     return _folder() / release.storage_name / DATA_FILES[kind]
-
-
-def _check(rows: Any, seed: Any) -> None:
-    for name, value, hi in (("rows", rows, settings.RELEASE_MAX_ROWS), ("seed", seed, MAX_SEED)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ApplicationError(f"{name} must be a whole number.", code=f"invalid_{name}")
-        low = 1 if name == "rows" else 0
-        if not low <= value <= hi:
-            raise ApplicationError(f"{name} must be between {low} and {hi}, not {value}.", code=f"invalid_{name}")
 
 
 def _sha256(path: Path) -> str:
@@ -127,7 +118,8 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
     draft release. Every check happens before anything is written."""
     from generators.services import run_generator
 
-    _check(rows, seed)
+    check_whole_number("rows", rows, 1, settings.RELEASE_MAX_ROWS)
+    check_whole_number("seed", seed, 0, MAX_SEED)
     if conditions is not None and not isinstance(conditions, dict):
         raise ApplicationError("conditions must be an object such as {\"horTh\": \"yes\"}.", code="invalid_conditions")
     if run.status != GeneratorRun.Status.SUCCEEDED:
@@ -135,10 +127,8 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
                                code="run_not_succeeded", status_code=409)
     generator = run_generator(run)
     try:
-        planned = sum(count for count, _fixed in generator.plan(rows, conditions or {}))
-        if planned != rows:  # e.g. a category listed twice: the release would hold fewer rows than it says
-            raise ConditionError(f"conditions give {planned} rows, not the {rows} asked for; name each category once")
-        # Rejection sampling can still find the asked-for rows too rare under this model.
+        # sample() plans the conditions first (unknown or untrained categories) and gives exactly
+        # ``rows`` rows, or finds the asked-for rows too rare under this model.
         frame = generator.sample(rows, conditions=conditions or None, seed=seed)
     except ConditionError as exc:
         raise ApplicationError(str(exc), code="invalid_conditions") from None
