@@ -1,0 +1,176 @@
+"""The validation report's types: a :class:`Metric` per measurement, grouped in a :class:`Report`.
+
+Every metric states its range and which direction is better. A metric that cannot be computed
+on the frames at hand (no survival pair, a column with a single value, …) is *not applicable*
+with a reason; it never carries NaN. ``to_dict`` gives plain JSON (finite floats, no numpy).
+
+Two audiences read a report:
+
+* ``custodian``: everything, including statistics of the real data (``real_details``);
+* ``public`` (verified researchers): the scores, their per-column or per-pair breakdown of
+  *scores* (``details``) and statistics of the synthetic rows (``synthetic_details``), never a
+  statistic of the real rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+import pandas as pd
+
+from clearinghouse.schema import Schema
+
+__all__ = ["AUDIENCES", "Better", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe"]
+
+Better = Literal["higher", "lower"]
+SECTIONS = ("fidelity", "survival", "privacy", "utility")
+AUDIENCES = ("custodian", "public")
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, non-finite floats turned into None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+@dataclass
+class Metric:
+    """One measurement. ``value`` lies in ``[low, high]``; ``better`` says which way is good."""
+
+    key: str
+    label: str
+    value: float | None
+    low: float | None
+    high: float | None
+    better: Better
+    description: str = ""
+    applicable: bool = True
+    reason: str = ""
+    #: Scores broken down (per column, per pair, per covariate agreement): public.
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Statistics of the synthetic rows alone: public.
+    synthetic_details: dict[str, Any] = field(default_factory=dict)
+    #: Statistics of the real rows (means, real HRs, real KM curve, distances): custodian only.
+    real_details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.applicable:
+            if self.value is None or not math.isfinite(float(self.value)):
+                self.applicable, self.reason = False, self.reason or "the value could not be computed on these rows"
+                self.value = None
+            else:
+                self.value = float(self.value)
+        else:
+            self.value = None
+            if not self.reason:
+                raise ValueError(f"{self.key}: a metric that is not applicable needs a reason")
+
+    @classmethod
+    def not_applicable(cls, key: str, label: str, reason: str, *, low: float | None, high: float | None,
+                       better: Better, description: str = "") -> "Metric":
+        return cls(key=key, label=label, value=None, low=low, high=high, better=better, description=description,
+                   applicable=False, reason=reason)
+
+    def to_dict(self, audience: str = "custodian") -> dict[str, Any]:
+        if audience not in AUDIENCES:
+            raise ValueError(f"audience must be one of {AUDIENCES}")
+        out: dict[str, Any] = {
+            "key": self.key, "label": self.label, "value": self.value, "range": [self.low, self.high],
+            "better": self.better, "description": self.description, "applicable": self.applicable,
+            "reason": self.reason, "details": self.details, "synthetic_details": self.synthetic_details,
+        }
+        if audience == "custodian":
+            out["real_details"] = self.real_details
+        return json_safe(out)
+
+
+@dataclass
+class EvalContext:
+    """What every section's metrics read: the three frames (schema columns only, custody dtypes),
+    the schema, the utility target and a seed for everything random."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    schema: Schema
+    target: str | None = None
+    seed: int = 0
+
+    @property
+    def columns(self):
+        """The stored (non-identifier) columns, in schema order."""
+        return self.schema.kept
+
+    @property
+    def real(self) -> pd.DataFrame:
+        """Train and holdout together: the whole real cohort."""
+        return pd.concat([self.train, self.holdout], ignore_index=True)
+
+
+@dataclass
+class Report:
+    sections: dict[str, list[Metric]]
+    #: Row counts, target, seed, timing: plain facts, public.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, key: str) -> Metric:
+        for metrics in self.sections.values():
+            for metric in metrics:
+                if metric.key == key:
+                    return metric
+        raise KeyError(key)
+
+    def value(self, key: str) -> float | None:
+        try:
+            return self.metric(key).value
+        except KeyError:
+            return None
+
+    def to_dict(self, audience: str = "custodian") -> dict[str, Any]:
+        return json_safe({
+            "meta": self.meta,
+            "headline": headline(self),
+            "sections": {name: [m.to_dict(audience) for m in self.sections.get(name, [])] for name in SECTIONS},
+        })
+
+
+#: The scores quoted first, each a metric key (see docs/report.md).
+HEADLINE_KEYS = (
+    "fidelity.overall", "fidelity.csf", "fidelity.gsf", "fidelity.detection_auc",
+    "survival.km_divergence", "survival.cox_sign_agreement", "survival.c_index_synthetic",
+    "privacy.ims", "privacy.leakage_coefficient", "privacy.dcr_ratio", "privacy.mia_auc",
+    "utility.classification_ratio", "utility.c_index_ratio",
+)
+
+
+def headline(report: Report) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in HEADLINE_KEYS:
+        try:
+            out[key] = report.metric(key).value
+        except KeyError:
+            continue
+    return out
+
+
+#: ``progress(done, total, what)``: called as each part of the report finishes.
+ReportProgress = Callable[[int, int, str], None]
