@@ -31,6 +31,9 @@ class Dataset(models.Model):
     storage_name = models.CharField(max_length=100, unique=True, editable=False)
     stored_bytes = models.PositiveBigIntegerField(help_text="Size of the encrypted file.")
     source_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the uploaded CSV, to recognise re-uploads.")
+    gates = models.JSONField(default=dict, blank=True, help_text=(
+        "Publication-gate thresholds set by a custodian; the papers' defaults fill the rest "
+        "(see generators.core.evaluation.gates)."))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -61,6 +64,9 @@ class Release(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
                                      null=True, blank=True)
+    gate_override = models.JSONField(null=True, blank=True, help_text=(
+        "Set when a custodian published despite failed gates: the written justification, the failed "
+        "gates with their values, who and when."))
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -71,6 +77,41 @@ class Release(models.Model):
     @property
     def published(self) -> bool:
         return self.published_at is not None
+
+
+class ReleaseReport(models.Model):
+    """A release's validation report (fidelity, survival, privacy, utility), computed by a task
+    after the release is made. ``content`` and ``html`` are the custodian's view (they hold
+    statistics of the real rows, never rows); ``public`` and ``public_html`` are what verified
+    researchers see: scores and synthetic-side plots only."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="report")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    stage = models.CharField(max_length=32, blank=True, help_text="The part being computed, e.g. 'privacy'.")
+    parts_done = models.PositiveSmallIntegerField(default=0)
+    parts_total = models.PositiveSmallIntegerField(default=0)
+    target = models.CharField(max_length=200, blank=True, help_text="The utility classification column.")
+    content = models.JSONField(default=dict, blank=True)
+    public = models.JSONField(default=dict, blank=True)
+    html = models.TextField(blank=True)
+    public_html = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"report of release {self.release_id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
 
 class AppendOnlyError(Exception):

@@ -276,6 +276,8 @@ GENERATOR_MAX_EPOCHS = env_int("GENERATOR_MAX_EPOCHS", 5000, minimum=1)
 # A running run whose worker has not reported for this long is failed (worker killed or lost).
 GENERATOR_STALE_AFTER_SECONDS = env_int("GENERATOR_STALE_AFTER_SECONDS", 900, minimum=60)
 RELEASE_MAX_ROWS = env_int("RELEASE_MAX_ROWS", 1_000_000, minimum=1)
+# A release's validation report (and a sweep's, per release) is stopped after this long.
+REPORT_TIME_LIMIT_SECONDS = env_int("REPORT_TIME_LIMIT_SECONDS", 1800, minimum=60)
 
 # --- static files, i18n ------------------------------------------------------------
 STATIC_URL = "static/"

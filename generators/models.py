@@ -73,3 +73,44 @@ class GeneratorRun(models.Model):
         if not elapsed or self.epoch == 0:
             return None
         return elapsed / self.epoch * (self.epochs - self.epoch)
+
+
+class Sweep(models.Model):
+    """Model selection: train every model × seed, sample each run several times, report on every
+    release, and rank those that pass the dataset's gates (the AML paper: 5 seeds × 3 samples,
+    keep the best). The best is proposed as a draft release; a custodian still publishes it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    dataset = models.ForeignKey("clearinghouse.Dataset", on_delete=models.PROTECT, related_name="sweeps")
+    model_names = models.JSONField(help_text="Model names, e.g. [\"copula\", \"ctgan\"].")
+    seeds = models.JSONField(help_text="Training seeds.")
+    samples = models.PositiveSmallIntegerField(help_text="Releases sampled per trained run.")
+    epochs = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField(help_text="Rows per release.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=200, blank=True)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    candidates = models.JSONField(default=list, help_text="One entry per release: gates, composite, headline.")
+    proposed_release = models.ForeignKey("clearinghouse.Release", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"sweep {self.pk} on {self.dataset_id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

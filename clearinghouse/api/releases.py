@@ -4,11 +4,12 @@ download the published ones. Downloads are streamed and audited."""
 from __future__ import annotations
 
 from django.http import FileResponse
+from django.utils.encoding import force_bytes
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from accounts.permissions import IsCustodian, IsCustodianOrVerifiedResearcher
@@ -19,6 +20,7 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from clearinghouse.models import Release
 from clearinghouse.services.releases import DATA_FILES, release_create, release_file, release_publish
+from clearinghouse.services.reports import report_html, report_rerun, report_status, report_view
 from generators.models import GeneratorRun
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -29,11 +31,15 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
     run = serializers.IntegerField(source="run_id", read_only=True)
     published = serializers.BooleanField(read_only=True)
     files = serializers.SerializerMethodField()
+    report = serializers.SerializerMethodField(help_text="The validation report's status and headline scores.")
 
     class Meta:
         model = Release
         fields = ["id", "dataset", "run", "rows", "seed", "conditions", "published", "published_at",
-                  "created_at", "datasheet", "files"]
+                  "created_at", "datasheet", "files", "report", "gate_override"]
+
+    def get_report(self, release: Release) -> dict | None:
+        return report_status(release)
 
     def get_files(self, release: Release) -> dict:
         return {
@@ -96,14 +102,88 @@ class ReleaseDetailApi(ApiView):
 
 
 class ReleasePublishApi(ApiView):
+    """Publish a release whose validation report passes every gate of its dataset. When a gate
+    fails the answer is 409 listing each failed gate with its value, unless the custodian gives
+    ``{"override": {"justification": "..."}}``, which is audited and shown on the release."""
+
     permission_classes = [IsCustodian]
     audit_action = "release.publish"
     audit_object_type = "release"
 
-    @extend_schema(request=inline_serializer("ReleasePublishInput", fields={}), responses=ReleaseOutputSerializer)
+    class InputSerializer(StrictInputSerializer):
+        override = serializers.JSONField(required=False, default=None, allow_null=True,
+                                         help_text='{"justification": "why the failed gates are acceptable"}')
+
+    @extend_schema(request=InputSerializer, responses=ReleaseOutputSerializer)
     def post(self, request, release_id: int):
-        release = release_publish(release=get_object_or_404(Release, pk=release_id), by=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = release_publish(release=get_object_or_404(Release, pk=release_id), by=request.user,
+                                  override=data.validated_data["override"])
         return Response(ReleaseOutputSerializer(release).data)
+
+
+class HtmlPageRenderer(BaseRenderer):
+    """A finished, self-contained HTML page (the report's), passed through as it is."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return force_bytes(data)
+
+
+class ReleaseReportApi(ApiView):
+    """The release's validation report. Custodians get all of it; verified researchers (published
+    releases only) get the public part: scores and synthetic-side plots, no statistic of the real
+    rows. ``?format=html`` gives the page with plots. 409 while the report is being computed.
+    A custodian may POST to compute it again (after a failure)."""
+
+    permission_classes = [IsCustodianOrVerifiedResearcher]
+    audit_object_type = "release"
+    renderer_classes = [JSONRenderer, HtmlPageRenderer]
+
+    @property
+    def audit_action(self) -> str:
+        return "report.request" if self.request.method == "POST" else "report.read"
+    FORMATS = ("json", "html")
+
+    def get_permissions(self):
+        return [IsCustodian()] if self.request.method == "POST" else super().get_permissions()
+
+    def perform_content_negotiation(self, request, force=False):
+        wanted = request.query_params.get("format")
+        if wanted is not None and wanted not in self.FORMATS and not force:
+            raise ApplicationError(f"format must be one of {', '.join(self.FORMATS)}, not {wanted!r}.",
+                                   code="invalid_format")
+        return super().perform_content_negotiation(request, force=force)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400:  # errors are JSON, whatever was asked for
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def audit_read_details(self) -> dict:
+        return {"audience": self._audience(), "format": self.request.accepted_renderer.format}
+
+    def _audience(self) -> str:
+        return "custodian" if self.request.user.is_custodian else "public"
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT,
+                              (200, "text/html"): OpenApiResponse(OpenApiTypes.STR)})
+    def get(self, request, release_id: int):
+        release = get_object_or_404(_visible(request.user).select_related("dataset"), pk=release_id)
+        if request.accepted_renderer.format == "html":
+            return Response(report_html(release, audience=self._audience()), content_type="text/html; charset=utf-8")
+        return Response(report_view(release, audience=self._audience()))
+
+    @extend_schema(request=inline_serializer("ReportRerunInput", fields={}), responses={202: OpenApiTypes.OBJECT},
+                   operation_id="releases_report_rerun")
+    def post(self, request, release_id: int):
+        release = get_object_or_404(Release.objects.select_related("dataset"), pk=release_id)
+        report_rerun(release=release, by=request.user)
+        return Response(report_status(release), status=status.HTTP_202_ACCEPTED)
 
 
 class ReleaseDownloadApi(ApiView):

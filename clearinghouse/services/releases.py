@@ -26,6 +26,7 @@ from clearinghouse.api.errors import ApplicationError
 from clearinghouse.models import Release
 from clearinghouse.services.audit import audit_record
 from clearinghouse.services.checks import MAX_SEED, check_whole_number
+from clearinghouse.services.reports import release_gate_results, report_request
 from generators.core.models import ConditionError
 from generators.models import GeneratorRun
 
@@ -113,9 +114,11 @@ def _write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, Any]]:
     return storage_name, facts
 
 
-def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: dict | None = None, by) -> Release:
+def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: dict | None = None, by,
+                   queue_report: bool = True) -> Release:
     """Sample ``rows`` synthetic rows (optionally conditional or rebalanced) and store them as a
-    draft release. Every check happens before anything is written."""
+    draft release with a pending validation report, queued when the release commits
+    (``queue_report=False``: the caller computes it). Every check happens before anything is written."""
     from generators.services import run_generator
 
     check_whole_number("rows", rows, 1, settings.RELEASE_MAX_ROWS)
@@ -144,20 +147,54 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
             audit_record(action="release.create", actor=by, object_type="release", object_id=release.pk,
                          details={"run": run.pk, "dataset": run.dataset.slug, "rows": rows, "seed": seed,
                                   "conditions": conditions or None})
+            report_request(release, enqueue=queue_report)
     except BaseException:
         shutil.rmtree(_folder() / storage_name, ignore_errors=True)
         raise
     return release
 
 
-def release_publish(*, release: Release, by) -> Release:
+#: A justification shorter than this is not a justification.
+MIN_JUSTIFICATION = 20
+
+
+def _check_override(override) -> str | None:
+    if override is None:
+        return None
+    justification = override.get("justification") if isinstance(override, dict) else None
+    if not isinstance(justification, str) or len(justification.strip()) < MIN_JUSTIFICATION:
+        raise ApplicationError(
+            f"override.justification must be a written reason of at least {MIN_JUSTIFICATION} characters.",
+            code="invalid_override")
+    return justification.strip()
+
+
+def release_publish(*, release: Release, by, override: dict | None = None) -> Release:
+    """Publish a release whose report passes every gate of its dataset, or, when some fail, with
+    a custodian's written justification (``override``), which is audited and kept on the release."""
+    justification = _check_override(override)
     with transaction.atomic():
-        release = Release.objects.select_for_update().get(pk=release.pk)
+        release = Release.objects.select_for_update().select_related("dataset").get(pk=release.pk)
         if release.published:
             raise ApplicationError(f"Release {release.pk} is already published.", code="already_published",
                                    status_code=409)
+        results = release_gate_results(release)  # 409 while the report is not finished
+        failed = [r.to_dict() for r in results if not r.passed]
+        if failed and justification is None:
+            names = ", ".join(f"{r['gate']} ({r['reason']})" for r in failed)
+            raise ApplicationError(
+                f"Release {release.pk} fails {len(failed)} publication gate(s): {names}. Publish with "
+                "{\"override\": {\"justification\": \"...\"}} to accept the risk on the record.",
+                code="gates_failed", status_code=409, details={"failed": failed})
+        if justification is not None and not failed:
+            raise ApplicationError(f"Release {release.pk} passes every gate; an override is not needed.",
+                                   code="override_not_needed")
         release.published_at, release.published_by = timezone.now(), by
-        release.save(update_fields=["published_at", "published_by"])
+        if failed:
+            release.gate_override = {"justification": justification, "failed": failed, "by": by.get_username(),
+                                     "at": release.published_at.isoformat()}
+        release.save(update_fields=["published_at", "published_by", "gate_override"])
         audit_record(action="release.publish", actor=by, object_type="release", object_id=release.pk,
-                     details={"dataset": release.dataset.slug, "rows": release.rows})
+                     details={"dataset": release.dataset.slug, "rows": release.rows,
+                              "gates": [r.to_dict() for r in results], "override": release.gate_override})
     return release

@@ -18,7 +18,7 @@ from generators.core.evaluation.report import SECTIONS, EvalContext, Metric, Rep
 
 __all__ = [
     "DEFAULT_GATES", "EvalContext", "GateResult", "Metric", "Report", "check_gates", "default_target",
-    "evaluate", "parse_gates",
+    "evaluate", "evaluate_context", "make_context", "parse_gates",
 ]
 
 _SECTIONS = {"fidelity": fidelity.metrics, "survival": survival.metrics, "privacy": privacy.metrics,
@@ -41,16 +41,19 @@ def _columns(frame: pd.DataFrame, schema: Schema, what: str) -> pd.DataFrame:
     return frame[names].reset_index(drop=True)
 
 
-def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
-             target: str | None = None, seed: int = 0, progress: ReportProgress | None = None) -> Report:
-    """Every section's metrics on the three frames. ``target`` is the utility classification
-    column (default: :func:`default_target`)."""
+def make_context(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
+                 target: str | None = None, seed: int = 0) -> EvalContext:
+    """The three frames cut to the schema's stored columns, with the utility target checked
+    (default: :func:`default_target`)."""
     if target is None:
         target = default_target(schema)
     elif target not in schema or schema[target].type not in ("categorical", "event"):
         raise ValueError(f"target {target!r} is not a categorical or event column of the schema")
-    ctx = EvalContext(train=_columns(train, schema, "training"), holdout=_columns(holdout, schema, "holdout"),
-                      synthetic=_columns(synthetic, schema, "synthetic"), schema=schema, target=target, seed=seed)
+    return EvalContext(train=_columns(train, schema, "training"), holdout=_columns(holdout, schema, "holdout"),
+                       synthetic=_columns(synthetic, schema, "synthetic"), schema=schema, target=target, seed=seed)
+
+
+def evaluate_context(ctx: EvalContext, *, progress: ReportProgress | None = None) -> Report:
     sections: dict[str, list[Metric]] = {}
     timings: dict[str, float] = {}
     for done, name in enumerate(SECTIONS):
@@ -59,8 +62,17 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
         timings[name] = round(time.perf_counter() - started, 3)
         if progress is not None:
             progress(done + 1, len(SECTIONS), name)
+    schema = ctx.schema
     meta = {"rows": {"train": len(ctx.train), "holdout": len(ctx.holdout), "synthetic": len(ctx.synthetic)},
-            "target": target, "seed": seed, "seconds": timings,
+            "target": ctx.target, "seed": ctx.seed, "seconds": timings,
             "survival": ({"duration": schema.survival.duration, "event": schema.survival.event}
                          if schema.survival else None)}
     return Report(sections=sections, meta=meta)
+
+
+def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
+             target: str | None = None, seed: int = 0, progress: ReportProgress | None = None) -> Report:
+    """Every section's metrics on the three frames. ``target`` is the utility classification
+    column (default: :func:`default_target`)."""
+    return evaluate_context(make_context(train, holdout, synthetic, schema, target=target, seed=seed),
+                            progress=progress)

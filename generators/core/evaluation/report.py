@@ -145,6 +145,23 @@ class Report:
         except KeyError:
             return None
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Report":
+        """A stored custodian ``to_dict()`` back into a Report (for gate checks on a stored report)."""
+        sections = {}
+        for name, metrics in (raw.get("sections") or {}).items():
+            sections[name] = [
+                Metric(key=m["key"], label=m.get("label", m["key"]), value=m.get("value"),
+                       low=(m.get("range") or [None, None])[0], high=(m.get("range") or [None, None])[1],
+                       better=m.get("better", "higher"), description=m.get("description", ""),
+                       applicable=bool(m.get("applicable", m.get("value") is not None)),
+                       reason=m.get("reason") or ("not measured" if m.get("value") is None else ""),
+                       details=m.get("details") or {}, synthetic_details=m.get("synthetic_details") or {},
+                       real_details=m.get("real_details") or {})
+                for m in metrics
+            ]
+        return cls(sections=sections, meta=raw.get("meta") or {})
+
     def to_dict(self, audience: str = "custodian") -> dict[str, Any]:
         return json_safe({
             "meta": self.meta,

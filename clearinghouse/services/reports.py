@@ -1,0 +1,235 @@
+"""Validation reports: requested with each release, computed by a task, read per audience, and
+the publication gates checked against them.
+
+The pure core (``generators.core.evaluation``) measures; this module brings the frames together
+(the run's training split and holdout from custody, the release's synthetic rows from disk),
+records progress, stores both views and audits the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clearinghouse.api.errors import ApplicationError
+from clearinghouse.custody import CustodyError, custody_read
+from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
+from clearinghouse.schema import Schema
+from clearinghouse.services.audit import audit_record
+from generators.core.evaluation import GateResult, Report, check_gates, evaluate_context, make_context, parse_gates
+from generators.core.transformer import _typed
+
+__all__ = [
+    "dataset_set_gates", "release_gate_results", "report_compute", "report_html", "report_request",
+    "report_rerun", "report_status", "report_view",
+]
+
+logger = logging.getLogger(__name__)
+
+Status = ReleaseReport.Status
+#: The four sections, then the custodian's and the public figures with their pages.
+PARTS = ("fidelity", "survival", "privacy", "utility", "custodian page", "public page")
+
+
+# --------------------------------------------------------------------------- request
+def report_request(release: Release, *, enqueue: bool = True) -> ReleaseReport:
+    """Record a pending report and queue its task when the surrounding transaction commits
+    (``enqueue=False``: the caller computes it itself, as a sweep does)."""
+    report, _ = ReleaseReport.objects.update_or_create(
+        release=release,
+        defaults={"status": Status.PENDING, "stage": "", "parts_done": 0, "parts_total": len(PARTS),
+                  "content": {}, "public": {}, "html": "", "public_html": "", "error": "",
+                  "requested_at": timezone.now(), "started_at": None, "finished_at": None},
+    )
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(report.pk))
+    return report
+
+
+def _enqueue(report_id: int) -> None:
+    from clearinghouse.tasks import compute_report
+
+    compute_report.apply_async(args=[report_id])
+
+
+def _stale(report: ReleaseReport, now) -> bool:
+    """Running for longer than the task's hard limit: its worker is gone."""
+    limit = timedelta(seconds=settings.REPORT_TIME_LIMIT_SECONDS + 60)
+    return report.status == Status.RUNNING and report.started_at is not None and now - report.started_at > limit
+
+
+def report_rerun(*, release: Release, by) -> ReleaseReport:
+    """A custodian asks for the report again: after a failure, or to measure against changed
+    settings. Refused while one is pending or running."""
+    with transaction.atomic():
+        report = ReleaseReport.objects.select_for_update().filter(release=release).first()
+        if report is not None and not report.finished and not _stale(report, timezone.now()):
+            raise ApplicationError(f"Release {release.pk}'s report is {report.status}; wait for it to finish.",
+                                   code="report_not_ready", status_code=409,
+                                   details={"status": report.status, "stage": report.stage})
+        report = report_request(release)
+        audit_record(action="report.request", actor=by, object_type="release", object_id=release.pk,
+                     details={"dataset": release.dataset.slug, "rerun": True})
+    return report
+
+
+# --------------------------------------------------------------------------- compute
+def _claim(report_id: int) -> ReleaseReport | None:
+    claimed = ReleaseReport.objects.filter(pk=report_id, status=Status.PENDING).update(
+        status=Status.RUNNING, started_at=timezone.now(), stage=PARTS[0])
+    if not claimed:
+        return None  # gone, already taken by another worker, or already finished
+    return ReleaseReport.objects.select_related("release__dataset", "release__run").get(pk=report_id)
+
+
+def _progress(report: ReleaseReport, done: int, stage: str) -> None:
+    ReleaseReport.objects.filter(pk=report.pk, status=Status.RUNNING).update(parts_done=done, stage=stage)
+
+
+def _frames(release: Release, schema: Schema) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The run's training rows and holdout (by the positions the run recorded) and the release."""
+    from clearinghouse.services.releases import release_file
+
+    run = release.run
+    table = custody_read(release.dataset.storage_name)
+    holdout_rows = np.asarray(run.holdout_rows, dtype="int64")
+    if len(holdout_rows) == 0 or holdout_rows.max(initial=-1) >= len(table):
+        raise ValueError(f"run {run.pk} recorded no usable holdout for this dataset")
+    in_holdout = np.zeros(len(table), dtype=bool)
+    in_holdout[holdout_rows] = True
+    train = table.loc[~in_holdout].reset_index(drop=True)
+    holdout = table.loc[in_holdout].reset_index(drop=True)
+    synthetic = pd.read_parquet(release_file(release, "parquet"), engine="pyarrow")
+    synthetic = pd.DataFrame({c.name: _typed(synthetic[c.name], c) for c in schema.kept})
+    return train, holdout, synthetic
+
+
+def report_compute(report_id: int) -> ReleaseReport | None:
+    """The task body. Never raises for a report that fails: the failure is recorded on it."""
+    from generators.core.evaluation.html import render_html
+    from generators.core.evaluation.plots import render_figures
+
+    report = _claim(report_id)
+    if report is None:
+        return None
+    release = report.release
+    try:
+        schema = Schema.from_dict(release.dataset.schema)
+        train, holdout, synthetic = _frames(release, schema)
+        ctx = make_context(train, holdout, synthetic, schema, seed=int(release.seed))
+        target = ctx.target
+        result = evaluate_context(ctx, progress=lambda done, total, name: _progress(report, done, PARTS[done]))
+        content, public = result.to_dict("custodian"), result.to_dict("public")
+        title = f"Validation report: release {release.pk} of {release.dataset.slug} ({release.run.model})"
+        html = render_html(content, render_figures(ctx, "custodian"), title=title, audience="custodian")
+        _progress(report, len(PARTS) - 1, PARTS[-1])
+        public_html = render_html(public, render_figures(ctx, "public"), title=title, audience="public")
+    except (CustodyError, FileNotFoundError, ValueError) as exc:
+        return _finish(report, Status.FAILED, error=f"could not compute the report: {exc}")
+    except SoftTimeLimitExceeded:
+        return _finish(report, Status.FAILED, error=(
+            f"stopped at the time limit of {settings.REPORT_TIME_LIMIT_SECONDS} s during {report.stage or 'the report'}"))
+    except Exception as exc:
+        logger.exception("report %s failed", report.pk)
+        return _finish(report, Status.FAILED, error=f"internal error ({type(exc).__name__}); see the worker log")
+    return _finish(report, Status.SUCCEEDED, target=target or "", content=content, public=public, html=html,
+                   public_html=public_html, parts_done=len(PARTS), stage="")
+
+
+def _finish(report: ReleaseReport, status: str, *, error: str = "", **fields: Any) -> ReleaseReport:
+    with transaction.atomic():
+        updated = ReleaseReport.objects.filter(pk=report.pk, status=Status.RUNNING).update(
+            status=status, error=error, finished_at=timezone.now(), **fields)
+        if updated:
+            details: dict[str, Any] = {"release": report.release_id, "dataset": report.release.dataset.slug}
+            if status == Status.SUCCEEDED:
+                details["headline"] = fields["content"].get("headline", {})
+            else:
+                details["error"] = error
+            audit_record(action="report.compute", object_type="report", object_id=report.pk, details=details,
+                         outcome=AuditEvent.Outcome.SUCCESS if status == Status.SUCCEEDED
+                         else AuditEvent.Outcome.FAILED)
+    report.refresh_from_db()
+    return report
+
+
+# --------------------------------------------------------------------------- read
+def _report_of(release: Release) -> ReleaseReport | None:
+    return ReleaseReport.objects.filter(release=release).first()
+
+
+def _ready(release: Release) -> ReleaseReport:
+    report = _report_of(release)
+    if report is None:
+        raise ApplicationError(f"Release {release.pk} has no report; ask for one with POST.",
+                               code="report_missing", status_code=409)
+    if report.status == Status.FAILED:
+        raise ApplicationError(f"Release {release.pk}'s report failed: {report.error}", code="report_failed",
+                               status_code=409, details={"status": report.status})
+    if report.status != Status.SUCCEEDED:
+        raise ApplicationError(
+            f"Release {release.pk}'s report is still being computed ({report.status}, {report.parts_done} of "
+            f"{report.parts_total} parts done); try again shortly.", code="report_not_ready", status_code=409,
+            details={"status": report.status, "stage": report.stage, "parts_done": report.parts_done,
+                     "parts_total": report.parts_total})
+    return report
+
+
+def release_gate_results(release: Release) -> list[GateResult]:
+    """The dataset's gates (as set now) against the release's finished report."""
+    report = _ready(release)
+    return check_gates(Report.from_dict(report.content), release.dataset.gates)
+
+
+def report_view(release: Release, *, audience: str) -> dict[str, Any]:
+    """The stored report for ``audience`` ("custodian" or "public"), with the gate results and
+    any override. The HTML page is read separately (:func:`report_html`)."""
+    report = _ready(release)
+    body = dict(report.content if audience == "custodian" else report.public)
+    body["release"] = release.pk
+    body["dataset"] = release.dataset.slug
+    body["computed_at"] = report.finished_at.isoformat() if report.finished_at else None
+    body["gates"] = [r.to_dict() for r in check_gates(Report.from_dict(report.content), release.dataset.gates)]
+    body["override"] = release.gate_override
+    return body
+
+
+def report_html(release: Release, *, audience: str) -> str:
+    report = _ready(release)
+    return report.html if audience == "custodian" else report.public_html
+
+
+def report_status(release: Release) -> dict[str, Any] | None:
+    """A short summary for the release's own representation."""
+    report = _report_of(release)
+    if report is None:
+        return None
+    return {"status": report.status, "stage": report.stage, "parts_done": report.parts_done,
+            "parts_total": report.parts_total, "error": report.error,
+            "headline": report.content.get("headline") if report.status == Status.SUCCEEDED else None,
+            "url": f"/api/v1/releases/{release.pk}/report/"}
+
+
+# --------------------------------------------------------------------------- gates
+def dataset_set_gates(*, dataset: Dataset, gates: Any, by) -> Dataset:
+    """Set some of a dataset's gate thresholds (the others keep their defaults)."""
+    try:
+        merged = parse_gates(gates)
+    except ValueError as exc:
+        raise ApplicationError(f"gates: {exc}.", code="invalid_gates") from None
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        before = parse_gates(dataset.gates)
+        dataset.gates = {**dataset.gates, **{k: merged[k] for k in gates}}
+        dataset.save(update_fields=["gates"])
+        audit_record(action="dataset.gates.set", actor=by, object_type="dataset", object_id=dataset.slug,
+                     details={"before": before, "after": parse_gates(dataset.gates)})
+    return dataset
