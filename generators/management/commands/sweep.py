@@ -53,9 +53,12 @@ class Command(AuditedCommand):
             raise CommandError(f"sweep {sweep.pk} {sweep.status}: {sweep.error}")
         for row in sweep.candidates:
             composite = f"{row['composite']:.3f}" if row.get("composite") is not None else "  n/a"
-            verdict = "passes" if row.get("passed") else "fails: " + ", ".join(
-                g["gate"] for g in row.get("failed_gates", [])) if row.get("failed_gates") else (
-                "passes" if row.get("passed") else f"fails ({row.get('error', 'no report')})")
+            if row.get("passed"):
+                verdict = "passes every gate"
+            elif row.get("failed_gates"):
+                verdict = "fails " + ", ".join(g["gate"] for g in row["failed_gates"])
+            else:
+                verdict = f"fails ({row.get('error') or 'no report'})"
             self.stderr.write(f"  #{row['rank'] or '-':<3} release {row.get('release', '-')}: {row['model']} seed "
                               f"{row['seed']} sample {row.get('sample', '-')}  composite {composite}  {verdict}")
         if sweep.proposed_release_id is None:
