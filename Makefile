@@ -52,6 +52,12 @@ clean:
 # Generator benchmark (never part of `make test`): the reference `ctgan` package against our
 # ctgan, flow and copula, on GBSG2 and a 10x table; figures in bench/results/ and docs/benchmarks.md.
 # Several minutes on a CPU. Options pass through: make bench-generators BENCH_ARGS="--quick".
+# Validation-report benchmark: the report's time on GBSG2 and on a 10k × 30 table (target < 60 s on
+# 2 cores), and GBSG2's headline per generator. A few minutes on a CPU (ctgan and flow train 300 epochs).
+.PHONY: bench-report
+bench-report: install
+	$(PY) -m bench.report $(BENCH_ARGS)
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

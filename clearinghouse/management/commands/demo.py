@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -102,11 +103,11 @@ class Command(AuditedCommand):
                   f"(CSV {release['files']['csv']['bytes']} bytes, Parquet {release['files']['parquet']['bytes']} bytes)")
         hidden = _call("GET", f"{api}/releases/{release['id']}/", researcher, expect_error=True)
         out.write(f"  researcher asks for it before publication: {hidden['status']} {hidden['error']['code']}")
-        _call("POST", f"{api}/releases/{release['id']}/publish/", custodian)
-        listing = _call("GET", f"{api}/releases/", researcher)
-        out.write(f"  custodian publishes it; researcher lists releases: {[r['id'] for r in listing['results']]}")
         folder = options["download_dir"] or Path(settings.DATA_DIR) / "demo"
         folder.mkdir(parents=True, exist_ok=True)
+        self._report(api, release["id"], custodian, researcher, folder)
+        listing = _call("GET", f"{api}/releases/", researcher)
+        out.write(f"  researcher lists published releases: {[r['id'] for r in listing['results']]}")
         target = folder / f"gbsg2-release-{release['id']}.csv"
         data = _call("GET", f"{api}/releases/{release['id']}/data.csv", researcher, raw=True)
         target.write_bytes(data)
@@ -117,6 +118,44 @@ class Command(AuditedCommand):
                   f"-> {target}")
         out.write(f"    horTh=yes in {100 * (frame['horTh'] == 'yes').mean():.1f} % of synthetic patients, "
                   f"{100 * frame['cens'].mean():.1f} % with an event, median follow-up {frame['time'].median():.0f} days")
+
+    def _report(self, api: str, release_id: int, custodian: str, researcher: str, folder: Path) -> None:
+        """Read the validation report (computed when the release was made), save both HTML pages,
+        then publish: plainly when every gate passes, with a written override otherwise."""
+        out = self.stdout
+        for _ in range(600):  # with a broker the report is computed by a worker: wait for it
+            report = _call("GET", f"{api}/releases/{release_id}/report/", custodian, expect_error=True)
+            if report.get("status") != 409 or report["error"]["code"] != "report_not_ready":
+                break
+            time.sleep(1.0)
+        if "error" in report:
+            raise CommandError(f"report of release {release_id}: {report['error']['message']}")
+        out.write(f"  validation report of release {release_id} (headline; range and direction in the report):")
+        for key, value in report["headline"].items():
+            out.write(f"    {key:32s} {'n/a' if value is None else f'{value:.3f}'}")
+        pages = {"custodian": folder / f"gbsg2-release-{release_id}-report.html",
+                 "public": folder / f"gbsg2-release-{release_id}-report-public.html"}
+        pages["custodian"].write_bytes(_call("GET", f"{api}/releases/{release_id}/report/?format=html", custodian,
+                                             raw=True, accept="text/html"))
+        failed = [g for g in report["gates"] if not g["passed"]]
+        for gate in report["gates"]:
+            out.write(f"    gate {gate['gate']:13s} {'pass' if gate['passed'] else 'FAIL'}  {gate['reason']}")
+        if not failed:
+            _call("POST", f"{api}/releases/{release_id}/publish/", custodian)
+            out.write("  every gate passes: the custodian publishes the release")
+        else:
+            refused = _call("POST", f"{api}/releases/{release_id}/publish/", custodian, expect_error=True)
+            out.write(f"  publishing is refused: {refused['status']} {refused['error']['code']} "
+                      f"({len(refused['error']['details']['failed'])} failed gate(s))")
+            justification = ("Demo only: a short training run on a public cohort (GBSG2 ships with lifelines); "
+                              "the failed gates are accepted so the walkthrough can go on.")
+            _call("POST", f"{api}/releases/{release_id}/publish/", custodian,
+                  body={"override": {"justification": justification}})
+            out.write("  the custodian publishes with a written override (audited, shown on the release)")
+        pages["public"].write_bytes(_call("GET", f"{api}/releases/{release_id}/report/?format=html", researcher,
+                                          raw=True, accept="text/html"))
+        out.write(f"  HTML report (custodian): {pages['custodian']}")
+        out.write(f"  HTML report (public):    {pages['public']}")
 
     def _users(self) -> dict[str, str]:
         tokens = {}
@@ -149,8 +188,8 @@ class Command(AuditedCommand):
 
 
 def _call(method: str, url: str, token: str, *, body: dict | None = None, expect_error: bool = False,
-          raw: bool = False):
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+          raw: bool = False, accept: str = "application/json"):
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
     data = None
     if body is not None:
         data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
