@@ -108,6 +108,13 @@ def test_without_survival_there_is_no_km_figure(ctx, gbsg2_schema):
     assert keys == [k for k in CUSTODIAN_KINDS if k != "km"]
 
 
+def test_an_empty_release_draws_the_real_side_only(ctx):
+    empty = EvalContext(train=ctx.train, holdout=ctx.holdout, synthetic=ctx.synthetic.iloc[:0], schema=ctx.schema)
+    # No comparison can be drawn except the real columns and the real PCA; the public gets nothing.
+    assert [f.key for f in render_figures(empty, "custodian")] == ["histograms_1", "pca"]
+    assert render_figures(empty, "public") == []
+
+
 def _small(columns: list[dict], frame: pd.DataFrame, synthetic: pd.DataFrame | None = None) -> EvalContext:
     schema = Schema.from_dict({"columns": columns})
     synthetic = frame if synthetic is None else synthetic
