@@ -201,11 +201,7 @@ def metrics(ctx: EvalContext) -> list[Metric]:
         return [_metric(name, None, reason=reason) for name in names]
 
     out = {"ims": _ims(ctx)}
-    holdout_problem = (
-        f"the holdout has {n_holdout} rows; the train-versus-holdout comparison needs at least {MIN_HOLDOUT}"
-        if n_holdout < MIN_HOLDOUT else
-        f"the training rows ({n_train}) are fewer than the holdout rows ({n_holdout}), so no training subset "
-        "the size of the holdout can be drawn" if n_train < n_holdout else "")
+    holdout_problem = _holdout_problem(n_train, n_holdout)
     groups = subsets(n_train, n_holdout, ctx.seed) if not holdout_problem else np.zeros((0, 0), dtype="int64")
     k = len(groups)
     design = {"subsets": k, "subset_rows": n_holdout, "training_rows_left_out": n_train - k * n_holdout}
@@ -237,6 +233,16 @@ def metrics(ctx: EvalContext) -> list[Metric]:
     return [out[name] for name in names]
 
 
+def _holdout_problem(n_train: int, n_holdout: int) -> str:
+    """Why the train-versus-holdout comparisons cannot be made ('' when they can)."""
+    if n_holdout < MIN_HOLDOUT:
+        return f"the holdout has {n_holdout} rows; the train-versus-holdout comparison needs at least {MIN_HOLDOUT}"
+    if n_train < n_holdout:
+        return (f"the training rows ({n_train}) are fewer than the holdout rows ({n_holdout}), so no training "
+                "subset the size of the holdout can be drawn")
+    return ""
+
+
 def _ims(ctx: EvalContext) -> Metric:
     syn_ids, train_ids, holdout_ids = row_ids([ctx.synthetic, ctx.train, ctx.holdout], ctx.columns)
     copied = np.isin(syn_ids, train_ids)
@@ -256,7 +262,8 @@ def _nndr(two_nearest: np.ndarray) -> Metric:
     ratios = np.divide(d1, d2, out=np.ones_like(d1), where=d2 > 0)  # d2 = 0 forces d1 = 0: 0/0 counts as 1
     return _metric("nndr", float(np.median(ratios)),
                    details={"share_in_band_0.60_0.85": float(np.mean((ratios >= 0.60) & (ratios <= 0.85)))},
-                   real_details={"ratio_p5": float(np.percentile(ratios, 5)), "ratio_p95": float(np.percentile(ratios, 95)),
+                   real_details={"ratio_p5": float(np.percentile(ratios, 5)),
+                                 "ratio_p95": float(np.percentile(ratios, 95)),
                                  "nearest": _summary(d1), "second_nearest": _summary(d2)})
 
 
