@@ -1,0 +1,546 @@
+"""Parse a researcher's hypothesis against the dataset schema, and give it a canonical form.
+
+A hypothesis (``docs``: DESIGN.md, "Hypothesis kinds") is::
+
+    {"release": id, "kind": ..., "params": {...},
+     "where": [{"column", "op", "value"}, ...],
+     "claim": {"direction": "greater" | "less" | "not_equal", "value": x},
+     "epsilon": e}
+
+:func:`parse_hypothesis` checks every part against the schema and raises
+:class:`HypothesisError` with a stable ``code`` and a message naming the problem. ``release`` is
+checked by the Django side and ignored here.
+
+:meth:`Hypothesis.canonical` is the **reuse key**: a JSON text with sorted keys, numbers
+normalized (``50`` and ``50.0`` are the same), ``in`` lists sorted and de-duplicated (a one-value
+``in`` is written as ``==``), filters sorted and de-duplicated, defaults filled in, symmetric
+parameters ordered (``correlation`` x/y, ``odds_ratio`` a/b) and ε as a normalized decimal
+string. It deliberately leaves out ``claim`` (and ``release``): the verdict is post-processing of a
+stored CI, so a new claim on the same statistic must reuse the stored answer rather than buy a
+fresh draw of noise (which would allow averaging the noise away).
+
+Error codes (``HypothesisError.code``):
+
+=========================  ====================================================================
+``malformed``              not an object, a part of the wrong shape, an unknown top-level field
+``unknown_kind``           kind missing or not one of :data:`KINDS`
+``unknown_column``         a column that is not in the schema (identifiers are dropped at import)
+``unknown_category``       a category the column does not declare (or not 0/1 for an event)
+``wrong_column_type``      a numeric column where a category is needed, or the reverse
+``bad_epsilon``            ε missing, not a number (strings, booleans), non-finite, or ≤ 0
+``epsilon_above_maximum``  ε above the per-query maximum
+``bad_filter_value``       a filter value of the wrong type (or an empty/oversized ``in`` list)
+``unknown_op``             a filter operator outside ``==, !=, <, <=, >, >=, in``
+``empty_group``            a group definition with ``a == b`` or a missing ``a``/``b``
+``no_survival``            a survival kind on a schema without a survival pair
+``missing_param``          a required parameter is missing
+``unknown_param``          a parameter the kind does not take
+``bad_param``              a parameter of the wrong type or out of range (``q`` outside (0, 1), …)
+``bad_claim``              claim missing, direction not greater/less/not_equal, value non-finite
+=========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from clearinghouse.schema import Column, Schema
+
+__all__ = [
+    "DIRECTIONS",
+    "KINDS",
+    "OPS",
+    "RATIO_KINDS",
+    "SURVIVAL_KINDS",
+    "Claim",
+    "Filter",
+    "Hypothesis",
+    "HypothesisError",
+    "parse_hypothesis",
+]
+
+KINDS = (
+    "count", "proportion", "mean", "quantile", "difference_in_means", "difference_in_proportions",
+    "correlation", "odds_ratio", "logistic_odds_ratio", "hazard_ratio", "km_median", "survival_at",
+    "logrank",
+)
+SURVIVAL_KINDS = frozenset({"hazard_ratio", "km_median", "survival_at", "logrank"})
+#: Kinds whose estimate is a ratio (a claim value must be positive).
+RATIO_KINDS = frozenset({"odds_ratio", "logistic_odds_ratio", "hazard_ratio", "logrank"})
+OPS = ("==", "!=", "<", "<=", ">", ">=", "in")
+ORDER_OPS = ("<", "<=", ">", ">=")
+DIRECTIONS = ("greater", "less", "not_equal")
+TOP_LEVEL = ("release", "kind", "params", "where", "claim", "epsilon")
+MAX_FILTERS = 32
+MAX_IN_VALUES = 1000
+MAX_ADJUST = 20
+CATEGORY_TYPES = ("categorical", "event")
+
+
+class HypothesisError(ValueError):
+    """A hypothesis that does not fit the schema or the format. ``code`` is stable (see the module
+    docstring); ``message`` names the problem for the researcher."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    op: str
+    value: Any  # normalized; a tuple for "in"
+
+    def to_dict(self) -> dict[str, Any]:
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {"column": self.column, "op": self.op, "value": value}
+
+
+@dataclass(frozen=True)
+class Claim:
+    direction: str
+    value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"direction": self.direction, "value": _plain(self.value)}
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A checked hypothesis. ``params`` are normalized with defaults filled in (see the module
+    docstring for what is normalized); ``where`` is sorted and de-duplicated."""
+
+    kind: str
+    params: dict[str, Any]
+    where: tuple[Filter, ...]
+    claim: Claim
+    epsilon: float
+    epsilon_text: str = field(default="")
+
+    def canonical_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "params": self.params,
+            "where": [f.to_dict() for f in self.where],
+            "epsilon": self.epsilon_text,
+        }
+
+    def canonical(self) -> str:
+        """The reuse key: canonical JSON of kind, params, filters and ε (not the claim)."""
+        return json.dumps(self.canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalized hypothesis including its claim."""
+        out = self.canonical_dict()
+        out["claim"] = self.claim.to_dict()
+        return out
+
+
+# --- small checks --------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
+
+
+def _plain(value: float) -> int | float:
+    """Normalize a number for the canonical form: whole numbers become ints (50.0 -> 50)."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _decimal_text(value: float) -> str:
+    text = format(Decimal(repr(float(value))).normalize(), "f")
+    return text
+
+
+def _object(raw: Any, path: str, code: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise HypothesisError(code, f"{path}: must be an object")
+    return raw
+
+
+def _keys(raw: dict[str, Any], path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    extra = sorted(set(raw) - set(required) - set(optional), key=str)
+    if extra:
+        allowed = ", ".join(required + optional) or "none"
+        raise HypothesisError("unknown_param", f"{path}: unknown parameter(s) {', '.join(map(repr, extra))} "
+                                               f"(allowed: {allowed})")
+    for key in required:
+        if key not in raw:
+            raise HypothesisError("missing_param", f"{path}.{key}: required")
+
+
+def _column(schema: Schema, name: Any, path: str) -> Column:
+    if not isinstance(name, str):
+        raise HypothesisError("bad_param", f"{path}: must be a column name (a string)")
+    if name not in schema or schema[name].type == "identifier":
+        known = ", ".join(c.name for c in schema.kept)
+        raise HypothesisError("unknown_column", f"{path}: unknown column {name!r} (columns: {known})")
+    return schema[name]
+
+
+def _need_category(column: Column, path: str) -> Column:
+    if column.type not in CATEGORY_TYPES:
+        raise HypothesisError("wrong_column_type", f"{path}: column {column.name!r} is {column.type}; "
+                                                   "a categorical or event column is needed here")
+    return column
+
+
+def _need_numeric(column: Column, path: str) -> Column:
+    if not column.is_numeric:
+        raise HypothesisError("wrong_column_type", f"{path}: column {column.name!r} is {column.type}; "
+                                                   "a numeric (continuous, integer or duration) column is needed here")
+    return column
+
+
+def _category(column: Column, value: Any, path: str, type_code: str) -> str | int:
+    """A category of a categorical column (a string) or of an event column (0 or 1)."""
+    if column.type == "event":
+        if not _is_number(value) or not _finite(value) or not float(value).is_integer():
+            raise HypothesisError(type_code, f"{path}: event column {column.name!r} takes 0 or 1, not {value!r}")
+        if value not in (0, 1):
+            raise HypothesisError("unknown_category", f"{path}: event column {column.name!r} takes 0 or 1, not {value!r}")
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # categories ["1", "2"] may be written as numbers
+    if not isinstance(value, str):
+        raise HypothesisError(type_code, f"{path}: column {column.name!r} is categorical; the value must be one of "
+                                         f"its categories (a string), not {value!r}")
+    if value not in column.categories:
+        raise HypothesisError("unknown_category", f"{path}: {value!r} is not a category of {column.name!r} "
+                                                  f"({', '.join(column.categories)})")
+    return value
+
+
+def _number(value: Any, path: str, code: str, what: str = "a finite number") -> float:
+    if not _is_number(value) or not _finite(value):
+        raise HypothesisError(code, f"{path}: must be {what}, not {value!r}")
+    return float(value)
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def _filter_value(column: Column, op: str, value: Any, path: str) -> Any:
+    if column.type in CATEGORY_TYPES:
+        return _category(column, value, path, "bad_filter_value")
+    number = _number(value, path, "bad_filter_value", f"a finite number for the {column.type} column {column.name!r}")
+    if column.type == "integer" and op in ("==", "!=", "in") and not number.is_integer():
+        raise HypothesisError("bad_filter_value", f"{path}: integer column {column.name!r} compared for equality "
+                                                  f"with the non-whole number {value!r}")
+    return _plain(number)
+
+
+def _sort_key(value: Any) -> tuple:
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
+
+
+def _parse_filter(raw: Any, schema: Schema, path: str) -> Filter:
+    if not isinstance(raw, dict) or set(raw) != {"column", "op", "value"}:
+        raise HypothesisError("malformed", f"{path}: a filter is an object with exactly 'column', 'op' and 'value'")
+    column = _column(schema, raw["column"], f"{path}.column")
+    op = raw["op"]
+    if not isinstance(op, str) or op not in OPS:
+        raise HypothesisError("unknown_op", f"{path}.op: unknown operator {op!r} (one of {', '.join(OPS)})")
+    if op in ORDER_OPS and column.type in CATEGORY_TYPES:
+        raise HypothesisError("wrong_column_type", f"{path}.op: {op} needs a numeric column; {column.name!r} is "
+                                                   f"{column.type} (use ==, != or in)")
+    if op != "in":
+        return Filter(column.name, op, _filter_value(column, op, raw["value"], f"{path}.value"))
+    values = raw["value"]
+    if not isinstance(values, list) or not values:
+        raise HypothesisError("bad_filter_value", f"{path}.value: 'in' takes a non-empty list")
+    if len(values) > MAX_IN_VALUES:
+        raise HypothesisError("bad_filter_value", f"{path}.value: 'in' takes at most {MAX_IN_VALUES} values")
+    parsed = {_filter_value(column, op, v, f"{path}.value[{i}]") for i, v in enumerate(values)}
+    ordered = tuple(sorted(parsed, key=_sort_key))
+    if len(ordered) == 1:
+        return Filter(column.name, "==", ordered[0])
+    return Filter(column.name, "in", ordered)
+
+
+def _parse_where(raw: Any, schema: Schema) -> tuple[Filter, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise HypothesisError("malformed", "where: must be a list of filters")
+    if len(raw) > MAX_FILTERS:
+        raise HypothesisError("malformed", f"where: at most {MAX_FILTERS} filters")
+    filters = {_parse_filter(item, schema, f"where[{i}]") for i, item in enumerate(raw)}
+    return tuple(sorted(filters, key=lambda f: (f.column, f.op, json.dumps(f.to_dict()["value"], sort_keys=True))))
+
+
+# --- params ------------------------------------------------------------------------------------
+
+
+def _group(raw: Any, schema: Schema, path: str) -> dict[str, Any]:
+    """``{column, a, b}``: two distinct categories of one categorical/event column."""
+    raw = _object(raw, path, "bad_param")
+    extra = sorted(set(raw) - {"column", "a", "b"}, key=str)
+    if extra:
+        raise HypothesisError("unknown_param", f"{path}: unknown parameter(s) {', '.join(map(repr, extra))} "
+                                               "(allowed: column, a, b)")
+    if "column" not in raw:
+        raise HypothesisError("missing_param", f"{path}.column: required")
+    column = _need_category(_column(schema, raw["column"], f"{path}.column"), f"{path}.column")
+    for key in ("a", "b"):
+        if key not in raw or raw[key] is None:
+            raise HypothesisError("empty_group", f"{path}.{key}: required; a group compares category a with category b")
+    a = _category(column, raw["a"], f"{path}.a", "bad_param")
+    b = _category(column, raw["b"], f"{path}.b", "bad_param")
+    if a == b:
+        raise HypothesisError("empty_group", f"{path}: a and b are both {a!r}; the groups must differ")
+    return {"column": column.name, "a": a, "b": b}
+
+
+def _level(raw: Any, schema: Schema, path: str, *, numeric: bool = False, value_required: bool = False) -> dict[str, Any]:
+    """``{column, value}``: a category of a categorical/event column (event defaults to 1 unless
+    ``value_required``); with ``numeric``, a numeric column without a value is also accepted."""
+    raw = _object(raw, path, "bad_param")
+    _keys(raw, path, ("column",), ("value",))
+    column = _column(schema, raw["column"], f"{path}.column")
+    if numeric and column.is_numeric:
+        if raw.get("value") is not None:
+            raise HypothesisError("bad_param", f"{path}.value: {column.name!r} is numeric; leave out 'value' "
+                                               "(the effect is per unit)")
+        return {"column": column.name, "value": None}
+    if not numeric:
+        _need_category(column, f"{path}.column")
+    if raw.get("value") is None:
+        if column.type == "event" and not value_required:
+            return {"column": column.name, "value": 1}
+        raise HypothesisError("missing_param", f"{path}.value: required for the {column.type} column {column.name!r}")
+    return {"column": column.name, "value": _category(column, raw["value"], f"{path}.value", "bad_param")}
+
+
+def _adjust(raw: Any, schema: Schema, path: str, exclude: set[str]) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise HypothesisError("bad_param", f"{path}: must be a list of column names")
+    if len(raw) > MAX_ADJUST:
+        raise HypothesisError("bad_param", f"{path}: at most {MAX_ADJUST} covariates")
+    names = []
+    for i, name in enumerate(raw):
+        column = _column(schema, name, f"{path}[{i}]")
+        if column.name in exclude:
+            raise HypothesisError("bad_param", f"{path}[{i}]: {column.name!r} cannot be a covariate here")
+        names.append(column.name)
+    if len(set(names)) != len(names):
+        raise HypothesisError("bad_param", f"{path}: lists a column twice")
+    return sorted(names)
+
+
+def _p_count(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ())
+    return {}
+
+
+def _p_proportion(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "value"))
+    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
+    return {"column": column.name, "value": _category(column, p["value"], "params.value", "bad_param")}
+
+
+def _p_mean(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column",))
+    return {"column": _need_numeric(_column(schema, p["column"], "params.column"), "params.column").name}
+
+
+def _p_quantile(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column",), ("q",))
+    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
+    q = _number(p.get("q", 0.5), "params.q", "bad_param")
+    if not 0 < q < 1:
+        raise HypothesisError("bad_param", f"params.q: must lie strictly between 0 and 1, not {p.get('q')!r}")
+    return {"column": column.name, "q": _plain(q)}
+
+
+def _p_difference_in_means(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "group"))
+    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
+    return {"column": column.name, "group": _group(p["group"], schema, "params.group")}
+
+
+def _p_difference_in_proportions(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "value", "group"))
+    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
+    value = _category(column, p["value"], "params.value", "bad_param")
+    group = _group(p["group"], schema, "params.group")
+    if group["column"] == column.name:
+        raise HypothesisError("bad_param", "params.group.column: must differ from params.column")
+    return {"column": column.name, "value": value, "group": group}
+
+
+def _p_correlation(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("x", "y"))
+    x = _need_numeric(_column(schema, p["x"], "params.x"), "params.x").name
+    y = _need_numeric(_column(schema, p["y"], "params.y"), "params.y").name
+    if x == y:
+        raise HypothesisError("bad_param", "params: x and y must be different columns")
+    x, y = sorted((x, y))  # Pearson's r is symmetric
+    return {"x": x, "y": y}
+
+
+def _p_odds_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("a", "b"))
+    a = _level(p["a"], schema, "params.a")
+    b = _level(p["b"], schema, "params.b")
+    if a["column"] == b["column"]:
+        raise HypothesisError("bad_param", "params: a and b must use different columns")
+    a, b = sorted((a, b), key=lambda level: level["column"])  # the 2x2 odds ratio is symmetric
+    return {"a": a, "b": b}
+
+
+def _p_logistic_odds_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("outcome", "exposure"), ("adjust_for",))
+    outcome = _level(p["outcome"], schema, "params.outcome", value_required=True)
+    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
+    if exposure["column"] == outcome["column"]:
+        raise HypothesisError("bad_param", "params.exposure.column: must differ from the outcome column")
+    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", {outcome["column"], exposure["column"]})
+    return {"outcome": outcome, "exposure": exposure, "adjust_for": adjust}
+
+
+def _survival_columns(schema: Schema) -> set[str]:
+    return {schema.survival.duration, schema.survival.event}
+
+
+def _p_hazard_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("exposure",), ("adjust_for",))
+    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
+    survival = _survival_columns(schema)
+    if exposure["column"] in survival:
+        raise HypothesisError("bad_param", "params.exposure.column: cannot be the survival duration or event")
+    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", survival | {exposure["column"]})
+    return {"exposure": exposure, "adjust_for": adjust}
+
+
+def _optional_group(raw: Any, schema: Schema) -> dict | None:
+    if raw is None:
+        return None
+    level = _level(raw, schema, "params.group")
+    if level["column"] in _survival_columns(schema):
+        raise HypothesisError("bad_param", "params.group.column: cannot be the survival duration or event")
+    return level
+
+
+def _p_km_median(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", (), ("group",))
+    return {"group": _optional_group(p.get("group"), schema)}
+
+
+def _p_survival_at(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("time",), ("group",))
+    time = _number(p["time"], "params.time", "bad_param")
+    if time < 0:
+        raise HypothesisError("bad_param", f"params.time: must not be negative, not {p['time']!r}")
+    return {"time": _plain(time), "group": _optional_group(p.get("group"), schema)}
+
+
+def _p_logrank(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("group",))
+    group = _group(p["group"], schema, "params.group")
+    if group["column"] in _survival_columns(schema):
+        raise HypothesisError("bad_param", "params.group.column: cannot be the survival event")
+    return {"group": group}
+
+
+_PARAMS = {
+    "count": _p_count,
+    "proportion": _p_proportion,
+    "mean": _p_mean,
+    "quantile": _p_quantile,
+    "difference_in_means": _p_difference_in_means,
+    "difference_in_proportions": _p_difference_in_proportions,
+    "correlation": _p_correlation,
+    "odds_ratio": _p_odds_ratio,
+    "logistic_odds_ratio": _p_logistic_odds_ratio,
+    "hazard_ratio": _p_hazard_ratio,
+    "km_median": _p_km_median,
+    "survival_at": _p_survival_at,
+    "logrank": _p_logrank,
+}
+
+
+# --- top level -----------------------------------------------------------------------------
+
+
+def _parse_epsilon(raw: Any, max_epsilon: float) -> float:
+    if raw is None:
+        raise HypothesisError("bad_epsilon", "epsilon: required (a positive number)")
+    if not _is_number(raw):
+        raise HypothesisError("bad_epsilon", f"epsilon: must be a number, not {type(raw).__name__} {raw!r}")
+    if not _finite(raw):
+        raise HypothesisError("bad_epsilon", f"epsilon: must be finite, not {raw!r}")
+    if raw <= 0:
+        raise HypothesisError("bad_epsilon", f"epsilon: must be positive, not {raw!r}")
+    if raw > max_epsilon:
+        raise HypothesisError("epsilon_above_maximum", f"epsilon: {raw!r} is above the per-query maximum "
+                                                       f"{_decimal_text(max_epsilon)}")
+    return float(raw)
+
+
+def _parse_claim(raw: Any, kind: str) -> Claim:
+    if raw is None:
+        raise HypothesisError("bad_claim", "claim: required, {\"direction\": greater|less|not_equal, \"value\": x}")
+    if not isinstance(raw, dict) or set(raw) != {"direction", "value"}:
+        raise HypothesisError("bad_claim", "claim: must be an object with exactly 'direction' and 'value'")
+    direction = raw["direction"]
+    if not isinstance(direction, str) or direction not in DIRECTIONS:
+        raise HypothesisError("bad_claim", f"claim.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    value = raw["value"]
+    if not _is_number(value) or not _finite(value):
+        raise HypothesisError("bad_claim", f"claim.value: must be a finite number, not {value!r}")
+    if kind in RATIO_KINDS and value <= 0:
+        raise HypothesisError("bad_claim", f"claim.value: {kind} is a ratio; the claimed value must be positive")
+    return Claim(direction, float(value))
+
+
+def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothesis:
+    """Check ``raw`` against ``schema`` and return the normalized :class:`Hypothesis`.
+
+    Raises :class:`HypothesisError` (see the module docstring for the codes).
+    """
+    if not _is_number(max_epsilon) or not _finite(max_epsilon) or max_epsilon <= 0:
+        raise ValueError("max_epsilon must be a positive finite number")
+    if not isinstance(raw, dict):
+        raise HypothesisError("malformed", "the hypothesis must be a JSON object")
+    extra = sorted(set(raw) - set(TOP_LEVEL), key=str)
+    if extra:
+        raise HypothesisError("malformed", f"unknown field(s) {', '.join(map(repr, extra))} "
+                                           f"(allowed: {', '.join(TOP_LEVEL)})")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise HypothesisError("unknown_kind", f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    epsilon = _parse_epsilon(raw.get("epsilon"), float(max_epsilon))
+    if kind in SURVIVAL_KINDS and schema.survival is None:
+        raise HypothesisError("no_survival", f"kind: {kind} needs a dataset with a survival pair "
+                                             "(duration and event); this schema declares none")
+    params = raw.get("params")
+    params = {} if params is None else _object(params, "params", "malformed")
+    parsed = _PARAMS[kind](params, schema)
+    where = _parse_where(raw.get("where"), schema)
+    claim = _parse_claim(raw.get("claim"), kind)
+    return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon,
+                      epsilon_text=_decimal_text(epsilon))

@@ -1,0 +1,554 @@
+"""Differentially private answers per hypothesis kind (pure: DataFrames and a schema in, an
+:class:`~verification.core.answer.Answer` out).
+
+:func:`answer` applies the ``where`` filter, dispatches on the kind through :data:`KINDS`, adds
+the synthetic estimate (:data:`EXACT`, the same statistic without noise on the synthetic release)
+and the verdict. Another module adds kinds with :func:`register`; a kind that the hypothesis
+format knows but nobody has registered raises :class:`NotImplementedError`.
+
+Privacy
+-------
+Unit: one row (patient), neighbouring datasets differ by adding or removing one row, pure ε-DP
+per answer. The ``where`` filter, the groups and the levels are public (they come from the
+hypothesis), so restricting to a subgroup costs nothing. Parts that look at the same rows
+compose sequentially (their ε add up to the hypothesis's ε); parts that look at **disjoint**
+rows (two groups ``column == a`` and ``column == b``; the cells of a 2x2 table; matches and
+non-matches of a proportion) compose in **parallel**: adding or removing one row changes only
+the part it falls in, so each part may use the full ε. Each answer lists its parts in
+``epsilon_split`` and says how they compose in ``details["composition"]``.
+
+ε split and CI per kind (``z`` the normal quantile of the confidence level):
+
+``count``
+    all ε to one discrete-Laplace count. The estimand is the cohort's own count, so the CI is the
+    exact discrete-Laplace interval ``ñ ± k`` (``P(|noise| <= k) >= confidence``), no sampling term.
+``proportion``
+    matches ``k`` and non-matches ``m`` (rows with the column present) are disjoint: each gets
+    the full ε. ``p = k̃/(k̃ + m̃)``; variance ``p(1-p)/ñ`` (sampling) ``+ σ²(k̃² + m̃²)/ñ⁴``
+    (noise, delta method), Wald CI clipped to [0, 1].
+``mean``
+    :func:`~verification.core.mechanisms.noisy_mean`: 20 % count, 60 % centred sum, 20 % centred
+    sum of squares (sequential). Variance ``s̃²/ñ + noise variance``, normal CI.
+``quantile``
+    :func:`~verification.core.mechanisms.noisy_quantile`: 10 % count, 40 % estimate, 25 % per CI
+    endpoint (sequential); the CI is the order-statistic interval widened for the mechanism's rank
+    error and released by two more exponential mechanisms.
+``difference_in_means``
+    the groups are disjoint: each group's ``noisy_mean`` gets the full ε (its own 20/60/20 split);
+    variances add; normal CI.
+``difference_in_proportions``
+    four disjoint cells (group × match): each gets the full ε; variances of the two proportions add.
+``correlation``
+    rows with both values present; each value is scaled by the public bounds to ``u ∈ [-1, 1]``;
+    six sufficient statistics ``n, Σu, Σv, Σu², Σv², Σuv`` (each of sensitivity 1) share ε
+    sequentially: 10 % count, 15 % each linear sum, 20 % each quadratic sum. Pearson's r from the
+    noisy statistics; CI on Fisher's z with variance ``1/(ñ - 3)`` (sampling) plus the noise
+    variance of r (delta method) divided by ``(1 - r²)²``.
+``odds_ratio``
+    four disjoint cells of the 2x2 table: each gets the full ε. Cells are clamped at 0 and, if one
+    is below 0.5, all get +0.5 (Haldane–Anscombe). CI on log OR with variance
+    ``Σ (1/c + σ²/c²)``: Woolf's sampling variance plus the noise variance (delta method).
+
+If a noisy subgroup size is below ``min_subgroup`` (for two groups: either of them), the answer
+is withheld as "insufficient data"; its ε is still spent (withholding is for accuracy only).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from clearinghouse.schema import Column, Schema
+
+from .answer import Answer, verdict_for
+from .hypothesis import KINDS as KIND_NAMES
+from .hypothesis import Filter, Hypothesis
+from .mechanisms import (
+    count_noise_sd,
+    discrete_laplace_quantile,
+    discrete_laplace_sd,
+    noisy_count,
+    noisy_mean,
+    noisy_quantile,
+    noisy_sum,
+    normal_quantile,
+)
+
+__all__ = [
+    "CORRELATION_SPLIT",
+    "EXACT",
+    "KINDS",
+    "Request",
+    "answer",
+    "apply_where",
+    "level_mask",
+    "numeric_values",
+    "register",
+]
+
+#: ε shares of the correlation's six sufficient statistics (sequential composition).
+CORRELATION_SPLIT = {"count": 0.1, "sum_x": 0.15, "sum_y": 0.15, "sum_xx": 0.2, "sum_yy": 0.2, "sum_xy": 0.2}
+#: Fisher's z is clipped to r in [-R_MAX, R_MAX] so that a noisy |r| = 1 still gives a finite CI.
+R_MAX = 1 - 1e-9
+
+
+# --- frames -----------------------------------------------------------------------------------
+
+
+def numeric_values(frame: pd.DataFrame, column: Column) -> np.ndarray:
+    """The column as float64, clamped to its public bounds, NaN where missing."""
+    values = frame[column.name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.clip(values, column.min, column.max)
+
+
+def present_mask(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return frame[name].notna().to_numpy(dtype=bool)
+
+
+def level_mask(frame: pd.DataFrame, name: str, value: Any) -> np.ndarray:
+    """``frame[name] == value`` as a boolean array; missing values are False."""
+    series = frame[name]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = series.cat.categories
+        if value not in categories:
+            return np.zeros(len(series), dtype=bool)
+        return series.cat.codes.to_numpy() == categories.get_loc(value)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not isinstance(value, str):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan) == float(value)
+    return (series.astype(object) == value).fillna(False).to_numpy(dtype=bool)
+
+
+def _filter_mask(frame: pd.DataFrame, item: Filter) -> np.ndarray:
+    if item.op == "in":
+        mask = np.zeros(len(frame), dtype=bool)
+        for value in item.value:
+            mask |= level_mask(frame, item.column, value)
+        return mask
+    if item.op in ("==", "!="):
+        equal = level_mask(frame, item.column, item.value)
+        return equal if item.op == "==" else ~equal & present_mask(frame, item.column)
+    values = frame[item.column].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return {"<": values < item.value, "<=": values <= item.value,
+                ">": values > item.value, ">=": values >= item.value}[item.op]
+
+
+def apply_where(frame: pd.DataFrame, where: tuple[Filter, ...]) -> pd.DataFrame:
+    """The rows that pass every filter (AND). A missing value fails every comparison, ``!=`` included."""
+    if not where:
+        return frame
+    mask = np.ones(len(frame), dtype=bool)
+    for item in where:
+        mask &= _filter_mask(frame, item)
+    return frame.loc[mask]
+
+
+# --- the request a kind receives -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a kind's function gets: the real rows after ``where`` and everything to answer with."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    hypothesis: Hypothesis
+    rng: np.random.Generator
+    min_subgroup: int
+    confidence: float
+
+    @property
+    def epsilon(self) -> float:
+        return self.hypothesis.epsilon
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.hypothesis.params
+
+    @property
+    def z(self) -> float:
+        return normal_quantile(self.confidence)
+
+    def too_small(self, *noisy_ns: int) -> bool:
+        return any(n < self.min_subgroup for n in noisy_ns)
+
+    def withhold(self, noisy_n: int, method: str, split: dict[str, float], details: dict[str, Any]) -> Answer:
+        return Answer(
+            kind=self.hypothesis.kind, estimate=None, ci_low=None, ci_high=None, confidence=self.confidence,
+            noisy_n=int(noisy_n), method=method, epsilon=self.epsilon, epsilon_split=split, withheld=True,
+            reason=f"insufficient data: the noisy subgroup size is below the minimum of {self.min_subgroup}",
+            details=details,
+        )
+
+    def release(self, estimate: float | None, ci_low: float | None, ci_high: float | None, noisy_n: int,
+                method: str, split: dict[str, float], details: dict[str, Any], reason: str = "") -> Answer:
+        return Answer(
+            kind=self.hypothesis.kind, estimate=estimate, ci_low=ci_low, ci_high=ci_high, confidence=self.confidence,
+            noisy_n=int(noisy_n), method=method, epsilon=self.epsilon, epsilon_split=split, reason=reason,
+            details=details,
+        )
+
+
+KindFunction = Callable[[Request], Answer]
+ExactFunction = Callable[[pd.DataFrame, Schema, Hypothesis], "float | None"]
+#: kind -> the DP computation (gets a :class:`Request`, returns an :class:`Answer` without verdict).
+KINDS: dict[str, KindFunction] = {}
+#: kind -> the same statistic without noise, on an already filtered frame (for the synthetic release).
+EXACT: dict[str, ExactFunction] = {}
+
+
+def register(kind: str, compute: KindFunction, exact: ExactFunction) -> None:
+    """Add (or replace) a kind: ``compute`` answers with DP, ``exact`` gives the noiseless statistic."""
+    if kind not in KIND_NAMES:
+        raise ValueError(f"{kind!r} is not a hypothesis kind; add it to verification.core.hypothesis first")
+    KINDS[kind] = compute
+    EXACT[kind] = exact
+
+
+def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: np.random.Generator,
+           min_subgroup: int = 10, synthetic: pd.DataFrame | None = None, confidence: float = 0.95) -> Answer:
+    """The ε-DP answer to ``hypothesis`` on the real ``frame``; ``hypothesis.epsilon`` is what it costs.
+
+    ``synthetic`` (optional) is the release the hypothesis came from: the same statistic is computed
+    on it exactly (no noise; it is synthetic) as ``synthetic_estimate``.
+    """
+    if hypothesis.kind not in KINDS:
+        raise NotImplementedError(
+            f"kind {hypothesis.kind!r} is parsed but its DP computation is not registered yet; the survival and "
+            "regression kinds are added to verification.core.kinds.KINDS by their own module"
+        )
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be in (0, 1)")
+    if isinstance(min_subgroup, bool) or not isinstance(min_subgroup, (int, np.integer)) or min_subgroup < 1:
+        raise ValueError("min_subgroup must be a positive integer")
+    request = Request(frame=apply_where(frame, hypothesis.where), schema=schema, hypothesis=hypothesis,
+                      rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence))
+    result = KINDS[hypothesis.kind](request)
+    result.epsilon = hypothesis.epsilon
+    result.confidence = float(confidence)
+    if synthetic is not None:
+        estimate = EXACT[hypothesis.kind](apply_where(synthetic, hypothesis.where), schema, hypothesis)
+        result.synthetic_estimate = None if estimate is None or not math.isfinite(estimate) else float(estimate)
+    result.verdict = None if result.withheld else verdict_for(result.ci_low, result.ci_high, hypothesis.claim)
+    return result
+
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+
+def _normal_ci(estimate: float, variance: float, z: float) -> tuple[float, float]:
+    half = z * math.sqrt(max(variance, 0.0))
+    return estimate - half, estimate + half
+
+
+def _values(frame: pd.DataFrame, column: Column) -> np.ndarray:
+    values = numeric_values(frame, column)
+    return values[~np.isnan(values)]
+
+
+def _noisy_proportion(k: int, m: int, epsilon: float, rng: np.random.Generator) -> dict[str, float]:
+    """``k`` matches and ``m`` non-matches (disjoint rows): each gets a noisy count at full ε."""
+    k_noisy, m_noisy = noisy_count(k, epsilon, rng), noisy_count(m, epsilon, rng)
+    kc, mc = max(k_noisy, 0), max(m_noisy, 0)
+    n = kc + mc
+    noise_var = discrete_laplace_sd(1.0 / epsilon) ** 2
+    if n == 0:
+        return {"noisy_n": k_noisy + m_noisy, "p": math.nan, "sampling_var": math.nan, "noise_var": math.nan,
+                "k": k_noisy, "m": m_noisy}
+    p = kc / n
+    return {"noisy_n": k_noisy + m_noisy, "p": p, "sampling_var": p * (1 - p) / n,
+            "noise_var": noise_var * (kc * kc + mc * mc) / n**4, "k": k_noisy, "m": m_noisy}
+
+
+def _parallel(note: str) -> dict[str, str]:
+    return {"composition": f"parallel: {note} are disjoint rows, so each part uses the full ε"}
+
+
+SEQUENTIAL = {"composition": "sequential: the parts' ε add up to the hypothesis's ε"}
+
+
+# --- count ---------------------------------------------------------------------------------------
+
+
+def _count(req: Request) -> Answer:
+    method = "discrete Laplace (two-sided geometric) count, sensitivity 1"
+    split = {"count": req.epsilon}
+    noisy = noisy_count(len(req.frame), req.epsilon, req.rng)
+    details = dict(SEQUENTIAL, noise_sd=count_noise_sd(req.epsilon))
+    if req.too_small(noisy):
+        return req.withhold(noisy, method, split, details)
+    k = discrete_laplace_quantile(1.0 / req.epsilon, req.confidence)
+    details["ci"] = "exact discrete-Laplace interval around the noisy count (the estimand is the cohort's count)"
+    return req.release(float(noisy), float(max(noisy - k, 0)), float(noisy + k), noisy, method, split, details)
+
+
+def _exact_count(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float:
+    return float(len(frame))
+
+
+# --- proportion ----------------------------------------------------------------------------------
+
+
+def _proportion_counts(frame: pd.DataFrame, name: str, value: Any) -> tuple[int, int]:
+    present = present_mask(frame, name)
+    match = level_mask(frame, name, value)
+    k = int(match.sum())
+    return k, int(present.sum()) - k
+
+
+def _proportion(req: Request) -> Answer:
+    method = "proportion from two discrete-Laplace counts (matches, non-matches), Wald CI with noise variance"
+    split = {"matches": req.epsilon, "non_matches": req.epsilon}
+    k, m = _proportion_counts(req.frame, req.params["column"], req.params["value"])
+    part = _noisy_proportion(k, m, req.epsilon, req.rng)
+    details = dict(_parallel("matches and non-matches"), noisy_matches=part["k"], noisy_non_matches=part["m"])
+    if req.too_small(part["noisy_n"]) or not math.isfinite(part["p"]):
+        return req.withhold(part["noisy_n"], method, split, details)
+    details.update(sampling_sd=math.sqrt(part["sampling_var"]), noise_sd=math.sqrt(part["noise_var"]))
+    low, high = _normal_ci(part["p"], part["sampling_var"] + part["noise_var"], req.z)
+    return req.release(part["p"], max(low, 0.0), min(high, 1.0), part["noisy_n"], method, split, details)
+
+
+def _exact_proportion(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    k, m = _proportion_counts(frame, hypothesis.params["column"], hypothesis.params["value"])
+    return k / (k + m) if k + m else None
+
+
+# --- mean ------------------------------------------------------------------------------------------
+
+
+MEAN_METHOD = ("mean from an integer-scaled geometric sum and a discrete-Laplace count of values clamped to the "
+               "public bounds and centred on their midpoint; CI = noisy sample variance / n + noise variance")
+
+
+def _mean(req: Request) -> Answer:
+    column = req.schema[req.params["column"]]
+    release = noisy_mean(_values(req.frame, column), column.min, column.max, req.epsilon, req.rng)
+    split = dict(release.epsilon_split)
+    details = dict(SEQUENTIAL, center=release.center)
+    if req.too_small(release.noisy_n):
+        return req.withhold(release.noisy_n, MEAN_METHOD, split, details)
+    details.update(sampling_sd=math.sqrt(release.sampling_variance), noise_sd=math.sqrt(release.noise_variance),
+                   noisy_sd=math.sqrt(release.variance))
+    low, high = release.ci(req.confidence)
+    return req.release(release.estimate, low, high, release.noisy_n, MEAN_METHOD, split, details)
+
+
+def _exact_mean(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    values = _values(frame, schema[hypothesis.params["column"]])
+    return float(values.mean()) if len(values) else None
+
+
+# --- quantile ----------------------------------------------------------------------------------
+
+
+def _quantile(req: Request) -> Answer:
+    method = ("exponential mechanism (Smith 2011) over the public grid points of the clamped range, Gumbel-max; "
+              "CI endpoints by two more exponential mechanisms at the order-statistic ranks widened for their noise")
+    column = req.schema[req.params["column"]]
+    q = float(req.params["q"])
+    release = noisy_quantile(_values(req.frame, column), column.min, column.max, q, req.epsilon, req.rng,
+                             confidence=req.confidence)
+    split = dict(release.epsilon_split)
+    details = dict(SEQUENTIAL, rank_halfwidth=release.rank_halfwidth)
+    if req.too_small(release.noisy_n):
+        return req.withhold(release.noisy_n, method, split, details)
+    return req.release(release.estimate, release.ci_low, release.ci_high, release.noisy_n, method, split, details)
+
+
+def _exact_quantile(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    values = _values(frame, schema[hypothesis.params["column"]])
+    return float(np.quantile(values, float(hypothesis.params["q"]))) if len(values) else None
+
+
+# --- differences between two groups ---------------------------------------------------------------
+
+
+def _groups(frame: pd.DataFrame, group: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (frame.loc[level_mask(frame, group["column"], group["a"])],
+            frame.loc[level_mask(frame, group["column"], group["b"])])
+
+
+def _difference_in_means(req: Request) -> Answer:
+    method = "difference of two DP means (each: " + MEAN_METHOD + ")"
+    column = req.schema[req.params["column"]]
+    frame_a, frame_b = _groups(req.frame, req.params["group"])
+    a = noisy_mean(_values(frame_a, column), column.min, column.max, req.epsilon, req.rng)
+    b = noisy_mean(_values(frame_b, column), column.min, column.max, req.epsilon, req.rng)
+    split = {f"a.{part}": eps for part, eps in a.epsilon_split.items()}
+    split.update({f"b.{part}": eps for part, eps in b.epsilon_split.items()})
+    details = dict(_parallel("groups a and b"), noisy_n_a=a.noisy_n, noisy_n_b=b.noisy_n)
+    if req.too_small(a.noisy_n, b.noisy_n):
+        return req.withhold(a.noisy_n + b.noisy_n, method, split, details)
+    estimate = a.estimate - b.estimate
+    details.update(estimate_a=a.estimate, estimate_b=b.estimate,
+                   sampling_sd=math.sqrt(a.sampling_variance + b.sampling_variance),
+                   noise_sd=math.sqrt(a.noise_variance + b.noise_variance))
+    low, high = _normal_ci(estimate, a.total_variance + b.total_variance, req.z)
+    return req.release(estimate, low, high, a.noisy_n + b.noisy_n, method, split, details)
+
+
+def _exact_difference_in_means(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    column = schema[hypothesis.params["column"]]
+    frame_a, frame_b = _groups(frame, hypothesis.params["group"])
+    a, b = _values(frame_a, column), _values(frame_b, column)
+    return float(a.mean() - b.mean()) if len(a) and len(b) else None
+
+
+def _difference_in_proportions(req: Request) -> Answer:
+    method = "difference of two proportions from four discrete-Laplace cell counts, Wald CI with noise variance"
+    name, value = req.params["column"], req.params["value"]
+    frame_a, frame_b = _groups(req.frame, req.params["group"])
+    a = _noisy_proportion(*_proportion_counts(frame_a, name, value), req.epsilon, req.rng)
+    b = _noisy_proportion(*_proportion_counts(frame_b, name, value), req.epsilon, req.rng)
+    split = {"a.matches": req.epsilon, "a.non_matches": req.epsilon,
+             "b.matches": req.epsilon, "b.non_matches": req.epsilon}
+    details = dict(_parallel("the four cells (group x match)"), noisy_n_a=a["noisy_n"], noisy_n_b=b["noisy_n"])
+    if req.too_small(a["noisy_n"], b["noisy_n"]) or not (math.isfinite(a["p"]) and math.isfinite(b["p"])):
+        return req.withhold(a["noisy_n"] + b["noisy_n"], method, split, details)
+    estimate = a["p"] - b["p"]
+    sampling, noise = a["sampling_var"] + b["sampling_var"], a["noise_var"] + b["noise_var"]
+    details.update(estimate_a=a["p"], estimate_b=b["p"], sampling_sd=math.sqrt(sampling), noise_sd=math.sqrt(noise))
+    low, high = _normal_ci(estimate, sampling + noise, req.z)
+    return req.release(estimate, max(low, -1.0), min(high, 1.0), a["noisy_n"] + b["noisy_n"], method, split, details)
+
+
+def _exact_difference_in_proportions(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    name, value = hypothesis.params["column"], hypothesis.params["value"]
+    frame_a, frame_b = _groups(frame, hypothesis.params["group"])
+    (ka, ma), (kb, mb) = _proportion_counts(frame_a, name, value), _proportion_counts(frame_b, name, value)
+    return ka / (ka + ma) - kb / (kb + mb) if ka + ma and kb + mb else None
+
+
+# --- correlation -------------------------------------------------------------------------------------
+
+
+def _scaled_pairs(frame: pd.DataFrame, schema: Schema, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Complete pairs, each value clamped and mapped linearly from its public bounds onto [-1, 1]."""
+    x_col, y_col = schema[params["x"]], schema[params["y"]]
+    x, y = numeric_values(frame, x_col), numeric_values(frame, y_col)
+    keep = ~(np.isnan(x) | np.isnan(y))
+
+    def scale(values: np.ndarray, column: Column) -> np.ndarray:
+        center, half = (column.min + column.max) / 2.0, (column.max - column.min) / 2.0
+        return np.clip((values[keep] - center) / half, -1.0, 1.0)
+
+    return scale(x, x_col), scale(y, y_col)
+
+
+def _pearson(n: float, su: float, sv: float, suu: float, svv: float, suv: float):
+    """Pearson's r from sufficient statistics, and its gradient in (n, su, sv, suu, svv, suv)."""
+    a = n * suv - su * sv
+    b = n * suu - su * su
+    d = n * svv - sv * sv
+    if b <= 0 or d <= 0:
+        return None, None
+    root = math.sqrt(b * d)
+    r = a / root
+    da = np.array([suv, -sv, -su, 0.0, 0.0, n])
+    db = np.array([suu, -2 * su, 0.0, n, 0.0, 0.0])
+    dd = np.array([svv, 0.0, -2 * sv, 0.0, n, 0.0])
+    gradient = da / root - (r / 2.0) * (db / b + dd / d)
+    return r, gradient
+
+
+def _correlation(req: Request) -> Answer:
+    method = ("Pearson r from six noisy sufficient statistics (discrete-Laplace count, integer-scaled geometric sums of "
+              "bound-scaled values); Fisher-z CI with sampling and noise variance")
+    u, v = _scaled_pairs(req.frame, req.schema, req.params)
+    eps = {part: share * req.epsilon for part, share in CORRELATION_SPLIT.items()}
+    noisy_n = noisy_count(len(u), eps["count"], req.rng)
+    sums = {}
+    for part, values, lo in (("sum_x", u, -1.0), ("sum_y", v, -1.0), ("sum_xx", u * u, 0.0),
+                             ("sum_yy", v * v, 0.0), ("sum_xy", u * v, -1.0)):
+        sums[part] = noisy_sum(values, lo, 1.0, eps[part], req.rng)
+    details = dict(SEQUENTIAL)
+    if req.too_small(noisy_n) or noisy_n <= 3:
+        return req.withhold(noisy_n, method, eps, details)
+    stats = [float(noisy_n)] + [sums[p][0] for p in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")]
+    sds = np.array([count_noise_sd(eps["count"])] + [sums[p][1] for p in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")])
+    r, gradient = _pearson(*stats)
+    if r is None:
+        return req.release(None, -1.0, 1.0, noisy_n, method, eps, details,
+                           reason="the noisy variance of x or y is not positive: the noise swamps the signal")
+    r = min(max(r, -R_MAX), R_MAX)
+    noise_var = float(np.sum((gradient * sds) ** 2))
+    sampling_var_z = 1.0 / (noisy_n - 3)
+    noise_var_z = noise_var / (1 - r * r) ** 2
+    half = req.z * math.sqrt(sampling_var_z + noise_var_z)
+    z = math.atanh(r)
+    details.update(sampling_sd_z=math.sqrt(sampling_var_z), noise_sd_z=math.sqrt(noise_var_z), noise_sd_r=math.sqrt(noise_var))
+    return req.release(r, math.tanh(z - half), math.tanh(z + half), noisy_n, method, eps, details)
+
+
+def _exact_correlation(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    u, v = _scaled_pairs(frame, schema, hypothesis.params)
+    if len(u) < 2 or u.std() == 0 or v.std() == 0:
+        return None
+    return float(np.corrcoef(u, v)[0, 1])  # r is invariant to the linear scaling
+
+
+# --- odds ratio of a 2x2 table ----------------------------------------------------------------------
+
+
+def _cells(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, int]:
+    a, b = params["a"], params["b"]
+    both = present_mask(frame, a["column"]) & present_mask(frame, b["column"])
+    in_a = level_mask(frame, a["column"], a["value"]) & both
+    in_b = level_mask(frame, b["column"], b["value"]) & both
+    return {"a1_b1": int((in_a & in_b).sum()), "a1_b0": int((in_a & ~in_b & both).sum()),
+            "a0_b1": int((~in_a & in_b & both).sum()), "a0_b0": int((~in_a & ~in_b & both).sum())}
+
+
+def _corrected(cells: dict[str, float]) -> dict[str, float]:
+    """Clamp at 0; if any cell is below 0.5, add 0.5 to all (Haldane–Anscombe)."""
+    clamped = {k: max(float(c), 0.0) for k, c in cells.items()}
+    if min(clamped.values()) < 0.5:
+        clamped = {k: c + 0.5 for k, c in clamped.items()}
+    return clamped
+
+
+def _odds(cells: dict[str, float]) -> float:
+    return (cells["a1_b1"] * cells["a0_b0"]) / (cells["a1_b0"] * cells["a0_b1"])
+
+
+def _odds_ratio(req: Request) -> Answer:
+    method = ("2x2 odds ratio from four discrete-Laplace cell counts (Haldane–Anscombe +0.5 if a cell is empty); "
+              "log-OR CI with Woolf's sampling variance plus the noise variance")
+    noisy = {cell: noisy_count(n, req.epsilon, req.rng) for cell, n in _cells(req.frame, req.params).items()}
+    split = {f"cell.{cell}": req.epsilon for cell in noisy}
+    noisy_n = sum(noisy.values())
+    details = dict(_parallel("the four cells of the 2x2 table"), noisy_cells=dict(noisy))
+    if req.too_small(noisy_n):
+        return req.withhold(noisy_n, method, split, details)
+    cells = _corrected(noisy)
+    sigma2 = discrete_laplace_sd(1.0 / req.epsilon) ** 2
+    sampling = sum(1.0 / c for c in cells.values())
+    noise = sum(sigma2 / c**2 for c in cells.values())
+    log_or = math.log(_odds(cells))
+    half = req.z * math.sqrt(sampling + noise)
+    details.update(sampling_sd_log=math.sqrt(sampling), noise_sd_log=math.sqrt(noise))
+    return req.release(math.exp(log_or), math.exp(log_or - half), math.exp(log_or + half), noisy_n, method, split,
+                       details)
+
+
+def _exact_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
+    cells = _cells(frame, hypothesis.params)
+    return _odds(_corrected(cells)) if sum(cells.values()) else None
+
+
+for _kind, _compute, _exact in (
+    ("count", _count, _exact_count),
+    ("proportion", _proportion, _exact_proportion),
+    ("mean", _mean, _exact_mean),
+    ("quantile", _quantile, _exact_quantile),
+    ("difference_in_means", _difference_in_means, _exact_difference_in_means),
+    ("difference_in_proportions", _difference_in_proportions, _exact_difference_in_proportions),
+    ("correlation", _correlation, _exact_correlation),
+    ("odds_ratio", _odds_ratio, _exact_odds_ratio),
+):
+    register(_kind, _compute, _exact)
