@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+
+from clearinghouse.models import AppendOnlyModel
 
 
 class Role(models.TextChoices):
@@ -70,3 +74,110 @@ class ApiToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+# --------------------------------------------------------------------------- privacy budgets
+#: ε is stored as a whole number of millionths (``*_micro``): exact on every database, so sums of
+#: charges never drift and a conditional UPDATE compares exact integers (SQLite has no exact decimal).
+EPSILON_PLACES = 6
+MICRO = 10**EPSILON_PLACES
+
+
+def to_micro(epsilon: Decimal) -> int:
+    return int(epsilon.scaleb(EPSILON_PLACES))
+
+
+def from_micro(micro: int) -> Decimal:
+    return Decimal(int(micro)).scaleb(-EPSILON_PLACES)
+
+
+def _micro_property(name: str) -> property:
+    return property(lambda self: from_micro(getattr(self, f"{name}_micro")), doc=f"{name} as an exact Decimal")
+
+
+class BudgetPolicy(models.Model):
+    """A dataset's verification policy, set by a custodian: the total ε all researchers together
+    may spend, each researcher's default allocation, the most one query may ask for, the smallest
+    noisy subgroup an answer is given for, and an optional daily limit on hypotheses."""
+
+    dataset = models.OneToOneField("clearinghouse.Dataset", on_delete=models.PROTECT, related_name="budget_policy")
+    total_cap_micro = models.BigIntegerField(help_text="ε (millionths) all researchers together may spend.")
+    total_spent_micro = models.BigIntegerField(default=0)
+    default_allocation_micro = models.BigIntegerField(help_text="Each researcher's ε (millionths) unless set.")
+    max_epsilon_micro = models.BigIntegerField(help_text="The most ε (millionths) one hypothesis may ask for.")
+    min_subgroup = models.PositiveIntegerField(help_text="Answers on a smaller noisy subgroup are withheld.")
+    daily_limit = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="Most charged hypotheses per researcher per day (UTC).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    total_cap = _micro_property("total_cap")
+    total_spent = _micro_property("total_spent")
+    default_allocation = _micro_property("default_allocation")
+    max_epsilon_per_query = _micro_property("max_epsilon")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(total_spent_micro__lte=models.F("total_cap_micro")),
+                                   name="budget_policy_total_within_cap"),
+            models.CheckConstraint(condition=models.Q(total_spent_micro__gte=0), name="budget_policy_spent_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"budget policy of {self.dataset_id}"
+
+
+class Allocation(models.Model):
+    """One researcher's ε on one dataset, and what of it is spent. Changed only by
+    ``accounts.budgets`` (conditional UPDATEs), each change with a ledger entry."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="allocations")
+    dataset = models.ForeignKey("clearinghouse.Dataset", on_delete=models.PROTECT, related_name="allocations")
+    epsilon_micro = models.BigIntegerField()
+    spent_micro = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    epsilon = _micro_property("epsilon")
+    spent = _micro_property("spent")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dataset"], name="allocation_one_per_user_dataset"),
+            models.CheckConstraint(condition=models.Q(spent_micro__lte=models.F("epsilon_micro")),
+                                   name="allocation_spent_within"),
+            models.CheckConstraint(condition=models.Q(spent_micro__gte=0), name="allocation_spent_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.dataset_id}: {self.spent}/{self.epsilon}"
+
+
+class LedgerEntry(AppendOnlyModel):
+    """Append-only: every allocation, charge and refund of ε. For any researcher and dataset, the
+    last allocation entry is the allocation, and charges minus refunds equal ``Allocation.spent``."""
+
+    class Kind(models.TextChoices):
+        ALLOCATION = "allocation"
+        CHARGE = "charge"
+        REFUND = "refund"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    dataset = models.ForeignKey("clearinghouse.Dataset", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    epsilon_micro = models.BigIntegerField(help_text="The allocation set, or the ε charged or refunded (positive).")
+    spent_after_micro = models.BigIntegerField()
+    allocation_after_micro = models.BigIntegerField()
+    verification = models.ForeignKey("verification.Verification", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="ledger")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    epsilon = _micro_property("epsilon")
+    spent_after = _micro_property("spent_after")
+    allocation_after = _micro_property("allocation_after")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["user", "dataset"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.epsilon} ({self.user_id} on {self.dataset_id})"

@@ -7,6 +7,7 @@ Kubernetes secrets); setting both is an error.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -49,6 +50,22 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
         raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}.")
     if maximum is not None and value > maximum:
         raise ImproperlyConfigured(f"{name}={value} is above the maximum {maximum}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """A finite number (ε budgets and the like)."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a finite number.")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value:g} is below the minimum {minimum:g}.")
     return value
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clearinghouse.env import env_bool, env_int, env_list, env_path, env_secret, env_str
+from clearinghouse.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "clearinghouse.apps.ClearinghouseConfig",
     "accounts.apps.AccountsConfig",
     "generators.apps.GeneratorsConfig",
+    "verification.apps.VerificationConfig",
 ]
 
 MIDDLEWARE = [
@@ -276,6 +277,15 @@ GENERATOR_MAX_EPOCHS = env_int("GENERATOR_MAX_EPOCHS", 5000, minimum=1)
 # A running run whose worker has not reported for this long is failed (worker killed or lost).
 GENERATOR_STALE_AFTER_SECONDS = env_int("GENERATOR_STALE_AFTER_SECONDS", 900, minimum=60)
 RELEASE_MAX_ROWS = env_int("RELEASE_MAX_ROWS", 1_000_000, minimum=1)
+# --- verification (differential privacy) ---------------------------------------------
+# Defaults of each dataset's budget policy (a custodian changes them per dataset): the ε all
+# researchers together may spend, each researcher's allocation, the most one hypothesis may ask
+# for, and the smallest noisy subgroup an answer is given for.
+VERIFICATION_DATASET_CAP = env_float("VERIFICATION_DATASET_CAP", 20.0, minimum=0.0)
+VERIFICATION_DEFAULT_ALLOCATION = env_float("VERIFICATION_DEFAULT_ALLOCATION", 2.0, minimum=0.0)
+VERIFICATION_MAX_EPSILON = env_float("VERIFICATION_MAX_EPSILON", 1.0, minimum=0.000001)
+VERIFICATION_MIN_SUBGROUP = env_int("VERIFICATION_MIN_SUBGROUP", 20, minimum=1)
+
 # A release's validation report (and a sweep's, per release) is stopped after this long.
 REPORT_TIME_LIMIT_SECONDS = env_int("REPORT_TIME_LIMIT_SECONDS", 1800, minimum=60)
 

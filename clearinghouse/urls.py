@@ -11,6 +11,7 @@ from clearinghouse.api import audit as audit_api
 from clearinghouse.api import datasets as datasets_api
 from clearinghouse.api import releases as releases_api
 from generators import api as runs_api
+from verification import api as verification_api
 
 
 def healthz(request):
@@ -45,6 +46,14 @@ api_v1 = [
          name="release-data-csv"),
     path("releases/<int:release_id>/data.parquet", releases_api.ReleaseDownloadApi.as_view(kind="parquet"),
          name="release-data-parquet"),
+    path("verifications/", verification_api.VerificationListCreateApi.as_view(), name="verifications"),
+    path("verifications/<int:verification_id>/", verification_api.VerificationDetailApi.as_view(),
+         name="verification-detail"),
+    path("budget/", verification_api.BudgetApi.as_view(), name="budget"),
+    path("datasets/<str:slug>/budget-policy/", verification_api.DatasetBudgetPolicyApi.as_view(),
+         name="dataset-budget-policy"),
+    path("datasets/<str:slug>/allocations/<int:user_id>/", verification_api.AllocationApi.as_view(),
+         name="dataset-allocation"),
     path("audit/events/", audit_api.AuditEventListApi.as_view(), name="audit-events"),
     path("audit/events/export.csv", audit_api.AuditExportApi.as_view(), name="audit-export"),
     path("audit/verify/", audit_api.AuditVerifyApi.as_view(), name="audit-verify"),

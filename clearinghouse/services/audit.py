@@ -144,7 +144,8 @@ def audit_refusal(*, request, view, status_code: int, code: str, message: str) -
         object_id = next((str(v) for v in kwargs.values()), "")
     return audit_record(
         action=getattr(view, "audit_action", None) or f"api.{type(view).__name__}",
-        outcome=AuditEvent.Outcome.DENIED if status_code in (401, 403) else AuditEvent.Outcome.REFUSED,
+        outcome=(AuditEvent.Outcome.DENIED if status_code in (401, 403) else
+                 AuditEvent.Outcome.FAILED if status_code >= 500 else AuditEvent.Outcome.REFUSED),
         actor=user,
         object_type=object_type,
         object_id=object_id,

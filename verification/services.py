@@ -1,0 +1,228 @@
+"""Verification requests: check, reuse or charge, compute on the real rows, store, audit.
+
+Order of work for ``POST /api/v1/verifications/``:
+
+1. check the request and the hypothesis against the dataset's schema and policy (400, nothing
+   charged);
+2. an identical canonical hypothesis already answered on the dataset is answered from the
+   stored answer at no charge (``reused``), so averaging fresh noise away is impossible;
+3. otherwise one transaction records the verification as the hypothesis's only computing
+   answer (a partial unique index) and charges ε (conditional UPDATEs; 403 when over budget);
+4. the answer is computed with fresh noise from the operating system's randomness; a failure is
+   refunded with its own ledger entry;
+5. the answer is stored and audited (spec, answer, ε) for the auditors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.budgets import BudgetRefused, allocation_for, budget_charge, budget_refund, epsilon_decimal, policy_for
+from accounts.models import Allocation, BudgetPolicy, to_micro
+from clearinghouse.api.errors import ApplicationError
+from clearinghouse.custody import CustodyError, custody_read
+from clearinghouse.models import AuditEvent, Release
+from clearinghouse.schema import Schema
+from clearinghouse.services.audit import audit_record
+from generators.core.transformer import _typed
+from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
+from verification.core.kinds import EXACT, apply_where
+from verification.models import Verification
+
+__all__ = ["budget_left", "verification_submit"]
+
+logger = logging.getLogger(__name__)
+Status = Verification.Status
+
+
+def _release(raw: dict) -> Release:
+    release_id = raw.get("release")
+    if isinstance(release_id, bool) or not isinstance(release_id, int):
+        raise ApplicationError("release must be the id (a whole number) of the published release the hypothesis "
+                               "came from.", code="invalid_release")
+    release = Release.objects.select_related("dataset").filter(pk=release_id, published_at__isnull=False).first()
+    if release is None:
+        raise ApplicationError(f"There is no published release {release_id}.", code="unknown_release")
+    dataset = raw.get("dataset")
+    if dataset is not None and dataset != release.dataset.slug:
+        raise ApplicationError(f"Release {release_id} is a release of {release.dataset.slug!r}, not of {dataset!r}.",
+                               code="release_dataset_mismatch")
+    return release
+
+
+def _hypothesis(raw: dict, release: Release, policy: BudgetPolicy) -> tuple[Hypothesis, Schema]:
+    schema = Schema.from_dict(release.dataset.schema)
+    spec = {key: value for key, value in raw.items() if key != "dataset"}
+    try:
+        hypothesis = parse_hypothesis(spec, schema, max_epsilon=float(policy.max_epsilon_per_query))
+    except HypothesisError as exc:
+        raise ApplicationError(exc.message, code=exc.code) from None
+    epsilon_decimal(hypothesis.epsilon_text)  # at most six decimal places: charged exactly
+    if hypothesis.kind not in KINDS:
+        raise ApplicationError(f"kind {hypothesis.kind!r} is not available yet on this server.",
+                               code="kind_not_available")
+    return hypothesis, schema
+
+
+def _key(hypothesis: Hypothesis) -> str:
+    return hashlib.sha256(hypothesis.canonical().encode("utf-8")).hexdigest()
+
+
+def _synthetic(release: Release, schema: Schema) -> pd.DataFrame:
+    from clearinghouse.services.releases import release_file
+
+    frame = pd.read_parquet(release_file(release, "parquet"), engine="pyarrow")
+    return pd.DataFrame({c.name: _typed(frame[c.name], c) for c in schema.kept})
+
+
+def budget_left(user, dataset) -> dict[str, str]:
+    allocation = Allocation.objects.get(user=user, dataset=dataset)
+    policy = BudgetPolicy.objects.get(dataset=dataset)
+    left = min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
+    return {"dataset": dataset.slug, "allocation": _plain(allocation.epsilon), "spent": _plain(allocation.spent),
+            "left": _plain(left)}
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _audit_details(verification: Verification, **extra: Any) -> dict[str, Any]:
+    return {"dataset": verification.dataset.slug, "release": verification.release_id,
+            "hypothesis": verification.hypothesis, "epsilon": _plain(verification.epsilon),
+            "answer": verification.answer, **extra}
+
+
+# --------------------------------------------------------------------------- reuse
+def _reuse(existing: Verification, *, user, release: Release, hypothesis: Hypothesis, schema: Schema) -> Verification:
+    """The stored answer, with the verdict for this claim and the estimate on this release."""
+    stored = dict(existing.answer or {})
+    if not stored.get("withheld"):
+        stored["verdict"] = verdict_for(stored.get("ci_low"), stored.get("ci_high"), hypothesis.claim)
+    if release.pk != existing.release_id:
+        try:
+            estimate = EXACT[hypothesis.kind](apply_where(_synthetic(release, schema), hypothesis.where), schema,
+                                              hypothesis)
+            stored["synthetic_estimate"] = None if estimate is None or not np.isfinite(estimate) else float(estimate)
+        except Exception:  # the synthetic side is a courtesy; the DP answer stands without it
+            logger.exception("synthetic estimate for release %s failed", release.pk)
+            stored["synthetic_estimate"] = None
+    with transaction.atomic():
+        reuse = Verification.objects.create(
+            user=user, dataset=release.dataset, release=release, kind=hypothesis.kind, hypothesis=hypothesis.to_dict(),
+            canonical_key=existing.canonical_key, epsilon_micro=0, status=Status.REUSED, answer=stored,
+            reused_from=existing, answered_at=timezone.now())
+        audit_record(action="verification.reuse", actor=user, object_type="verification", object_id=reuse.pk,
+                     details=_audit_details(reuse, reused_from=existing.pk))
+    return reuse
+
+
+def _existing(dataset, key: str) -> Verification | None:
+    return Verification.objects.filter(dataset=dataset, canonical_key=key, primary=True).first()
+
+
+def _answered_or_busy(existing: Verification, **kwargs) -> Verification:
+    if existing.status == Status.ANSWERED:
+        return _reuse(existing, **kwargs)
+    raise ApplicationError("An identical hypothesis is being answered right now; ask again in a moment to get "
+                           "its answer at no charge.", code="verification_in_progress", status_code=409,
+                           headers={"Retry-After": "2"})
+
+
+# --------------------------------------------------------------------------- submit
+def verification_submit(*, user, raw: Any) -> Verification:
+    """Answer one hypothesis (see the module docstring). Returns the stored verification."""
+    if not isinstance(raw, dict):
+        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
+    release = _release(raw)
+    dataset = release.dataset
+    policy = policy_for(dataset)
+    hypothesis, schema = _hypothesis(raw, release, policy)
+    key = _key(hypothesis)
+    context = {"user": user, "release": release, "hypothesis": hypothesis, "schema": schema}
+    existing = _existing(dataset, key)
+    if existing is not None:
+        return _answered_or_busy(existing, **context)
+    if policy.daily_limit is not None:
+        since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        used = Verification.objects.filter(user=user, dataset=dataset, created_at__gte=since,
+                                           epsilon_micro__gt=0).exclude(status=Status.FAILED).count()
+        if used >= policy.daily_limit:
+            tomorrow = since + timedelta(days=1)
+            raise ApplicationError(f"You have asked {used} charged hypotheses on {dataset.slug} today, the daily "
+                                   f"limit; it resets at {tomorrow.isoformat()}.", code="daily_limit_reached",
+                                   status_code=429, headers={"Retry-After": str(int((tomorrow - timezone.now())
+                                                                                   .total_seconds()) + 1)})
+    epsilon = Decimal(hypothesis.epsilon_text)
+    allocation_for(user, dataset)
+    try:
+        with transaction.atomic():
+            verification = Verification.objects.create(
+                user=user, dataset=dataset, release=release, kind=hypothesis.kind, hypothesis=hypothesis.to_dict(),
+                canonical_key=key, epsilon_micro=to_micro(epsilon), status=Status.COMPUTING, primary=True)
+            try:
+                budget_charge(user=user, dataset=dataset, epsilon=epsilon, verification=verification)
+            except BudgetRefused as refused:
+                whose = "your allocation" if refused.which == "allocation" else f"the dataset's total budget"
+                raise ApplicationError(
+                    f"This hypothesis asks for ε = {_plain(epsilon)} but {whose} has {_plain(refused.left)} left; "
+                    "nothing was charged.", code="budget_exhausted", status_code=403,
+                    details={"requested": _plain(epsilon), "left": _plain(min(refused.left, _left(user, dataset))),
+                             "limited_by": refused.which}) from None
+            audit_record(action="verification.charge", actor=user, object_type="verification",
+                         object_id=verification.pk, details=_audit_details(verification))
+    except IntegrityError:
+        # A concurrent identical hypothesis won the race to be the one answer: this one is not charged.
+        existing = _existing(dataset, key)
+        if existing is None:
+            raise
+        return _answered_or_busy(existing, **context)
+    return _compute(verification, hypothesis=hypothesis, schema=schema, policy=policy)
+
+
+def _left(user, dataset) -> Decimal:
+    allocation = Allocation.objects.get(user=user, dataset=dataset)
+    policy = BudgetPolicy.objects.get(dataset=dataset)
+    return min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
+
+
+def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Schema,
+             policy: BudgetPolicy) -> Verification:
+    try:
+        frame = custody_read(verification.dataset.storage_name)
+        synthetic = _synthetic(verification.release, schema)
+        rng = np.random.default_rng(secrets.randbits(128))
+        result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup, synthetic=synthetic)
+        payload = result.to_dict()
+    except Exception as exc:  # noqa: BLE001 - any failure is refunded; the log has the traceback
+        if not isinstance(exc, (CustodyError, FileNotFoundError)):
+            logger.exception("verification %s failed", verification.pk)
+        with transaction.atomic():
+            Verification.objects.filter(pk=verification.pk).update(
+                status=Status.FAILED, primary=False, error=f"{type(exc).__name__}", answered_at=timezone.now())
+            verification.refresh_from_db()
+            budget_refund(verification=verification)
+            audit_record(action="verification.fail", actor=verification.user, object_type="verification",
+                         object_id=verification.pk, outcome=AuditEvent.Outcome.FAILED,
+                         details=_audit_details(verification, refunded=_plain(verification.epsilon)))
+        raise ApplicationError(f"The computation failed ({type(exc).__name__}); the ε of this hypothesis was "
+                               "refunded. Please report it if it happens again.", code="computation_failed",
+                               status_code=500, details={"verification": verification.pk,
+                                                         "refunded": _plain(verification.epsilon)}) from None
+    with transaction.atomic():
+        Verification.objects.filter(pk=verification.pk).update(status=Status.ANSWERED, answer=payload,
+                                                               answered_at=timezone.now())
+        verification.refresh_from_db()
+        audit_record(action="verification.answer", actor=verification.user, object_type="verification",
+                     object_id=verification.pk, details=_audit_details(verification))
+    return verification
