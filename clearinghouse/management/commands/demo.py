@@ -63,7 +63,8 @@ class Command(AuditedCommand):
             out.write(f"  researcher lists datasets: {[d['slug'] for d in listing['results']]} (metadata only, no rows)")
             refused = _call("POST", f"{api}/datasets/", tokens["demo-researcher"], expect_error=True)
             out.write(f"  researcher tries to upload: {refused['status']} {refused['error']['code']}")
-            self._synthetic(api, tokens, options)
+            release_id = self._synthetic(api, tokens, options)
+            self._verify(api, tokens["demo-researcher"], release_id)
             chain = _call("GET", f"{api}/audit/verify/", tokens["demo-auditor"])
             out.write(f"  auditor checks the audit chain: valid={chain['valid']} over {chain['events_checked']} events")
         finally:
@@ -83,7 +84,7 @@ class Command(AuditedCommand):
         out.write(f"  Admin (custodians):    {base}/admin/  (set a password: manage.py changepassword demo-custodian)")
         out.write("\nDemo finished.")
 
-    def _synthetic(self, api: str, tokens: dict[str, str], options) -> None:
+    def _synthetic(self, api: str, tokens: dict[str, str], options) -> int:
         """Custodian trains a generator and publishes a release; the researcher downloads it."""
         out, custodian, researcher = self.stdout, tokens["demo-custodian"], tokens["demo-researcher"]
         out.write(f"  custodian trains {options['model']} on gbsg2 for {options['epochs']} epochs on CPU "
@@ -118,6 +119,38 @@ class Command(AuditedCommand):
                   f"-> {target}")
         out.write(f"    horTh=yes in {100 * (frame['horTh'] == 'yes').mean():.1f} % of synthetic patients, "
                   f"{100 * frame['cens'].mean():.1f} % with an event, median follow-up {frame['time'].median():.0f} days")
+        return release["id"]
+
+    def _verify(self, api: str, researcher: str, release_id: int) -> None:
+        """The researcher checks two findings of the release on the real patients, with ε-DP answers."""
+        out = self.stdout
+        hypotheses = [
+            ("hormonal therapy lowers the hazard of recurrence (Cox HR of horTh=yes < 1)",
+             {"kind": "hazard_ratio", "params": {"exposure": {"column": "horTh", "value": "yes"}},
+              "claim": {"direction": "less", "value": 1}, "epsilon": 0.5}),
+            ("the median age is above 50",
+             {"kind": "quantile", "params": {"column": "age", "q": 0.5},
+              "claim": {"direction": "greater", "value": 50}, "epsilon": 0.5}),
+        ]
+        out.write("  researcher verifies two findings of the release on the real patients (ε-DP answers):")
+        for text, spec in hypotheses:
+            result = _call("POST", f"{api}/verifications/", researcher, body={"release": release_id, "where": [], **spec},
+                           expect_error=True)
+            if "error" in result:
+                out.write(f"    {text}: {result['status']} {result['error']['code']} ({result['error']['message']})")
+                continue
+            answer = result["answer"]
+            if answer["withheld"]:
+                out.write(f"    {text}: withheld ({answer['reason']}); ε {result['epsilon_charged']} charged")
+                continue
+            out.write(f"    {text}:")
+            cost = "reused: no charge" if result["reused"] else f"ε = {result['epsilon_charged']}"
+            out.write(f"      real ({cost}): {answer['estimate']:.3f}, 95 % CI "
+                      f"{answer['ci_low']:.3f} to {answer['ci_high']:.3f} (noisy n {answer['noisy_n']}) → "
+                      f"{answer['verdict']}")
+            synthetic = answer["synthetic_estimate"]
+            out.write(f"      synthetic release: {'n/a' if synthetic is None else f'{synthetic:.3f}'}; "
+                      f"budget left {result['budget']['left']} of {result['budget']['allocation']}")
 
     def _report(self, api: str, release_id: int, custodian: str, researcher: str, folder: Path) -> None:
         """Read the validation report (computed when the release was made), save both HTML pages,
