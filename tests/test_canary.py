@@ -364,7 +364,8 @@ def exercise_generators(rec: Recorder, role: str, client, world: dict) -> None:
     call("read the draft release", client, "GET", f"/api/v1/releases/{draft}/", expect=draft_readers[role])
     call("read an unknown release", client, "GET", "/api/v1/releases/987654/", expect=pick(readers, 404))
     mine = made.json()["id"] if made.status_code == 201 else draft
-    call("publish a release", client, "POST", f"/api/v1/releases/{mine}/publish/", expect=custodian_only[role])
+    # its report is still pending (the commit never comes): publication waits for it
+    call("publish a release", client, "POST", f"/api/v1/releases/{mine}/publish/", expect=pick(custodian_only, 409))
     call("publish the published release", client, "POST", f"/api/v1/releases/{published}/publish/",
          expect=pick(custodian_only, 409))
     call("publish an unknown release", client, "POST", "/api/v1/releases/987654/publish/",
@@ -377,6 +378,49 @@ def exercise_generators(rec: Recorder, role: str, client, world: dict) -> None:
         call(f"download an unknown release ({kind})", client, "GET", f"/api/v1/releases/987654/data.{kind}",
              expect=pick(readers, 404))
     call("download with POST", client, "POST", f"/api/v1/releases/{published}/data.csv", expect=pick(readers, 405))
+    # validation reports: custodians see all of one, researchers the public part of a published release's
+    report = f"/api/v1/releases/{published}/report/"
+    call("read the published release's report", client, "GET", report, expect=readers[role])
+    call("read the published release's report as HTML", client, "GET", report, expect=readers[role], format="html")
+    call("read the published release's report as JSON", client, "GET", report, expect=readers[role], format="json")
+    if readers[role] < 400:  # (for the others the format is refused before the caller: see test_reports.py)
+        call("read the published release's report as XML", client, "GET", report, expect=400, format="xml")
+    call("read the draft's pending report", client, "GET", f"/api/v1/releases/{draft}/report/",
+         expect=pick(draft_readers, 409))
+    call("read an unknown release's report", client, "GET", "/api/v1/releases/987654/report/",
+         expect=pick(readers, 404))
+    # the release this role just made (the custodian's) has its report still pending: the commit never comes
+    call("read a pending report", client, "GET", f"/api/v1/releases/{mine}/report/",
+         expect=by_role(401, 403, 404, 403, 409)[role])
+    call("ask for a pending report again", client, "POST", f"/api/v1/releases/{mine}/report/",
+         expect=pick(custodian_only, 409))
+    call("ask for an unknown release's report", client, "POST", "/api/v1/releases/987654/report/",
+         expect=pick(custodian_only, 404))
+    call("publish a release with a short override", client, "POST", f"/api/v1/releases/{mine}/publish/",
+         {"override": {"justification": "because"}}, fmt="json", expect=pick(custodian_only, 400))
+    # publication gates
+    gates = f"/api/v1/datasets/{SLUG}/gates/"
+    call("read the canary's gates", client, "GET", gates, expect=custodian_only[role])
+    call("set the canary's gates", client, "PUT", gates, {"mia_auc_max": 0.58}, fmt="json", expect=custodian_only[role])
+    for label, body in (("unknown gate", {"colour": 1}), ("not a number", {"ims_max": "none"}),
+                        ("out of range", {"mia_auc_max": 0.2}), ("empty", {})):
+        call(f"set the canary's gates, {label}", client, "PUT", gates, body, fmt="json",
+             expect=pick(custodian_only, 400))
+    call("read an unknown dataset's gates", client, "GET", "/api/v1/datasets/no-such-cohort/gates/",
+         expect=pick(custodian_only, 404))
+    # model-selection sweeps
+    sweeps = f"/api/v1/datasets/{SLUG}/sweeps/"
+    call("list the canary's sweeps", client, "GET", sweeps, expect=custodian_only[role])
+    call("start a sweep", client, "POST", sweeps, {"models": ["copula"], "seeds": [0], "samples": 1, "epochs": 1},
+         fmt="json", expect=pick(custodian_only, 202))  # queued only: the commit never comes
+    for label, body in (("unknown model", {"models": ["gpt"], "epochs": 1}),
+                        ("no samples", {"models": ["copula"], "samples": 0, "epochs": 1}),
+                        ("unknown field", {"models": ["copula"], "epochs": 1, "colour": "blue"})):
+        call(f"start a sweep, {label}", client, "POST", sweeps, body, fmt="json", expect=pick(custodian_only, 400))
+    call("read the canary's sweep", client, "GET", f"/api/v1/sweeps/{world['sweep']}/", expect=custodian_only[role])
+    call("read an unknown sweep", client, "GET", "/api/v1/sweeps/987654/", expect=pick(custodian_only, 404))
+    # last, so that every role above read the finished report: a custodian asks for it again
+    call("ask for the published release's report again", client, "POST", report, expect=pick(custodian_only, 202))
 
 
 def walk_audit_pages(rec: Recorder, role: str, client, status: int) -> None:
@@ -462,13 +506,29 @@ def train_and_release(rec: Recorder, custodian_client, capture_on_commit) -> dic
     assert CANARY_CSV.decode().splitlines()[3] == MARKER_ROW and 2 not in GeneratorRun.objects.get(pk=run).holdout_rows
     trained = rec.call("read the canary's trained run", custodian_client, "GET", f"/api/v1/runs/{run}/", expect=200)
     assert trained.json()["status"] == "succeeded", trained.json()["error"]
-    release = rec.call("make the canary release", custodian_client, "POST", f"/api/v1/runs/{run}/releases/",
-                       {"rows": 60, "seed": 1}, fmt="json", expect=201).json()["id"]
-    rec.call("publish the canary release", custodian_client, "POST", f"/api/v1/releases/{release}/publish/", expect=200)
+    with capture_on_commit(execute=True):  # its validation report is computed when the release commits
+        release = rec.call("make the canary release", custodian_client, "POST", f"/api/v1/runs/{run}/releases/",
+                           {"rows": 60, "seed": 1}, fmt="json", expect=201).json()["id"]
+    report = rec.call("read the canary release's report", custodian_client, "GET", f"/api/v1/releases/{release}/report/",
+                      expect=200).json()
+    # Twelve rows leave a holdout too small for the privacy comparisons: those gates are not measured, so they fail,
+    # and the custodian publishes with a written override.
+    assert [g["gate"] for g in report["gates"] if not g["passed"]] == ["leakage_max", "dcr_margin", "mia_auc_max",
+                                                                       "fidelity_min"]
+    rec.call("publish the canary release, gates failing", custodian_client, "POST",
+             f"/api/v1/releases/{release}/publish/", expect=409)
+    rec.call("publish the canary release", custodian_client, "POST", f"/api/v1/releases/{release}/publish/",
+             {"override": {"justification": "A canary cohort of twelve rows: too small to measure privacy."}},
+             fmt="json", expect=200)
+    # the draft's report stays pending, and the sweep queued: each report costs seconds, and the workload runs once
+    # per test (sweeps are run to their end in tests/generators/test_sweeps.py)
     draft = rec.call("make a rebalanced draft release", custodian_client, "POST", f"/api/v1/runs/{run}/releases/",
                      {"rows": 20, "seed": 2, "conditions": {"arm": {"a": 0.5, "b": 0.5}}}, fmt="json",
                      expect=201).json()["id"]
-    return {"run": run, "release": release, "draft": draft}
+    sweep = rec.call("sweep the canary cohort", custodian_client, "POST", f"/api/v1/datasets/{SLUG}/sweeps/",
+                     {"models": ["copula"], "seeds": [1], "samples": 1, "epochs": 1, "rows": 20}, fmt="json",
+                     expect=202).json()["id"]
+    return {"run": run, "release": release, "draft": draft, "sweep": sweep}
 
 
 @dataclass
@@ -515,6 +575,10 @@ def test_it_never_returns_a_canary_marker_in_any_response_to_any_role(exercised)
     assert len(downloads) == 4
     assert all(len(pd.read_csv(io.BytesIO(s.body))) == 60 for s in downloads if s.path.endswith(".csv"))
     assert all(len(pd.read_parquet(io.BytesIO(s.body))) == 60 for s in downloads if s.path.endswith(".parquet"))
+    # the finished validation report did come back too, whole to the custodian and in part to the researcher
+    reports = [s for s in seen if s.label.startswith("read the published release's report") and s.status == 200]
+    assert len(reports) == 6  # JSON, HTML and JSON again, to each of the two
+    assert sum(b"real_details" in s.body for s in reports) == 2 and sum(b"<img" in s.body for s in reports) == 2
     assert find_needles(exercised.logs.encode()) == []  # nor in anything logged meanwhile
     # the workload reached both sides of every door
     statuses = {s.status for s in seen}

@@ -1,9 +1,13 @@
 """`make demo`'s job, end to end, in a fresh data directory (SQLite, no broker)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from generators.core.evaluation.gates import DEFAULT_GATES
+from generators.core.evaluation.report import HEADLINE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,10 +30,49 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
         assert line.split()[-1].startswith("cht_")
     assert "run 1: succeeded after 20/20 epochs" in out
     assert "researcher asks for it before publication: 404 not_found" in out
-    assert "researcher lists releases: [1]" in out
+    assert "researcher lists published releases: [1]" in out
     assert "researcher downloads data.csv: 686 rows × 10 columns, sha256 matches the datasheet" in out
     downloaded = tmp_path / "demo" / "gbsg2-release-1.csv"
     assert downloaded.read_text().splitlines()[0] == "horTh,age,menostat,tsize,tgrade,pnodes,progrec,estrec,time,cens"
     assert len(downloaded.read_text().splitlines()) == 687
     assert out.rstrip().endswith("Demo finished.")
+    assert_the_report_was_shown_and_saved(out, tmp_path / "demo")
     assert list((tmp_path / "custody").glob("*.parquet.fernet")), "the cohort was not stored in custody"
+
+
+def assert_the_report_was_shown_and_saved(out: str, folder: Path) -> None:
+    """The release's headline scores and gates, its publication (plain, or with a written override when a
+    gate fails) and the two HTML pages, saved where the output says."""
+    lines = out.splitlines()
+    assert "  validation report of release 1 (headline; range and direction in the report):" in lines
+    headline = {}
+    for key in HEADLINE_KEYS:
+        line = next(l for l in lines if l.strip().startswith(key + " "))
+        headline[key] = line.split()[-1]
+        assert re.fullmatch(r"-?\d+\.\d{3}|n/a", headline[key]), line
+    assert headline["fidelity.overall"] != "n/a" and headline["privacy.ims"] != "n/a"
+    gates = {}
+    for line in lines:
+        if line.startswith("    gate "):
+            name, verdict = line.split()[1:3]
+            gates[name] = verdict
+    assert list(gates) == list(DEFAULT_GATES) and set(gates.values()) <= {"pass", "FAIL"}
+    failed = [name for name, verdict in gates.items() if verdict == "FAIL"]
+    if failed:
+        assert f"  publishing is refused: 409 gates_failed ({len(failed)} failed gate(s))" in lines
+        assert "  the custodian publishes with a written override (audited, shown on the release)" in lines
+        assert "every gate passes" not in out
+    else:
+        assert "  every gate passes: the custodian publishes the release" in lines
+        assert "publishing is refused" not in out and "override" not in out
+
+    pages = {"custodian": folder / "gbsg2-release-1-report.html",
+             "public": folder / "gbsg2-release-1-report-public.html"}
+    assert f"  HTML report (custodian): {pages['custodian']}" in lines
+    assert f"  HTML report (public):    {pages['public']}" in lines
+    html = {audience: path.read_text(encoding="utf-8") for audience, path in pages.items()}
+    for page in html.values():
+        assert page.lower().startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+        assert "<img" in page and "data:image/png;base64," in page
+    assert "Real rows (custodian only)" in html["custodian"] and "Real rows" not in html["public"]
+    assert len(html["public"]) < len(html["custodian"])

@@ -30,11 +30,13 @@ from accounts import login_throttle
 from accounts.models import ApiToken, User
 from accounts.services import token_issue_for
 from clearinghouse.api.audit import EXPORT_FIELDS
-from clearinghouse.models import AuditEvent, Dataset, Release
+from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
 from clearinghouse.services.releases import release_create, release_publish
-from generators.models import GeneratorRun
+from generators.core.evaluation.gates import DEFAULT_GATES
+from generators.models import GeneratorRun, Sweep
 from generators.services import run_create
-from tests.conftest import ROLES, client_for, make_user, upload_payload
+from generators.sweeps import sweep_create
+from tests.conftest import ROLES, client_for, finish_report, make_user, upload_payload
 
 PASSWORD = "correct horse battery staple"  # what tests.conftest.make_user gives every user
 DATASET_FIELDS = {"slug", "name", "description", "schema", "n_rows", "n_columns", "dropped_columns",
@@ -43,7 +45,12 @@ RUN_FIELDS = {"id", "dataset", "model", "hyperparameters", "epochs", "seed", "de
               "status", "cancel_requested", "progress", "error", "n_train", "n_holdout", "created_by", "created_at",
               "started_at", "finished_at"}
 RELEASE_FIELDS = {"id", "dataset", "run", "rows", "seed", "conditions", "published", "published_at", "created_at",
-                  "datasheet", "files"}
+                  "datasheet", "files", "report", "gate_override"}
+SWEEP_FIELDS = {"id", "dataset", "models", "seeds", "samples", "epochs", "rows", "status", "progress",
+                "proposed_release", "candidates", "error", "created_by", "created_at", "started_at", "finished_at"}
+GATES_FIELDS = {"dataset", "gates", "defaults", "descriptions"}
+#: The marker ``finish_report`` puts in every metric's real_details: a statistic of the real rows.
+REAL_MARKER = "4242.4242"
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +72,8 @@ def _fresh_rate_limits():
 # Path placeholders: {own_token} one of the caller's tokens; {other_token} someone else's;
 # {pending} an unverified researcher awaiting verification; {slug} an existing dataset;
 # {run} a succeeded training run; {queued_run} a run not yet started; {release} a published
-# release of {run}; {draft} an unpublished one.
+# release of {run}; {draft} an unpublished one (both with a finished, passing report);
+# {sweep} a queued model-selection sweep of {slug}.
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -108,6 +116,15 @@ MATRIX = [
     E("download a Parquet",        "GET",  "/api/v1/releases/{release}/data.parquet", 401, 403, 200, 403,  200, "release.download"),
     E("download a draft's CSV",    "GET",  "/api/v1/releases/{draft}/data.csv",     401, 403,  404,  403,  200, "release.download"),
     E("download a draft's Parquet", "GET", "/api/v1/releases/{draft}/data.parquet", 401, 403,  404,  403,  200, "release.download"),
+    E("read a release's report",   "GET",  "/api/v1/releases/{release}/report/",    401, 403,  200,  403,  200, "report.read"),
+    E("read a report as HTML",     "GET",  "/api/v1/releases/{release}/report/?format=html", 401, 403, 200, 403, 200, "report.read"),
+    E("read a draft's report",     "GET",  "/api/v1/releases/{draft}/report/",      401, 403,  404,  403,  200, "report.read"),
+    E("ask for a report again",    "POST", "/api/v1/releases/{draft}/report/",      401, 403,  403,  403,  202, "report.request"),
+    E("read a dataset's gates",    "GET",  "/api/v1/datasets/{slug}/gates/",        401, 403,  403,  403,  200, "dataset.gates.read"),
+    E("set a dataset's gates",     "PUT",  "/api/v1/datasets/{slug}/gates/",        401, 403,  403,  403,  200, "dataset.gates.set"),
+    E("list a dataset's sweeps",   "GET",  "/api/v1/datasets/{slug}/sweeps/",       401, 403,  403,  403,  200, "sweep.list"),
+    E("start a sweep",             "POST", "/api/v1/datasets/{slug}/sweeps/",       401, 403,  403,  403,  202, "sweep.create"),
+    E("read a sweep",              "GET",  "/api/v1/sweeps/{sweep}/",               401, 403,  403,  403,  200, "sweep.read"),
     E("list audit events",         "GET",  "/api/v1/audit/events/",                 401, 403,  403,  200,  403, "audit.events.list"),
     E("export audit events",       "GET",  "/api/v1/audit/events/export.csv",       401, 403,  403,  200,  403, "audit.events.export"),
     E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
@@ -139,6 +156,7 @@ class World:
     queued_run: GeneratorRun | None = None
     release: Release | None = None  # published
     draft: Release | None = None
+    sweep: Sweep | None = None  # queued, never executed
 
     def user(self, role: str) -> User | None:
         return self.users[role]
@@ -154,16 +172,24 @@ class World:
         self.run = run
         self.queued_run = run_create(dataset=self.dataset, model="copula", epochs=1, seed=1, device="cpu", by=by,
                                      enqueue=False)
-        self.release = release_publish(release=release_create(run=run, rows=8, seed=1, by=by), by=by)
-        self.draft = release_create(run=run, rows=9, seed=2, by=by)
+        # Their reports are queued on commit, which never comes in the test's transaction: finish them by hand
+        # with metrics that pass every gate, so that both may be published.
+        self.release = release_publish(release=finish_report(release_create(run=run, rows=8, seed=1, by=by)), by=by)
+        self.draft = finish_report(release_create(run=run, rows=9, seed=2, by=by))
+
+    def add_sweep(self) -> None:
+        self.sweep = sweep_create(dataset=self.dataset, models=["copula"], seeds=[0], samples=1, epochs=1,
+                                  by=self.users["custodian"], enqueue=False)
 
     def path(self, endpoint: Endpoint, role: str) -> str:
         own = self.spare_tokens.get(role, self.spare_tokens["researcher"])
         other = self.spare_tokens["researcher" if role == "custodian" else "custodian"]
         if self.run is None and ("/runs/" in endpoint.path or "/releases/" in endpoint.path):
             self.add_runs_and_releases()
+        if self.sweep is None and "/sweeps/" in endpoint.path:
+            self.add_sweep()
         ids = {name: getattr(self, name).pk if getattr(self, name) else None
-               for name in ("run", "queued_run", "release", "draft")}
+               for name in ("run", "queued_run", "release", "draft", "sweep")}
         return endpoint.path.format(own_token=own.pk, other_token=other.pk, pending=self.pending.pk,
                                     slug=self.dataset.slug, **ids)
 
@@ -181,6 +207,10 @@ class World:
             return {"model": "copula", "epochs": 1, "seed": 3, "device": "cpu"}, "json"
         if endpoint.name == "make a release":
             return {"rows": 7, "seed": 5}, "json"
+        if endpoint.name == "set a dataset's gates":
+            return {"mia_auc_max": 0.55}, "json"
+        if endpoint.name == "start a sweep":
+            return {"models": ["copula"], "seeds": [7], "samples": 2, "epochs": 1}, "json"
         return None, None
 
 
@@ -372,6 +402,9 @@ def _release_made(world: World, role: str, response) -> User:
     body = response.json()
     assert set(body) == RELEASE_FIELDS
     assert (body["run"], body["rows"], body["seed"], body["published"]) == (world.run.pk, 7, 5, False)
+    # its report is queued when the request commits
+    assert (body["report"]["status"], body["report"]["url"], body["gate_override"]) == (
+        "pending", f"/api/v1/releases/{body['id']}/report/", None)
     assert Release.objects.filter(pk=body["id"], created_by=world.users[role]).exists()
     return world.users[role]
 
@@ -387,6 +420,8 @@ def _releases_listed(world: World, role: str, response) -> User:
 def _release_read(world: World, role: str, response) -> User:
     body = response.json()
     assert set(body) == RELEASE_FIELDS and body["id"] == world.release.pk and body["published"] is True
+    assert (body["report"]["status"], body["report"]["headline"]["privacy.ims"], body["gate_override"]) == (
+        "succeeded", 0.0, None)
     return world.users[role]
 
 
@@ -412,6 +447,86 @@ def _downloaded(release_of: Callable[[World], Release], kind: str):
         return world.users[role]
 
     return check
+
+
+def _report_read(release_of: Callable[[World], Release]):
+    def check(world: World, role: str, response) -> User:
+        release = release_of(world)
+        assert response["Content-Type"].startswith("application/json")
+        body = response.json()
+        assert (body["release"], body["dataset"], body["override"]) == (release.pk, "gbsg2-small", None)
+        assert set(body["sections"]) == {"fidelity", "survival", "privacy", "utility"}
+        assert body["headline"]["privacy.mia_auc"] == 0.52
+        assert [(g["gate"], g["passed"]) for g in body["gates"]] == [(name, True) for name in DEFAULT_GATES]
+        metrics = [m for section in body["sections"].values() for m in section]
+        assert metrics
+        if role == "custodian":  # the whole report, statistics of the real rows included
+            assert all(m["real_details"] == {"marker": 4242.4242} for m in metrics)
+        else:  # the public view: scores only
+            assert all("real_details" not in m for m in metrics)
+            assert REAL_MARKER not in response.content.decode()
+        return world.users[role]
+
+    return check
+
+
+def _report_page(world: World, role: str, response) -> User:
+    assert response["Content-Type"].startswith("text/html")
+    audience = "custodian" if role == "custodian" else "public"
+    assert response.content.decode() == f"<!doctype html><title>{audience}</title>"  # as finish_report stored it
+    return world.users[role]
+
+
+def _report_requested(world: World, role: str, response) -> User:
+    report = ReleaseReport.objects.get(release=world.draft)
+    assert (report.status, report.content, report.html) == ("pending", {}, "")
+    body = response.json()
+    assert (body["status"], body["headline"], body["url"]) == (
+        "pending", None, f"/api/v1/releases/{world.draft.pk}/report/")
+    return world.users[role]
+
+
+def _gates_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == GATES_FIELDS
+    assert body["dataset"] == "gbsg2-small" and body["gates"] == body["defaults"] == DEFAULT_GATES
+    assert set(body["descriptions"]) == set(DEFAULT_GATES)
+    return world.users[role]
+
+
+def _gates_set(world: World, role: str, response) -> User:
+    body = response.json()
+    assert body["gates"] == {**DEFAULT_GATES, "mia_auc_max": 0.55}
+    world.dataset.refresh_from_db()
+    assert world.dataset.gates == {"mia_auc_max": 0.55}
+    return world.users[role]
+
+
+def _sweeps_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert [s["id"] for s in body["results"]] == [world.sweep.pk]
+    assert set(body["results"][0]) == SWEEP_FIELDS
+    return world.users[role]
+
+
+def _sweep_started(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == SWEEP_FIELDS
+    assert (body["dataset"], body["models"], body["seeds"], body["samples"], body["epochs"], body["rows"]) == (
+        "gbsg2-small", ["copula"], [7], 2, 1, 6)
+    # queued: the task starts when the request commits, which it never does in the test's transaction
+    assert (body["status"], body["progress"]["steps_done"], body["progress"]["steps_total"]) == ("queued", 0, 3)
+    assert response["Location"] == f"/api/v1/sweeps/{body['id']}/"
+    assert Sweep.objects.filter(pk=body["id"], created_by=world.users[role]).exists()
+    return world.users[role]
+
+
+def _sweep_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == SWEEP_FIELDS
+    assert (body["id"], body["status"], body["proposed_release"], body["candidates"]) == (
+        world.sweep.pk, "queued", None, [])
+    return world.users[role]
 
 
 def _openapi(world: World, role: str, response) -> None:
@@ -450,6 +565,15 @@ SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
     "download a Parquet": _downloaded(lambda w: w.release, "parquet"),
     "download a draft's CSV": _downloaded(lambda w: w.draft, "csv"),
     "download a draft's Parquet": _downloaded(lambda w: w.draft, "parquet"),
+    "read a release's report": _report_read(lambda w: w.release),
+    "read a report as HTML": _report_page,
+    "read a draft's report": _report_read(lambda w: w.draft),
+    "ask for a report again": _report_requested,
+    "read a dataset's gates": _gates_read,
+    "set a dataset's gates": _gates_set,
+    "list a dataset's sweeps": _sweeps_listed,
+    "start a sweep": _sweep_started,
+    "read a sweep": _sweep_read,
     "list audit events": _audit_listed,
     "export audit events": _audit_exported,
     "verify the audit chain": _audit_verified,
@@ -478,6 +602,15 @@ def assert_no_side_effect(world: World, endpoint: Endpoint, role: str) -> None:
     elif endpoint.name == "publish a release":
         world.draft.refresh_from_db()
         assert not world.draft.published
+    elif endpoint.name == "ask for a report again":
+        report = ReleaseReport.objects.get(release=world.draft)
+        assert report.status == "succeeded" and report.content["headline"]["privacy.ims"] == 0.0
+    elif endpoint.name == "set a dataset's gates":
+        world.dataset.refresh_from_db()
+        assert world.dataset.gates == {}
+    elif endpoint.name == "start a sweep":
+        assert list(Sweep.objects.values_list("pk", flat=True)) == [world.sweep.pk]
+        assert not GeneratorRun.objects.exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,7 +655,7 @@ def test_it_answers_every_endpoint_for_every_role_as_the_matrix_says(world, endp
     assert event.actor_username == (caller.username if caller else "")
     assert event.channel == "api"
     assert {k: event.details[k] for k in ("status", "code", "method", "path")} == {
-        "status": expected, "code": codes[expected], "method": endpoint.method, "path": path}
+        "status": expected, "code": codes[expected], "method": endpoint.method, "path": path.split("?")[0]}
 
 
 def test_the_matrix_covers_every_api_route():
@@ -536,6 +669,7 @@ def test_the_matrix_covers_every_api_route():
         .replace("{pending}", "<int:user_id>").replace("{slug}", "<str:slug>")
         .replace("{run}", "<int:run_id>").replace("{queued_run}", "<int:run_id>")
         .replace("{release}", "<int:release_id>").replace("{draft}", "<int:release_id>")
+        .replace("{sweep}", "<int:sweep_id>").split("?")[0]
         for e in MATRIX
     }
     assert routes <= normalised, routes - normalised

@@ -30,7 +30,7 @@ from generators.core.models import TrainingDiverged
 from generators.core.models.copula import GaussianCopula
 from generators.models import GeneratorRun
 from generators.services import checkpoint_path, run_cancel, run_create
-from tests.conftest import DATA, GBSG2_SCHEMA, last_event
+from tests.conftest import DATA, GBSG2_SCHEMA, finish_report, last_event
 
 pytestmark = pytest.mark.django_db
 
@@ -477,6 +477,8 @@ def test_it_refuses_a_release_when_the_checkpoint_is_gone(clients, run):
 
 def test_it_publishes_once_and_refuses_a_second_publication(clients, run, custodian):
     release_id = made(clients["custodian"], run, rows=5)["id"]
+    # the report is queued when the request commits, which never happens in the test's transaction
+    finish_report(Release.objects.get(pk=release_id))
 
     first = clients["custodian"].post(f"/api/v1/releases/{release_id}/publish/")
     assert first.status_code == 200 and first.json()["published"] is True
@@ -499,9 +501,10 @@ def test_it_publishes_once_and_refuses_a_second_publication(clients, run, custod
 
 @pytest.fixture
 def two_releases(run, custodian) -> tuple[Release, Release]:
-    """(published, draft)"""
-    published = release_publish(release=release_create(run=run, rows=8, seed=1, by=custodian[0]), by=custodian[0])
-    draft = release_create(run=run, rows=9, seed=2, by=custodian[0])
+    """(published, draft), both with a finished report that passes every gate."""
+    published = release_publish(release=finish_report(release_create(run=run, rows=8, seed=1, by=custodian[0])),
+                                by=custodian[0])
+    draft = finish_report(release_create(run=run, rows=9, seed=2, by=custodian[0]))
     return published, draft
 
 
@@ -581,7 +584,18 @@ def test_a_download_of_a_missing_file_is_a_410(clients, two_releases):
 # The release command
 # --------------------------------------------------------------------------------------------
 
-def test_the_release_command_prints_the_release_id_last_and_publishes(run, custodian):
+def finishing_the_report(monkeypatch, **values) -> None:
+    """The release command's releases get a finished report with these gate metrics (``finish_report``).
+    Run for real, without a broker, the report is computed when the release commits, inside the command;
+    the test's transaction never commits."""
+    import clearinghouse.management.commands.release as command
+
+    real = command.release_create
+    monkeypatch.setattr(command, "release_create", lambda **kwargs: finish_report(real(**kwargs), **values))
+
+
+def test_the_release_command_prints_the_release_id_last_and_publishes(run, custodian, monkeypatch):
+    finishing_the_report(monkeypatch)
     out, err = io.StringIO(), io.StringIO()
     call_command("release", run.pk, rows=50, publish=True, stdout=out, stderr=err)
 
@@ -594,6 +608,22 @@ def test_the_release_command_prints_the_release_id_last_and_publishes(run, custo
     assert [(e.action, e.outcome, e.actor_id, e.channel) for e in events] == [
         ("release.create", "success", custodian[0].pk, "command"),
         ("release.publish", "success", custodian[0].pk, "command")]
+
+
+def test_the_release_command_does_not_publish_before_the_report_is_ready_and_keeps_the_draft(run, custodian):
+    with pytest.raises(CommandError) as raised:
+        call_command("release", run.pk, rows=5, publish=True, stdout=io.StringIO(), stderr=io.StringIO())
+    assert "[report_not_ready]" in str(raised.value)
+    release = Release.objects.get()
+    assert (release.published, release.report.status) == (False, "pending")
+
+
+def test_the_release_command_does_not_publish_a_release_that_fails_a_gate(run, custodian, monkeypatch):
+    finishing_the_report(monkeypatch, **{"privacy.ims": 0.25})
+    with pytest.raises(CommandError) as raised:
+        call_command("release", run.pk, rows=5, publish=True, stdout=io.StringIO(), stderr=io.StringIO())
+    assert "[gates_failed]" in str(raised.value) and "ims_max" in str(raised.value)
+    assert Release.objects.get().published is False
 
 
 def test_the_release_command_takes_conditions_and_leaves_a_draft_without_publish(run):
