@@ -55,7 +55,7 @@ def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3,
                                code="unknown_model")
     seeds = _check_list("seeds", seeds, most=MAX_SEEDS)
     for seed in seeds:
-        check_whole_number("seeds[]", seed, 0, MAX_SEED)
+        check_whole_number("seeds", seed, 0, MAX_SEED)
     check_whole_number("samples", samples, 1, MAX_SAMPLES)
     check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
     rows = dataset.n_rows if rows is None else rows

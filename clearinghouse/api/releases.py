@@ -153,11 +153,20 @@ class ReleaseReportApi(ApiView):
         return [IsCustodian()] if self.request.method == "POST" else super().get_permissions()
 
     def perform_content_negotiation(self, request, force=False):
+        # Negotiation runs before authentication: an unknown format is refused in initial(), after
+        # the permission checks, so an anonymous caller still gets 401.
         wanted = request.query_params.get("format")
-        if wanted is not None and wanted not in self.FORMATS and not force:
+        if wanted is not None and wanted not in self.FORMATS:
+            self._unknown_format = wanted
+            return super().perform_content_negotiation(request, force=True)
+        return super().perform_content_negotiation(request, force=force)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        wanted = getattr(self, "_unknown_format", None)
+        if wanted is not None:
             raise ApplicationError(f"format must be one of {', '.join(self.FORMATS)}, not {wanted!r}.",
                                    code="invalid_format")
-        return super().perform_content_negotiation(request, force=force)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400:  # errors are JSON, whatever was asked for

@@ -300,9 +300,6 @@ def test_an_unknown_format_is_a_400_in_json(gbsg2, clients, fmt):
     assert (event.action, event.outcome, event.details["code"]) == ("report.read", "refused", "invalid_format")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: ReleaseReportApi.perform_content_negotiation refuses an unknown ?format= before DRF authenticates "
-    "the caller, so an anonymous request gets 400 invalid_format (audited as refused) instead of 401"))
 def test_an_unknown_format_from_an_anonymous_caller_is_still_a_401(gbsg2, clients):
     response = report_json(clients["anonymous"], gbsg2.honest, format="xml")
     assert_error(response, 401, "not_authenticated")

@@ -1,8 +1,11 @@
 import json
+import time
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from clearinghouse.management.base import AuditedCommand, custodian_for
+from clearinghouse.models import ReleaseReport
 from clearinghouse.services.releases import release_create, release_publish
 from generators.models import GeneratorRun
 
@@ -35,6 +38,20 @@ class Command(AuditedCommand):
         self.stderr.write(f"Release {release.pk}: {release.rows} rows from run {run.pk} ({run.model} on "
                           f"{run.dataset.slug}), {release.csv_bytes} bytes of CSV.")
         if options["publish"]:
+            self._wait_for_report(release)
             release_publish(release=release, by=by)
             self.stderr.write(f"Published: /api/v1/releases/{release.pk}/data.csv")
         self.stdout.write(str(release.pk))
+
+    def _wait_for_report(self, release) -> None:
+        """With a broker the report is computed by a worker: wait for it (publishing needs it)."""
+        deadline = time.monotonic() + settings.REPORT_TIME_LIMIT_SECONDS + 60
+        announced = False
+        while time.monotonic() < deadline:
+            report = ReleaseReport.objects.filter(release=release).first()
+            if report is None or report.finished:
+                return
+            if not announced:
+                self.stderr.write(f"Waiting for release {release.pk}'s validation report (computed by a worker) ...")
+                announced = True
+            time.sleep(1.0)
