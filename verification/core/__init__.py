@@ -6,11 +6,13 @@
   its canonical form (the reuse key).
 * :mod:`.answer`: the :class:`Answer` and the verdict rule.
 * :mod:`.kinds`: :func:`answer`, dispatching on the kind through ``KINDS`` (extended by
-  :func:`~verification.core.kinds.register` from other modules).
+  :func:`~verification.core.kinds.register` from other modules: :mod:`.kinds_models` for the
+  regression kinds, :mod:`.kinds_survival` for the survival kinds, both imported here).
 """
 
 from .answer import Answer, verdict_for
 from .hypothesis import Hypothesis, HypothesisError, parse_hypothesis
 from .kinds import KINDS, answer, register
+from . import kinds_models, kinds_survival  # noqa: E402,F401  (register the regression and survival kinds)
 
 __all__ = ["KINDS", "Answer", "Hypothesis", "HypothesisError", "answer", "parse_hypothesis", "register", "verdict_for"]

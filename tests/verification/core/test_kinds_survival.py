@@ -1,0 +1,365 @@
+"""The survival kinds (km_median, survival_at, logrank) from noisy life tables: agreement with
+lifelines at large ε on GBSG2, the noise variance against Monte Carlo, CI coverage on simulated
+data, "median not reached", noise, withholding, parse-time refusal without a survival pair, JSON
+and latency. Fixed seeds; each tolerance is stated where it is used."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clearinghouse.schema import Schema
+from clearinghouse.tabular import read_csv_checked
+from verification.core import kinds
+from verification.core import kinds_survival as ks
+from verification.core.hypothesis import HypothesisError, parse_hypothesis
+from verification.core.mechanisms import discrete_laplace, discrete_laplace_sd
+
+SCHEMA_FILE = Path(__file__).resolve().parents[3] / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
+GREATER = {"direction": "greater", "value": 1.0}
+BIN = 60.0  # GBSG2: 50 bins over 0–3000 days
+
+
+@pytest.fixture(scope="module")
+def gbsg2_schema() -> Schema:
+    return Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def gbsg2_raw() -> pd.DataFrame:
+    from lifelines.datasets import load_gbsg2
+
+    return load_gbsg2()
+
+
+@pytest.fixture(scope="module")
+def gbsg2(gbsg2_raw, gbsg2_schema) -> pd.DataFrame:
+    """The frame custody stores: a pid added, CSV round trip, checked and typed."""
+    frame = gbsg2_raw.copy()
+    frame.insert(0, "pid", range(1, len(frame) + 1))
+    return read_csv_checked(frame.to_csv(index=False).encode(), gbsg2_schema)
+
+
+def hyp(schema: Schema, kind: str, params: dict, *, epsilon: float = 1.0, where=None, claim=None):
+    raw = {"kind": kind, "params": params, "where": where or [], "claim": claim or GREATER, "epsilon": epsilon}
+    return parse_hypothesis(raw, schema, max_epsilon=100.0)
+
+
+GBSG2_SPECS = {
+    "km_median": {},
+    "survival_at": {"time": 1000},
+    "logrank": {"group": {"column": "horTh", "a": "yes", "b": "no"}},
+}
+
+
+def kmf(frame: pd.DataFrame):
+    from lifelines import KaplanMeierFitter
+
+    return KaplanMeierFitter().fit(frame["time"], frame["cens"])
+
+
+# --- large ε on GBSG2: lifelines ------------------------------------------------------------------
+# At ε = 50 a cell's discrete-Laplace noise is non-zero with probability 2e^-50/(1 + e^-50) ≈ 4e-22, so the
+# noisy life table is the exact one; what remains is the grid (60-day bins, linear within a bin).
+
+
+def test_the_life_table_at_large_epsilon_is_the_exact_one(gbsg2, gbsg2_raw, gbsg2_schema):
+    result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, "survival_at", {"time": 1000}, epsilon=50.0),
+                          rng=np.random.default_rng(0))
+    table = result.details["life_table"]
+    assert (table["bins"], table["start"], table["stop"], table["bin_width"]) == (50, 0.0, 3000.0, BIN)
+    bins = np.minimum(gbsg2_raw["time"] // BIN, 49).astype(int)
+    assert table["events"] == np.bincount(bins[gbsg2_raw["cens"] == 1], minlength=50).tolist()
+    assert table["censored"] == np.bincount(bins[gbsg2_raw["cens"] == 0], minlength=50).tolist()
+    assert result.noisy_n == 686
+    assert result.epsilon_split == {"life_table.events": 50.0, "life_table.censored": 50.0}
+    assert result.details["composition"].startswith("parallel")
+
+
+@pytest.mark.parametrize("t", [100, 365, 730, 1000, 1500, 2000, 2400])
+def test_survival_at_matches_kaplan_meier_within_the_grid(gbsg2, gbsg2_raw, gbsg2_schema, t):
+    fitted = kmf(gbsg2_raw)
+    result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, "survival_at", {"time": t}, epsilon=50.0),
+                          rng=np.random.default_rng(1), synthetic=gbsg2)
+    exact = float(fitted.survival_function_at_times([t]).iloc[0])
+    assert result.synthetic_estimate == pytest.approx(exact, rel=1e-12)
+    # Within the grid resolution: the actuarial curve is exact at no point in particular, but it stays within the
+    # KM curve's drop across the 60-day bin holding t (plus 0.005); observed differences are at most 0.0036.
+    j = int(t // BIN)
+    start, stop = fitted.survival_function_at_times([j * BIN, (j + 1) * BIN]).to_numpy()
+    assert abs(result.estimate - exact) <= (start - stop) + 0.005
+    # The CI (Greenwood on log(-log S); the noise adds nothing at ε = 50) is lifelines' within 0.01.
+    band = fitted.confidence_interval_survival_function_
+    low, high = band[band.index <= t].iloc[-1].to_numpy()
+    assert result.ci_low == pytest.approx(low, abs=0.01) and result.ci_high == pytest.approx(high, abs=0.01)
+
+
+@pytest.mark.parametrize("group", [None, {"column": "horTh", "value": "no"}, {"column": "tgrade", "value": "III"}])
+def test_km_median_matches_lifelines_within_a_bin(gbsg2, gbsg2_raw, gbsg2_schema, group):
+    from lifelines.utils import median_survival_times
+
+    rows = gbsg2_raw if group is None else gbsg2_raw[gbsg2_raw[group["column"]] == group["value"]]
+    fitted = kmf(rows)
+    params = {} if group is None else {"group": group}
+    result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, "km_median", params, epsilon=50.0),
+                          rng=np.random.default_rng(2), synthetic=gbsg2)
+    assert result.synthetic_estimate == fitted.median_survival_time_
+    # The median of the piecewise-linear actuarial curve is within one bin (60 days) of KM's; observed: 18, 27
+    # and 16 days. The Brookmeyer–Crowley CI ends are within two bins of lifelines' (observed: within 44 days).
+    assert abs(result.estimate - fitted.median_survival_time_) <= BIN
+    low, high = median_survival_times(fitted.confidence_interval_).to_numpy().ravel()
+    assert abs(result.ci_low - low) <= 2 * BIN and abs(result.ci_high - high) <= 2 * BIN
+    assert result.noisy_n == len(rows)
+
+
+@pytest.mark.parametrize("column, a, b", [("horTh", "yes", "no"), ("menostat", "Pre", "Post"),
+                                          ("tgrade", "I", "III"), ("tgrade", "II", "III")])
+def test_logrank_matches_lifelines(gbsg2, gbsg2_raw, gbsg2_schema, column, a, b):
+    from lifelines.statistics import logrank_test
+
+    rows_a, rows_b = gbsg2_raw[gbsg2_raw[column] == a], gbsg2_raw[gbsg2_raw[column] == b]
+    reference = logrank_test(rows_a["time"], rows_b["time"], rows_a["cens"], rows_b["cens"])
+    # the exact (unbinned) O - E and V reproduce lifelines' statistic
+    u, v = ks.exact_logrank(rows_a["time"].to_numpy(float), rows_a["cens"].to_numpy() == 1,
+                            rows_b["time"].to_numpy(float), rows_b["cens"].to_numpy() == 1)
+    assert u * u / v == pytest.approx(reference.test_statistic, rel=1e-9)
+    hypothesis = hyp(gbsg2_schema, "logrank", {"group": {"column": column, "a": a, "b": b}}, epsilon=50.0)
+    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(3), synthetic=gbsg2)
+    assert result.synthetic_estimate == pytest.approx(math.exp(u / v), rel=1e-12)
+    # Grouping the times into 60-day bins (censored rows counting half in their bin) moves the chi-square by at
+    # most 2.5 % here; we allow 4 %. The p-values then agree within 20 % relative (observed: within 13 %).
+    assert result.details["chi_square"] == pytest.approx(reference.test_statistic, rel=0.04)
+    assert result.details["p_value"] == pytest.approx(reference.p_value, rel=0.2)
+    # Peto's HR from the grouped table is within 3 % of the unbinned one (observed: within 2 %).
+    assert result.estimate == pytest.approx(math.exp(u / v), rel=0.03)
+    assert result.ci_low <= result.estimate <= result.ci_high
+    assert result.noisy_n == len(rows_a) + len(rows_b)
+    assert set(result.epsilon_split) == {"a.events", "a.censored", "b.events", "b.censored"}
+
+
+# --- the noise variance ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 1.0])
+def test_delta_method_noise_variance_matches_monte_carlo(gbsg2_raw, epsilon):
+    # Fix the exact cells of GBSG2, add fresh cell noise 4000 times and compare the spread of S(t) and of Peto's
+    # log HR (horTh) with the delta-method noise sd the answers use. The Monte-Carlo error of an sd over 4000
+    # draws is ~1.1 % (more for the heavier-tailed ratio); the delta method linearises, so we allow 10 %
+    # (observed: within 5 %). The noise adds little bias: S(t) within 0.01 of the noiseless value; Peto's log HR,
+    # a ratio of noisy sums, moves by 0.012 at ε = 0.5 (6 % of its noise sd of 0.19), so 0.02 there.
+    rng = np.random.default_rng(4)
+    draws = 4000
+    edges = np.linspace(0, 3000, ks.BINS + 1)
+    variance = discrete_laplace_sd(1 / epsilon) ** 2
+    time_, event = gbsg2_raw["time"].to_numpy(float), gbsg2_raw["cens"].to_numpy() == 1
+
+    def noisy(counts):
+        return counts + discrete_laplace(1 / epsilon, rng, size=(draws, ks.BINS))
+
+    d, c = ks.cell_counts(time_, event, edges)
+    table = ks.life_table(d, c, edges, variance)
+    curves = np.clip(ks._survival(noisy(d).astype(float), noisy(c).astype(float), variance), 0, 1)
+    for t in (1020, 2040):  # grid edges 17 and 34
+        s, _, noise_var = table.at(t)
+        samples = curves[:, int(t // 60)]
+        assert np.std(samples) == pytest.approx(math.sqrt(noise_var), rel=0.1), t
+        assert np.mean(samples) == pytest.approx(s, abs=0.01), t
+
+    in_a = gbsg2_raw["horTh"].to_numpy() == "yes"
+    cells = [count.astype(float) for mask in (in_a, ~in_a) for count in ks.cell_counts(time_[mask], event[mask], edges)]
+    u, v = ks.logrank_statistics(*[noisy(count) for count in cells], variance)
+    u0, v0 = ks.logrank_statistics(*cells, variance)
+
+    def log_hr(stacked):
+        uu, vv = ks.logrank_statistics(*[stacked[..., i * ks.BINS:(i + 1) * ks.BINS] for i in range(4)], variance)
+        return uu / vv
+
+    gradient = ks._jacobian(log_hr, np.concatenate(cells))
+    assert np.std(u / v) == pytest.approx(math.sqrt(variance * np.sum(gradient**2)), rel=0.1)
+    assert np.mean(u / v) == pytest.approx(u0 / v0, abs=0.02)
+
+
+# --- coverage on simulated data with known truth ----------------------------------------------------------
+
+SIM_SCHEMA = Schema.from_dict({"columns": [
+    {"name": "g", "type": "categorical", "categories": ["a", "b"]},
+    {"name": "time", "type": "duration", "min": 0, "max": 100},
+    {"name": "status", "type": "event"},
+], "survival": {"duration": "time", "event": "status"}})
+RATE, HR = 0.02, 0.7
+
+
+def simulate(rng: np.random.Generator, n: int = 2000, rate: float = RATE) -> pd.DataFrame:
+    """Exponential times, hazard ``rate`` in group b and ``rate·HR`` in group a; exponential censoring (rate
+    0.01) and administrative censoring at 100."""
+    in_a = rng.random(n) < 0.5
+    t = rng.exponential(1 / (rate * np.where(in_a, HR, 1.0)))
+    censor = np.minimum(rng.exponential(100.0, n), 100.0)
+    return pd.DataFrame({"g": pd.Categorical(np.where(in_a, "a", "b"), categories=["a", "b"]),
+                         "time": np.minimum(t, censor), "status": pd.array((t <= censor).astype(int), dtype="Int8")})
+
+
+@pytest.fixture(scope="module")
+def coverage() -> dict[str, float]:
+    """300 fresh cohorts of 2000 (about 1000 per group) at ε = 1."""
+    hypotheses = {
+        "survival_at": hyp(SIM_SCHEMA, "survival_at", {"time": 30, "group": {"column": "g", "value": "b"}}),
+        "km_median": hyp(SIM_SCHEMA, "km_median", {"group": {"column": "g", "value": "b"}}),
+        "logrank": hyp(SIM_SCHEMA, "logrank", {"group": {"column": "g", "a": "a", "b": "b"}}),
+    }
+    truth = {"survival_at": math.exp(-RATE * 30), "km_median": math.log(2) / RATE, "logrank": HR}
+    rng = np.random.default_rng(11)
+    covered = dict.fromkeys(hypotheses, 0)
+    reps = 300
+    for _ in range(reps):
+        frame = simulate(rng)
+        for kind, hypothesis in hypotheses.items():
+            result = kinds.answer(frame, SIM_SCHEMA, hypothesis, rng=rng)
+            high = math.inf if result.ci_high is None else result.ci_high
+            covered[kind] += result.ci_low <= truth[kind] <= high
+    return {kind: hits / reps for kind, hits in covered.items()}
+
+
+@pytest.mark.parametrize("kind", ["survival_at", "logrank"])
+def test_coverage_at_epsilon_1(coverage, kind):
+    # Not in the issue's list, checked anyway: 300 repetitions (Monte-Carlo sd 1.3 %), band 0.92–0.98. For logrank
+    # the truth is the simulated HR, which Peto's exp((O - E)/V) estimates well this close to 1. Observed with this
+    # seed: survival_at 0.957, logrank 0.960.
+    assert 0.92 <= coverage[kind] <= 0.98, coverage
+
+
+def test_coverage_of_the_median(coverage):
+    # The Brookmeyer–Crowley interval inverts pointwise log(-log) bands and is known to be conservative; observed
+    # 0.987 with this seed. We assert it is not too narrow (>= 0.92) and leave the top open.
+    assert coverage["km_median"] >= 0.92, coverage
+
+
+# --- median not reached, noise, withholding, refusal, JSON ---------------------------------------------------
+
+
+def test_median_not_reached_is_an_answer_not_an_error():
+    frame = simulate(np.random.default_rng(5), 2000, rate=0.002)  # S(100) ≈ 0.82 in group b
+    hypothesis = hyp(SIM_SCHEMA, "km_median", {}, epsilon=1.0, claim={"direction": "greater", "value": 50})
+    result = kinds.answer(frame, SIM_SCHEMA, hypothesis, rng=np.random.default_rng(6), synthetic=frame)
+    assert result.estimate is None and result.reason.startswith("median not reached")
+    assert not result.withheld
+    assert result.ci_low == 100.0 and result.ci_high is None  # beyond the grid, with confidence
+    assert result.verdict == "supported"  # the median is above 50
+    assert result.synthetic_estimate is None  # lifelines: inf
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("kind", list(GBSG2_SPECS))
+def test_fresh_answers_at_small_epsilon_differ(gbsg2, gbsg2_schema, kind):
+    hypothesis = hyp(gbsg2_schema, kind, GBSG2_SPECS[kind], epsilon=0.1)
+    rng = np.random.default_rng(7)
+    answers = [kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=rng) for _ in range(10)]
+    assert len({(a.estimate, a.ci_low, a.ci_high, a.noisy_n) for a in answers}) == 10
+    assert len({a.noisy_n for a in answers}) >= 8  # a sum of 100 (200) noisy cells, sd 141 (200)
+    if kind == "survival_at":
+        assert len({a.estimate for a in answers}) >= 5
+    # At ε = 0.1 a cell's noise sd is 14 and the at-risk count near the end of the grid is a sum of many cells:
+    # the tables' support ends early. km_median then mostly reports "median not reached" up to the support's end
+    # (with a lower CI end), and logrank's 246-row group is below its noise floor in every bin (estimate None,
+    # with the reason) rather than an invented hazard ratio.
+    if kind == "km_median":
+        assert len({a.ci_low for a in answers}) >= 5
+
+
+@pytest.mark.parametrize("kind", list(GBSG2_SPECS))
+def test_withheld_when_the_subgroup_is_tiny(gbsg2, gbsg2_schema, kind):
+    rng = np.random.default_rng(8)
+    where = [{"column": "age", "op": ">", "value": 95}]  # nobody
+    hypothesis = hyp(gbsg2_schema, kind, GBSG2_SPECS[kind], epsilon=5.0, where=where)
+    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=rng, synthetic=gbsg2)
+    assert result.withheld and result.verdict is None and result.estimate is None and result.ci_low is None
+    assert result.reason.startswith("insufficient data") and result.epsilon == 5.0
+    assert result.noisy_n < 10  # the sum of 100 cells at ε = 5: sd 3.2
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_logrank_is_withheld_when_one_group_is_tiny(gbsg2, gbsg2_schema):
+    where = [{"column": "age", "op": "<", "value": 35}]  # 18 rows, nearly all pre-menopausal
+    hypothesis = hyp(gbsg2_schema, "logrank", {"group": {"column": "menostat", "a": "Post", "b": "Pre"}},
+                     epsilon=20.0, where=where)
+    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(9))
+    assert result.withheld and result.details["noisy_n_a"] < 10 <= result.details["noisy_n_b"]
+
+
+def test_group_filter_restricts_the_table(gbsg2, gbsg2_raw, gbsg2_schema):
+    params = {"time": 1000, "group": {"column": "horTh", "value": "yes"}}
+    result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, "survival_at", params, epsilon=50.0),
+                          rng=np.random.default_rng(10), synthetic=gbsg2)
+    rows = gbsg2_raw[gbsg2_raw["horTh"] == "yes"]
+    assert result.noisy_n == len(rows)
+    assert result.synthetic_estimate == pytest.approx(float(kmf(rows).survival_function_at_times([1000]).iloc[0]))
+
+
+@pytest.mark.parametrize("kind, params", [
+    ("km_median", {}), ("survival_at", {"time": 10}), ("logrank", {"group": {"column": "g", "a": "a", "b": "b"}}),
+    ("hazard_ratio", {"exposure": {"column": "g", "value": "a"}}),
+])
+def test_survival_kinds_are_refused_at_parse_time_without_a_survival_pair(kind, params):
+    schema = Schema.from_dict({"columns": [
+        {"name": "g", "type": "categorical", "categories": ["a", "b"]},
+        {"name": "time", "type": "duration", "min": 0, "max": 100},
+        {"name": "status", "type": "event"},
+    ]})
+    with pytest.raises(HypothesisError) as caught:
+        hyp(schema, kind, params)
+    assert caught.value.code == "no_survival"
+
+
+def test_survival_at_outside_the_grid_and_beyond_the_support():
+    frame = simulate(np.random.default_rng(12), 1000)
+    at_start = kinds.answer(frame, SIM_SCHEMA, hyp(SIM_SCHEMA, "survival_at", {"time": 0}, epsilon=50.0),
+                            rng=np.random.default_rng(0))
+    assert (at_start.estimate, at_start.ci_low, at_start.ci_high) == (1.0, 1.0, 1.0)
+    beyond = kinds.answer(frame, SIM_SCHEMA, hyp(SIM_SCHEMA, "survival_at", {"time": 500}, epsilon=50.0),
+                          rng=np.random.default_rng(0))
+    end = kinds.answer(frame, SIM_SCHEMA, hyp(SIM_SCHEMA, "survival_at", {"time": 100}, epsilon=50.0),
+                       rng=np.random.default_rng(0))
+    assert beyond.estimate == end.estimate  # clamped to the public bound
+    # A cohort whose last rows leave early: with noise, the table's support ends where fewer than 1 + 3 noise
+    # sds remain at risk; beyond it S is not estimated and the CI is [0, upper bound at the support's end].
+    short = frame.assign(time=np.minimum(frame["time"], 60.0) * np.where(np.arange(len(frame)) < 995, 1.0, 1.5))
+    result = kinds.answer(short, SIM_SCHEMA, hyp(SIM_SCHEMA, "survival_at", {"time": 80}, epsilon=1.0),
+                          rng=np.random.default_rng(1))
+    assert result.details["support_end"] <= 62.0
+    assert result.estimate is None and result.ci_low == 0.0 and 0 < result.ci_high <= 1.0
+    assert result.reason.startswith("time 80 lies beyond the noisy life table's support")
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_answer_json_has_no_nan(gbsg2, gbsg2_schema):
+    for kind, params in GBSG2_SPECS.items():
+        result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, kind, params, epsilon=0.3),
+                              rng=np.random.default_rng(0), synthetic=gbsg2)
+        data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+        assert data["method"].startswith(("noisy life table", "log-rank"))
+        assert data["synthetic_estimate"] is not None
+
+
+# --- latency -------------------------------------------------------------------------------------------------
+
+
+def test_latency_at_10k_rows():
+    # Measured on 2 shared cores: ~15 ms per answer (the life table, its 100- or 200-cell noise Jacobian).
+    frame = simulate(np.random.default_rng(13), 10_000)
+    for kind, params in (("km_median", {}), ("survival_at", {"time": 30}),
+                         ("logrank", {"group": {"column": "g", "a": "a", "b": "b"}})):
+        hypothesis = hyp(SIM_SCHEMA, kind, params)
+        rng = np.random.default_rng(0)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            kinds.answer(frame, SIM_SCHEMA, hypothesis, rng=rng)
+            times.append(time.perf_counter() - start)
+        assert statistics.median(times) < 0.5, (kind, times)
