@@ -127,7 +127,7 @@ class Command(AuditedCommand):
         hypotheses = [
             ("hormonal therapy lowers the hazard of recurrence (Cox HR of horTh=yes < 1)",
              {"kind": "hazard_ratio", "params": {"exposure": {"column": "horTh", "value": "yes"}},
-              "claim": {"direction": "less", "value": 1}, "epsilon": 0.5}),
+              "claim": {"direction": "less", "value": 1}, "epsilon": 1.0}),
             ("the median age is above 50",
              {"kind": "quantile", "params": {"column": "age", "q": 0.5},
               "claim": {"direction": "greater", "value": 50}, "epsilon": 0.5}),
