@@ -37,6 +37,7 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
     assert len(downloaded.read_text().splitlines()) == 687
     assert out.rstrip().endswith("Demo finished.")
     assert_the_report_was_shown_and_saved(out, tmp_path / "demo")
+    assert_the_two_findings_were_verified(out)
     assert list((tmp_path / "custody").glob("*.parquet.fernet")), "the cohort was not stored in custody"
 
 
@@ -76,3 +77,19 @@ def assert_the_report_was_shown_and_saved(out: str, folder: Path) -> None:
         assert "<img" in page and "data:image/png;base64," in page
     assert "Real rows (custodian only)" in html["custodian"] and "Real rows" not in html["public"]
     assert len(html["public"]) < len(html["custodian"])
+
+
+def assert_the_two_findings_were_verified(out: str) -> None:
+    """Each finding: the ε-DP answer on the real rows (estimate, CI, noisy n, verdict) next to the
+    synthetic release's estimate, with the budget left after each charge (2 = 1 + 0.5 + 0.5)."""
+    lines = out.splitlines()
+    assert "  researcher verifies two findings of the release on the real patients (ε-DP answers):" in lines
+    number = r"-?\d+\.\d{3}"
+    reals = [line for line in lines if line.startswith("      real (")]
+    assert len(reals) == 2, reals
+    for line, epsilon in zip(reals, ("1", "0.5")):
+        assert re.fullmatch(rf"      real \(ε = {epsilon}\): {number}, 95 % CI {number} to {number} \(noisy n \d+\) → "
+                            r"(supported|contradicted|inconclusive)", line), line
+    synthetic = [line for line in lines if line.startswith("      synthetic release: ")]
+    assert [line.split("budget left ")[1] for line in synthetic] == ["1 of 2", "0.5 of 2"]
+    assert all(re.match(rf"      synthetic release: {number};", line) for line in synthetic), synthetic
