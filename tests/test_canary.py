@@ -5,8 +5,9 @@ unique string marker and whose kept continuous ``bmi`` column holds a unique num
 marker (every other value is round). Then every endpoint is called as every role, the
 successes and the refusals (duplicate slug, failing rows that carry the markers, unknown
 fields, wrong content types, bad filters, 404s, 405s, an oversized upload), a generator
-trained on the cohort and its synthetic releases (made, published, listed, downloaded), the
-audit log and its export, the OpenAPI document, and every admin page a custodian can open.
+trained on the cohort and its synthetic releases (made, published, listed, downloaded), ε-DP
+verifications of the published release on the real rows (a mean of ``bmi``, charged, then
+reused), budgets, policies and allocations, the audit log and its export, the OpenAPI document, and every admin page a custodian can open.
 Every response is collected, and one loop checks that no marker appears in any body or header
 (in synthetic rows, only the identifier marker is looked for: see ``find_in_synthetic_rows``).
 
@@ -33,12 +34,13 @@ from django.test import Client, override_settings
 from django.urls import get_resolver, resolve
 
 from accounts import login_throttle
-from accounts.models import ApiToken, User
+from accounts.models import Allocation, ApiToken, BudgetPolicy, LedgerEntry, User
 from accounts.services import token_issue_for
 from clearinghouse.custody import custody_read
 from clearinghouse.models import AuditEvent, Dataset, Release
 from generators.models import GeneratorRun
 from tests.conftest import ROLES, make_user
+from verification.models import Verification
 
 MARKER = f"CANARY-7f3a9c-{uuid.uuid4().hex}"
 NUMBER = 23.456789
@@ -310,6 +312,7 @@ def exercise_api(rec: Recorder, role: str, client, world: dict) -> None:
     call("Swagger UI", client, "GET", "/api/docs/", expect=200)
     call("health", client, "GET", "/healthz", expect=200)
     exercise_generators(rec, role, client, world)
+    exercise_verification(rec, role, client, world)
     call("unknown API path", client, "GET", "/api/v1/no-such-endpoint/", expect=404)
 
 
@@ -421,6 +424,83 @@ def exercise_generators(rec: Recorder, role: str, client, world: dict) -> None:
     call("read an unknown sweep", client, "GET", "/api/v1/sweeps/987654/", expect=pick(custodian_only, 404))
     # last, so that every role above read the finished report: a custodian asks for it again
     call("ask for the published release's report again", client, "POST", report, expect=pick(custodian_only, 202))
+
+
+def exercise_verification(rec: Recorder, role: str, client, world: dict) -> None:
+    """Verifications of the published canary release (its ε-DP answers computed on the real rows, the marker
+    row included), budgets, policies and allocations, successes and refusals, as one role. The roles run in
+    ROLES order: the researcher verifies before the custodian changes the policy and the allocation."""
+    researchers = by_role(401, 403, 201, 403, 403)
+    custodian_only = by_role(401, 403, 403, 403, 200)
+
+    def pick(statuses: dict[str, int], when_allowed: int) -> int:
+        return when_allowed if statuses[role] < 400 else statuses[role]
+
+    call = rec.call
+    verifications = "/api/v1/verifications/"
+    # the mean of bmi, the column that holds the numeric marker (never named in the hypothesis itself)
+    mean_bmi = {"release": world["release"], "kind": "mean", "params": {"column": "bmi"},
+                "where": [{"column": "arm", "op": "in", "value": ["a", "b"]}],
+                "claim": {"direction": "greater", "value": 25}, "epsilon": 0.5}
+    asked = call("verify the mean bmi on the canary release", client, "POST", verifications, mean_bmi, fmt="json",
+                 expect=researchers[role])
+    if asked.status_code == 201:
+        body = asked.json()
+        assert (body["status"], body["reused"], body["epsilon_charged"], body["dataset"]) == (
+            "answered", False, "0.5", SLUG)
+        assert body["budget"] == {"dataset": SLUG, "allocation": "2", "spent": "0.5", "left": "1.5"}
+        world["verification"] = body["id"]
+        again = call("verify the mean bmi again (reused)", client, "POST", verifications, mean_bmi, fmt="json",
+                     expect=200).json()
+        assert (again["status"], again["reused"], again["reused_from"], again["epsilon_charged"]) == (
+            "reused", True, body["id"], "0")
+        assert again["answer"] == body["answer"] and again["budget"]["spent"] == "0.5"
+        call("verify the proportion in arm a", client, "POST", verifications,
+             {"release": world["release"], "kind": "proportion", "params": {"column": "arm", "value": "a"},
+              "where": [], "claim": {"direction": "greater", "value": 0.5}, "epsilon": 0.25}, fmt="json", expect=201)
+    for label, body in (
+            ("an unknown release", {**mean_bmi, "release": 987654}),
+            ("the draft release", {**mean_bmi, "release": world["draft"]}),
+            ("ε above the maximum", {**mean_bmi, "epsilon": 5}),
+            ("an unknown kind", {**mean_bmi, "kind": "mode"}),
+            ("the dropped identifier column", {**mean_bmi, "params": {"column": "pid"}}),
+            ("an unknown field", {**mean_bmi, "colour": "blue"}),
+            ("not an object", [mean_bmi])):
+        call(f"verify, {label}", client, "POST", verifications, body, fmt="json", expect=pick(researchers, 400))
+    call("verify, not JSON", client, "POST", verifications, b"{oops", content_type="application/json",
+         expect=pick(researchers, 400))
+    readers = by_role(401, 403, 200, 403, 403)
+    call("list own verifications", client, "GET", verifications, expect=readers[role])
+    mine = world.get("verification", 987654)  # not made yet when the roles before the researcher call
+    call("read own verification", client, "GET", f"{verifications}{mine}/", expect=readers[role])
+    call("read an unknown verification", client, "GET", f"{verifications}987654/", expect=pick(readers, 404))
+    call("delete own verification", client, "DELETE", f"{verifications}{mine}/", expect=pick(readers, 405))
+    call("read own ε budget", client, "GET", "/api/v1/budget/", expect=readers[role])
+    # the custodian's side: the policy and the researcher's allocation
+    policy = f"/api/v1/datasets/{SLUG}/budget-policy/"
+    call("read the canary's budget policy", client, "GET", policy, expect=custodian_only[role])
+    call("set the canary's budget policy", client, "PUT", policy, {"daily_limit": 20, "min_subgroup": 10},
+         fmt="json", expect=custodian_only[role])
+    for label, body, status in (("unknown field", {"colour": "blue"}, 400), ("empty", {}, 400),
+                                ("not a number", {"total_cap": "lots"}, 400),
+                                ("a cap below the ε spent", {"total_cap": "0.1"}, 409)):
+        call(f"set the canary's budget policy, {label}", client, "PUT", policy, body, fmt="json",
+             expect=pick(custodian_only, status))
+    call("read an unknown dataset's budget policy", client, "GET", "/api/v1/datasets/no-such-cohort/budget-policy/",
+         expect=pick(custodian_only, 404))
+    allocation = f"/api/v1/datasets/{SLUG}/allocations/{world['users']['researcher'].pk}/"
+    call("set the researcher's ε allocation", client, "PUT", allocation, {"epsilon": "3"}, fmt="json",
+         expect=custodian_only[role])
+    for label, path, body, status in (
+            ("below the ε spent", allocation, {"epsilon": "0.1"}, 409),
+            ("not a number", allocation, {"epsilon": "lots"}, 400),
+            ("an unknown field", allocation, {"epsilon": "3", "colour": "blue"}, 400),
+            ("for an auditor", f"/api/v1/datasets/{SLUG}/allocations/{world['users']['auditor'].pk}/",
+             {"epsilon": "1"}, 409),
+            ("for an unknown user", f"/api/v1/datasets/{SLUG}/allocations/987654/", {"epsilon": "1"}, 404),
+            ("on an unknown dataset", f"/api/v1/datasets/no-such-cohort/allocations/987654/", {"epsilon": "1"}, 404)):
+        call(f"set an ε allocation, {label}", client, "PUT", path, body, fmt="json",
+             expect=pick(custodian_only, status))
 
 
 def walk_audit_pages(rec: Recorder, role: str, client, status: int) -> None:
@@ -630,6 +710,15 @@ def test_it_keeps_the_canary_markers_out_of_the_audit_log(exercised):
     assert (GeneratorRun.objects.count(), Release.objects.count()) == (2, 4)
     generated = [json.dumps(model_to_dict(o), default=str) for o in [*GeneratorRun.objects.all(), *Release.objects.all()]]
     assert [found for row in generated if (found := find_needles(row.encode()))] == []
+    # verifications (hypotheses and their ε-DP answers on the real rows) and the budget tables neither:
+    # the researcher's two charged ones and the reused one
+    verifications = list(Verification.objects.order_by("id"))
+    assert [(v.kind, v.status) for v in verifications] == [("mean", "answered"), ("mean", "reused"),
+                                                            ("proportion", "answered")]
+    budgets = [*verifications, *Allocation.objects.all(), *BudgetPolicy.objects.all(), *LedgerEntry.objects.all()]
+    assert [found for o in budgets if (found := find_needles(json.dumps(model_to_dict(o), default=str).encode()))] == []
+    spent = Allocation.objects.get(user__username="rhea", dataset__slug=SLUG)
+    assert (spent.epsilon_micro, spent.spent_micro) == (3_000_000, 750_000)  # the custodian's 3; 0.5 + 0.25
 
 
 @pytest.mark.django_db

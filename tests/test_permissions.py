@@ -5,7 +5,8 @@ verified researcher, auditor, custodian). Each cell is one test case: it sends t
 as that role and checks
 
 * the status;
-* on success, the payload and the one ``success`` audit event (action and actor);
+* on success, the payload (and what was stored) and the one ``success`` audit event (action
+  and actor); a verification writes two (``verification.charge``, ``verification.answer``);
 * on refusal, the error body ``{"error": {"code", "message", "details"}}``, the
   ``WWW-Authenticate: Bearer`` challenge on a 401, no side effect, and the one audit
   event with outcome ``denied`` (401/403) or ``refused`` (404) naming the caller.
@@ -27,7 +28,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts import login_throttle
-from accounts.models import ApiToken, User
+from accounts.models import Allocation, ApiToken, BudgetPolicy, LedgerEntry, User
 from accounts.services import token_issue_for
 from clearinghouse.api.audit import EXPORT_FIELDS
 from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
@@ -37,6 +38,9 @@ from generators.models import GeneratorRun, Sweep
 from generators.services import run_create
 from generators.sweeps import sweep_create
 from tests.conftest import ROLES, client_for, finish_report, make_user, upload_payload
+from verification.core import verdict_for
+from verification.models import Verification
+from verification.services import verification_submit
 
 PASSWORD = "correct horse battery staple"  # what tests.conftest.make_user gives every user
 DATASET_FIELDS = {"slug", "name", "description", "schema", "n_rows", "n_columns", "dropped_columns",
@@ -49,6 +53,10 @@ RELEASE_FIELDS = {"id", "dataset", "run", "rows", "seed", "conditions", "publish
 SWEEP_FIELDS = {"id", "dataset", "models", "seeds", "samples", "epochs", "rows", "status", "progress",
                 "proposed_release", "candidates", "error", "created_by", "created_at", "started_at", "finished_at"}
 GATES_FIELDS = {"dataset", "gates", "defaults", "descriptions"}
+VERIFICATION_FIELDS = {"id", "dataset", "release", "kind", "hypothesis", "status", "reused", "reused_from",
+                       "epsilon_charged", "answer", "created_at", "answered_at"}
+POLICY_FIELDS = {"dataset", "total_cap", "total_spent", "default_allocation", "max_epsilon_per_query",
+                 "min_subgroup", "daily_limit"}
 #: The marker ``finish_report`` puts in every metric's real_details: a statistic of the real rows.
 REAL_MARKER = "4242.4242"
 
@@ -73,7 +81,9 @@ def _fresh_rate_limits():
 # {pending} an unverified researcher awaiting verification; {slug} an existing dataset;
 # {run} a succeeded training run; {queued_run} a run not yet started; {release} a published
 # release of {run}; {draft} an unpublished one (both with a finished, passing report);
-# {sweep} a queued model-selection sweep of {slug}.
+# {sweep} a queued model-selection sweep of {slug}; {verification} an answered verification of {release}
+# by the verified researcher; {other_verification} one by another verified researcher; {researcher_id}
+# the verified researcher (for their ε allocation on {slug}).
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -87,6 +97,9 @@ class Endpoint:
     auditor: int
     custodian: int
     audit_action: str | None  # None: a public page that writes no audit row
+    #: the audit rows a success writes, when not the one ``audit_action`` row (a verification is charged, then
+    #: answered: docs/privacy.md, "Audit"); refusals are recorded under ``audit_action`` all the same
+    success_actions: tuple[str, ...] | None = None
 
 
 E = Endpoint
@@ -128,6 +141,15 @@ MATRIX = [
     E("list audit events",         "GET",  "/api/v1/audit/events/",                 401, 403,  403,  200,  403, "audit.events.list"),
     E("export audit events",       "GET",  "/api/v1/audit/events/export.csv",       401, 403,  403,  200,  403, "audit.events.export"),
     E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
+    E("submit a verification",     "POST", "/api/v1/verifications/",                401, 403,  201,  403,  403, "verification.create",
+      success_actions=("verification.charge", "verification.answer")),
+    E("list own verifications",    "GET",  "/api/v1/verifications/",                401, 403,  200,  403,  403, "verification.list"),
+    E("read a verification",       "GET",  "/api/v1/verifications/{verification}/", 401, 403,  200,  403,  403, "verification.read"),
+    E("read another's verification", "GET", "/api/v1/verifications/{other_verification}/", 401, 403, 404, 403, 403, "verification.read"),
+    E("read own ε budget",         "GET",  "/api/v1/budget/",                       401, 403,  200,  403,  403, "budget.read"),
+    E("read a budget policy",      "GET",  "/api/v1/datasets/{slug}/budget-policy/", 401, 403, 403,  403,  200, "budget.policy.read"),
+    E("set a budget policy",       "PUT",  "/api/v1/datasets/{slug}/budget-policy/", 401, 403, 403,  403,  200, "budget.policy.set"),
+    E("set an ε allocation",       "PUT",  "/api/v1/datasets/{slug}/allocations/{researcher_id}/", 401, 403, 403, 403, 200, "budget.allocation.set"),
     E("read the OpenAPI document", "GET",  "/api/v1/schema/",                       200, 200,  200,  200,  200, None),
     E("read the API docs page",    "GET",  "/api/docs/",                            200, 200,  200,  200,  200, None),
     E("check health",              "GET",  "/healthz",                              200, 200,  200,  200,  200, None),
@@ -157,6 +179,9 @@ class World:
     release: Release | None = None  # published
     draft: Release | None = None
     sweep: Sweep | None = None  # queued, never executed
+    verification: Verification | None = None  # the verified researcher's, answered
+    other_verification: Verification | None = None  # another verified researcher's, answered
+    budget_state: dict | None = None  # the ledger, verifications, allocations and policies once both are made
 
     def user(self, role: str) -> User | None:
         return self.users[role]
@@ -177,6 +202,24 @@ class World:
         self.release = release_publish(release=finish_report(release_create(run=run, rows=8, seed=1, by=by)), by=by)
         self.draft = finish_report(release_create(run=run, rows=9, seed=2, by=by))
 
+    def add_verifications(self) -> None:
+        """Two answered verifications of the published release, the researcher's and another verified
+        researcher's (each charged, which makes their allocations and the dataset's policy with the settings'
+        defaults), and a snapshot of everything a verification request could charge or change."""
+        if self.release is None:
+            self.add_runs_and_releases()
+        other, _ = make_user("vera", ["researcher"], verified=True)
+        self.verification = verification_submit(user=self.users["researcher"], raw=self.hypothesis(epsilon=0.1,
+                                                                                                    kind="mean"))
+        self.other_verification = verification_submit(user=other, raw=self.hypothesis(epsilon=0.3))
+        assert self.verification.status == self.other_verification.status == Verification.Status.ANSWERED
+        self.budget_state = budget_state()
+
+    def hypothesis(self, *, epsilon: float, kind: str = "count") -> dict:
+        params = {"column": "age"} if kind == "mean" else {}
+        return {"release": self.release.pk, "kind": kind, "params": params, "where": [],
+                "claim": {"direction": "greater", "value": 1}, "epsilon": epsilon}
+
     def add_sweep(self) -> None:
         self.sweep = sweep_create(dataset=self.dataset, models=["copula"], seeds=[0], samples=1, epochs=1,
                                   by=self.users["custodian"], enqueue=False)
@@ -188,10 +231,12 @@ class World:
             self.add_runs_and_releases()
         if self.sweep is None and "/sweeps/" in endpoint.path:
             self.add_sweep()
+        if self.verification is None and touches_budgets(endpoint):
+            self.add_verifications()
         ids = {name: getattr(self, name).pk if getattr(self, name) else None
-               for name in ("run", "queued_run", "release", "draft", "sweep")}
+               for name in ("run", "queued_run", "release", "draft", "sweep", "verification", "other_verification")}
         return endpoint.path.format(own_token=own.pk, other_token=other.pk, pending=self.pending.pk,
-                                    slug=self.dataset.slug, **ids)
+                                    slug=self.dataset.slug, researcher_id=self.users["researcher"].pk, **ids)
 
     def body(self, endpoint: Endpoint, role: str) -> tuple[dict | None, str | None]:
         """The request body and its format for one cell of the matrix."""
@@ -211,7 +256,32 @@ class World:
             return {"mia_auc_max": 0.55}, "json"
         if endpoint.name == "start a sweep":
             return {"models": ["copula"], "seeds": [7], "samples": 2, "epochs": 1}, "json"
+        if endpoint.name == "submit a verification":
+            return self.hypothesis(epsilon=0.1), "json"
+        if endpoint.name == "set a budget policy":
+            return {"daily_limit": 20, "total_cap": "50"}, "json"
+        if endpoint.name == "set an ε allocation":
+            return {"epsilon": "3.5"}, "json"
         return None, None
+
+
+def touches_budgets(endpoint: Endpoint) -> bool:
+    """The verification and budget endpoints: their cases run with two answered verifications."""
+    return any(part in endpoint.path for part in ("/verifications/", "/budget/", "/budget-policy/", "/allocations/"))
+
+
+def budget_state() -> dict:
+    """Everything a verification or budget request could charge, store or change."""
+    return {
+        "ledger": list(LedgerEntry.objects.order_by("id").values_list(
+            "id", "kind", "user_id", "epsilon_micro", "spent_after_micro", "allocation_after_micro")),
+        "verifications": list(Verification.objects.order_by("id").values_list("id", "user_id", "status",
+                                                                               "epsilon_micro")),
+        "allocations": sorted(Allocation.objects.values_list("user_id", "dataset_id", "epsilon_micro", "spent_micro")),
+        "policies": sorted(BudgetPolicy.objects.values_list(
+            "dataset_id", "total_cap_micro", "total_spent_micro", "default_allocation_micro", "max_epsilon_micro",
+            "min_subgroup", "daily_limit")),
+    }
 
 
 @pytest.fixture
@@ -529,6 +599,103 @@ def _sweep_read(world: World, role: str, response) -> User:
     return world.users[role]
 
 
+MICRO = 1_000_000  # ε in millionths (accounts.models)
+
+
+def _verification_submitted(world: World, role: str, response) -> User:
+    user = world.users[role]
+    body = response.json()
+    assert set(body) == VERIFICATION_FIELDS | {"budget"}
+    assert (body["dataset"], body["release"], body["kind"], body["status"], body["reused"], body["reused_from"],
+            body["epsilon_charged"]) == ("gbsg2-small", world.release.pk, "count", "answered", False, None, "0.1")
+    assert body["hypothesis"]["claim"] == {"direction": "greater", "value": 1}
+    answer = body["answer"]
+    assert (answer["kind"], answer["epsilon"], answer["epsilon_split"]) == ("count", 0.1, {"count": 0.1})
+    assert answer["synthetic_estimate"] == 8.0  # the release's 8 rows, counted without noise
+    # Six real rows and a noisy count (discrete Laplace, scale 10) against the smallest subgroup of 20: most
+    # often withheld as insufficient data (the ε is charged all the same), sometimes released with its CI.
+    if answer["noisy_n"] < 20:
+        assert answer["withheld"] is True and answer["reason"].startswith("insufficient data")
+        assert (answer["estimate"], answer["ci_low"], answer["ci_high"], answer["verdict"]) == (None, None, None, None)
+    else:
+        assert answer["withheld"] is False and answer["estimate"] == answer["noisy_n"]
+        assert answer["ci_low"] <= answer["estimate"] <= answer["ci_high"]
+        assert answer["verdict"] == verdict_for(answer["ci_low"], answer["ci_high"], {"direction": "greater",
+                                                                                       "value": 1})
+    # the world's mean (0.1) and this count (0.1) out of the default 2
+    assert body["budget"] == {"dataset": "gbsg2-small", "allocation": "2", "spent": "0.2", "left": "1.8"}
+    stored = Verification.objects.get(pk=body["id"])
+    assert (stored.user_id, stored.status, stored.primary, stored.epsilon_micro, stored.answer) == (
+        user.pk, "answered", True, MICRO // 10, answer)
+    [charge] = LedgerEntry.objects.filter(verification=stored)
+    assert (charge.kind, charge.user_id, charge.epsilon_micro, charge.spent_after_micro) == (
+        "charge", user.pk, MICRO // 10, 2 * MICRO // 10)
+    assert Allocation.objects.get(user=user, dataset=world.dataset).spent_micro == 2 * MICRO // 10
+    assert BudgetPolicy.objects.get(dataset=world.dataset).total_spent_micro == 5 * MICRO // 10  # + vera's 0.3
+    return user
+
+
+def _verifications_listed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert body["count"] == 1 and [v["id"] for v in body["results"]] == [world.verification.pk]  # not vera's
+    assert set(body["results"][0]) == VERIFICATION_FIELDS
+    assert body["results"][0]["answer"] == world.verification.answer
+    assert budget_state() == world.budget_state  # reading charges nothing
+    return world.users[role]
+
+
+def _verification_read(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == VERIFICATION_FIELDS
+    assert (body["id"], body["kind"], body["status"], body["epsilon_charged"], body["release"]) == (
+        world.verification.pk, "mean", "answered", "0.1", world.release.pk)
+    assert body["answer"] == world.verification.answer and body["hypothesis"]["params"] == {"column": "age"}
+    assert budget_state() == world.budget_state
+    return world.users[role]
+
+
+def _budget_read(world: World, role: str, response) -> User:
+    assert response.json() == {"budgets": [
+        {"dataset": "gbsg2-small", "allocation": "2", "spent": "0.1", "left": "1.9", "dataset_left": "19.6",
+         "max_epsilon_per_query": "1"}]}
+    assert budget_state() == world.budget_state
+    return world.users[role]
+
+
+def _policy_read(world: World, role: str, response) -> User:
+    assert response.json() == {"dataset": "gbsg2-small", "total_cap": "20", "total_spent": "0.4",
+                               "default_allocation": "2", "max_epsilon_per_query": "1", "min_subgroup": 20,
+                               "daily_limit": None}
+    assert budget_state() == world.budget_state
+    return world.users[role]
+
+
+def _policy_set(world: World, role: str, response) -> User:
+    body = response.json()
+    assert set(body) == POLICY_FIELDS
+    assert (body["dataset"], body["total_cap"], body["daily_limit"], body["total_spent"], body["min_subgroup"]) == (
+        "gbsg2-small", "50", 20, "0.4", 20)
+    policy = BudgetPolicy.objects.get(dataset=world.dataset)
+    assert (policy.total_cap_micro, policy.daily_limit, policy.total_spent_micro, policy.default_allocation_micro,
+            policy.max_epsilon_micro) == (50 * MICRO, 20, 4 * MICRO // 10, 2 * MICRO, MICRO)
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.details["before"]["total_cap"], event.details["after"]["total_cap"]) == ("20", "50")
+    return world.users[role]
+
+
+def _allocation_set(world: World, role: str, response) -> User:
+    researcher = world.users["researcher"]
+    assert response.json() == {"dataset": "gbsg2-small", "user": researcher.pk, "username": "rhea",
+                               "allocation": "3.5", "spent": "0.1"}
+    allocation = Allocation.objects.get(user=researcher, dataset=world.dataset)
+    assert (allocation.epsilon_micro, allocation.spent_micro) == (35 * MICRO // 10, MICRO // 10)
+    entry = LedgerEntry.objects.order_by("-id").first()
+    assert (entry.kind, entry.user_id, entry.by_id, entry.allocation_after_micro, entry.spent_after_micro) == (
+        "allocation", researcher.pk, world.users[role].pk, 35 * MICRO // 10, MICRO // 10)
+    assert len(budget_state()["ledger"]) == len(world.budget_state["ledger"]) + 1
+    return world.users[role]
+
+
 def _openapi(world: World, role: str, response) -> None:
     assert yaml.safe_load(response.content)["openapi"].startswith("3.")
 
@@ -577,6 +744,13 @@ SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
     "list audit events": _audit_listed,
     "export audit events": _audit_exported,
     "verify the audit chain": _audit_verified,
+    "submit a verification": _verification_submitted,
+    "list own verifications": _verifications_listed,
+    "read a verification": _verification_read,
+    "read own ε budget": _budget_read,
+    "read a budget policy": _policy_read,
+    "set a budget policy": _policy_set,
+    "set an ε allocation": _allocation_set,
     "read the OpenAPI document": _openapi,
     "read the API docs page": _docs,
     "check health": _health,
@@ -611,6 +785,10 @@ def assert_no_side_effect(world: World, endpoint: Endpoint, role: str) -> None:
     elif endpoint.name == "start a sweep":
         assert list(Sweep.objects.values_list("pk", flat=True)) == [world.sweep.pk]
         assert not GeneratorRun.objects.exists()
+    elif touches_budgets(endpoint):
+        # nothing charged or stored: no new verification or ledger entry, allocations and policy unchanged
+        assert budget_state() == world.budget_state
+        assert Verification.objects.count() == 2 and not LedgerEntry.objects.filter(by__isnull=False).exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,7 +813,8 @@ def test_it_answers_every_endpoint_for_every_role_as_the_matrix_says(world, endp
         if endpoint.audit_action is None:
             assert written == []
         else:
-            assert written == [(endpoint.audit_action, "success", actor.pk, "api")]
+            actions = endpoint.success_actions or (endpoint.audit_action,)
+            assert written == [(action, "success", actor.pk, "api") for action in actions]
         return
 
     codes = {401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
@@ -669,7 +848,9 @@ def test_the_matrix_covers_every_api_route():
         .replace("{pending}", "<int:user_id>").replace("{slug}", "<str:slug>")
         .replace("{run}", "<int:run_id>").replace("{queued_run}", "<int:run_id>")
         .replace("{release}", "<int:release_id>").replace("{draft}", "<int:release_id>")
-        .replace("{sweep}", "<int:sweep_id>").split("?")[0]
+        .replace("{sweep}", "<int:sweep_id>").replace("{verification}", "<int:verification_id>")
+        .replace("{other_verification}", "<int:verification_id>").replace("{researcher_id}", "<int:user_id>")
+        .split("?")[0]
         for e in MATRIX
     }
     assert routes <= normalised, routes - normalised
