@@ -152,15 +152,15 @@ def allocation_set(*, user, dataset: Dataset, epsilon: Any, by) -> Allocation:
         if value < allocation.spent:
             raise ApplicationError(f"The allocation cannot go below the ε already spent ({allocation.spent}).",
                                    code="allocation_below_spent", status_code=409)
-        before = allocation.epsilon
+        before = allocation.epsilon_micro
         allocation.epsilon_micro = to_micro(value)
         allocation.save(update_fields=["epsilon_micro", "updated_at"])
         LedgerEntry.objects.create(user=user, dataset=dataset, kind=LedgerEntry.Kind.ALLOCATION,
                                    epsilon_micro=allocation.epsilon_micro, spent_after_micro=allocation.spent_micro,
                                    allocation_after_micro=allocation.epsilon_micro, by=by)
         audit_record(action="budget.allocation.set", actor=by, object_type="allocation", object_id=allocation.pk,
-                     details={"dataset": dataset.slug, "researcher": user.username, "before": str(before),
-                              "after": str(value)})
+                     details={"dataset": dataset.slug, "researcher": user.username, "before": _text(before),
+                              "after": _text(allocation.epsilon_micro)})
     return allocation
 
 

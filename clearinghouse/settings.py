@@ -267,6 +267,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "generators.reap_stale_runs",
         "schedule": 60,
     },
+    "verifications-reap": {
+        "task": "verification.reap_stale",
+        "schedule": 60,
+    },
 }
 
 # --- generators and releases -----------------------------------------------------------
@@ -285,6 +289,8 @@ VERIFICATION_DATASET_CAP = env_float("VERIFICATION_DATASET_CAP", 20.0, minimum=0
 VERIFICATION_DEFAULT_ALLOCATION = env_float("VERIFICATION_DEFAULT_ALLOCATION", 2.0, minimum=0.0)
 VERIFICATION_MAX_EPSILON = env_float("VERIFICATION_MAX_EPSILON", 1.0, minimum=0.000001)
 VERIFICATION_MIN_SUBGROUP = env_int("VERIFICATION_MIN_SUBGROUP", 20, minimum=1)
+# A verification still computing after this long lost its process: beat fails it and refunds its ε.
+VERIFICATION_STALE_AFTER_SECONDS = env_int("VERIFICATION_STALE_AFTER_SECONDS", 600, minimum=30)
 
 # A release's validation report (and a sweep's, per release) is stopped after this long.
 REPORT_TIME_LIMIT_SECONDS = env_int("REPORT_TIME_LIMIT_SECONDS", 1800, minimum=60)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_
 from verification.core.kinds import EXACT, apply_where
 from verification.models import Verification
 
-__all__ = ["budget_left", "verification_submit"]
+__all__ = ["budget_left", "verification_submit", "verifications_reap_stale"]
 
 logger = logging.getLogger(__name__)
 Status = Verification.Status
@@ -67,7 +68,10 @@ def _hypothesis(raw: dict, release: Release, policy: BudgetPolicy) -> tuple[Hypo
         hypothesis = parse_hypothesis(spec, schema, max_epsilon=float(policy.max_epsilon_per_query))
     except HypothesisError as exc:
         raise ApplicationError(exc.message, code=exc.code) from None
-    epsilon_decimal(hypothesis.epsilon_text)  # at most six decimal places: charged exactly
+    try:
+        epsilon_decimal(hypothesis.epsilon_text)  # at most six decimal places: charged exactly
+    except ApplicationError as exc:
+        raise ApplicationError(exc.message, code="bad_epsilon") from None
     if hypothesis.kind not in KINDS:
         raise ApplicationError(f"kind {hypothesis.kind!r} is not available yet on this server.",
                                code="kind_not_available")
@@ -86,8 +90,8 @@ def _synthetic(release: Release, schema: Schema) -> pd.DataFrame:
 
 
 def budget_left(user, dataset) -> dict[str, str]:
-    allocation = Allocation.objects.get(user=user, dataset=dataset)
-    policy = BudgetPolicy.objects.get(dataset=dataset)
+    allocation = allocation_for(user, dataset)
+    policy = policy_for(dataset)
     left = min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
     return {"dataset": dataset.slug, "allocation": _plain(allocation.epsilon), "spent": _plain(allocation.spent),
             "left": _plain(left)}
@@ -150,30 +154,25 @@ def verification_submit(*, user, raw: Any) -> Verification:
     hypothesis, schema = _hypothesis(raw, release, policy)
     key = _key(hypothesis)
     context = {"user": user, "release": release, "hypothesis": hypothesis, "schema": schema}
+    verifications_reap_stale(dataset=dataset, key=key)
     existing = _existing(dataset, key)
     if existing is not None:
         return _answered_or_busy(existing, **context)
-    if policy.daily_limit is not None:
-        since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        used = Verification.objects.filter(user=user, dataset=dataset, created_at__gte=since,
-                                           epsilon_micro__gt=0).exclude(status=Status.FAILED).count()
-        if used >= policy.daily_limit:
-            tomorrow = since + timedelta(days=1)
-            raise ApplicationError(f"You have asked {used} charged hypotheses on {dataset.slug} today, the daily "
-                                   f"limit; it resets at {tomorrow.isoformat()}.", code="daily_limit_reached",
-                                   status_code=429, headers={"Retry-After": str(int((tomorrow - timezone.now())
-                                                                                   .total_seconds()) + 1)})
     epsilon = Decimal(hypothesis.epsilon_text)
-    allocation_for(user, dataset)
+    allocation = allocation_for(user, dataset)
     try:
         with transaction.atomic():
+            # The researcher's allocation row is locked first: their concurrent requests queue here,
+            # so the daily count below and the charge see every earlier request of theirs.
+            Allocation.objects.select_for_update().get(pk=allocation.pk)
+            _check_daily_limit(user, dataset, policy)
             verification = Verification.objects.create(
                 user=user, dataset=dataset, release=release, kind=hypothesis.kind, hypothesis=hypothesis.to_dict(),
                 canonical_key=key, epsilon_micro=to_micro(epsilon), status=Status.COMPUTING, primary=True)
             try:
                 budget_charge(user=user, dataset=dataset, epsilon=epsilon, verification=verification)
             except BudgetRefused as refused:
-                whose = "your allocation" if refused.which == "allocation" else f"the dataset's total budget"
+                whose = "your allocation" if refused.which == "allocation" else "the dataset's total budget"
                 raise ApplicationError(
                     f"This hypothesis asks for ε = {_plain(epsilon)} but {whose} has {_plain(refused.left)} left; "
                     "nothing was charged.", code="budget_exhausted", status_code=403,
@@ -190,9 +189,53 @@ def verification_submit(*, user, raw: Any) -> Verification:
     return _compute(verification, hypothesis=hypothesis, schema=schema, policy=policy)
 
 
+def _check_daily_limit(user, dataset, policy: BudgetPolicy) -> None:
+    if policy.daily_limit is None:
+        return
+    since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    used = Verification.objects.filter(user=user, dataset=dataset, created_at__gte=since,
+                                       epsilon_micro__gt=0).exclude(status=Status.FAILED).count()
+    if used >= policy.daily_limit:
+        tomorrow = since + timedelta(days=1)
+        raise ApplicationError(f"You have asked {used} charged hypotheses on {dataset.slug} today, the daily "
+                               f"limit; it resets at {tomorrow.isoformat()}.", code="daily_limit_reached",
+                               status_code=429,
+                               headers={"Retry-After": str(int((tomorrow - timezone.now()).total_seconds()) + 1)})
+
+
+def _fail_and_refund(verification: Verification, *, error: str, details: dict[str, Any] | None = None) -> bool:
+    """Mark a computing verification failed and give its ε back (once: the status update is conditional)."""
+    with transaction.atomic():
+        updated = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
+            status=Status.FAILED, primary=False, error=error, answered_at=timezone.now())
+        if not updated:
+            return False
+        verification.refresh_from_db()
+        budget_refund(verification=verification)
+        audit_record(action="verification.fail", actor=verification.user, object_type="verification",
+                     object_id=verification.pk, outcome=AuditEvent.Outcome.FAILED,
+                     details=_audit_details(verification, refunded=_plain(verification.epsilon), error=error,
+                                            **(details or {})))
+    return True
+
+
+def verifications_reap_stale(*, dataset=None, key: str | None = None, now=None) -> list[int]:
+    """Verifications left computing past ``VERIFICATION_STALE_AFTER_SECONDS`` (their process died)
+    are failed and refunded, so the identical hypothesis can be asked again."""
+    now = now or timezone.now()
+    stale = Verification.objects.filter(status=Status.COMPUTING,
+                                        created_at__lt=now - timedelta(seconds=settings.VERIFICATION_STALE_AFTER_SECONDS))
+    if dataset is not None:
+        stale = stale.filter(dataset=dataset)
+    if key is not None:
+        stale = stale.filter(canonical_key=key)
+    return [v.pk for v in stale.select_related("dataset", "user")
+            if _fail_and_refund(v, error="the computation did not finish (its process stopped); refunded")]
+
+
 def _left(user, dataset) -> Decimal:
-    allocation = Allocation.objects.get(user=user, dataset=dataset)
-    policy = BudgetPolicy.objects.get(dataset=dataset)
+    allocation = allocation_for(user, dataset)
+    policy = policy_for(dataset)
     return min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
 
 
@@ -207,22 +250,19 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
     except Exception as exc:  # noqa: BLE001 - any failure is refunded; the log has the traceback
         if not isinstance(exc, (CustodyError, FileNotFoundError)):
             logger.exception("verification %s failed", verification.pk)
-        with transaction.atomic():
-            Verification.objects.filter(pk=verification.pk).update(
-                status=Status.FAILED, primary=False, error=f"{type(exc).__name__}", answered_at=timezone.now())
-            verification.refresh_from_db()
-            budget_refund(verification=verification)
-            audit_record(action="verification.fail", actor=verification.user, object_type="verification",
-                         object_id=verification.pk, outcome=AuditEvent.Outcome.FAILED,
-                         details=_audit_details(verification, refunded=_plain(verification.epsilon)))
+        _fail_and_refund(verification, error=type(exc).__name__)
         raise ApplicationError(f"The computation failed ({type(exc).__name__}); the ε of this hypothesis was "
                                "refunded. Please report it if it happens again.", code="computation_failed",
                                status_code=500, details={"verification": verification.pk,
                                                          "refunded": _plain(verification.epsilon)}) from None
     with transaction.atomic():
-        Verification.objects.filter(pk=verification.pk).update(status=Status.ANSWERED, answer=payload,
-                                                               answered_at=timezone.now())
+        answered = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
+            status=Status.ANSWERED, answer=payload, answered_at=timezone.now())
         verification.refresh_from_db()
+        if not answered:  # reaped as stale meanwhile and refunded: this answer is not released
+            raise ApplicationError("The computation took too long and was refunded; ask again.",
+                                   code="computation_failed", status_code=500,
+                                   details={"verification": verification.pk, "refunded": _plain(verification.epsilon)})
         audit_record(action="verification.answer", actor=verification.user, object_type="verification",
                      object_id=verification.pk, details=_audit_details(verification))
     return verification

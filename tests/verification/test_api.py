@@ -243,9 +243,6 @@ def test_identical_canonical_hypothesis_is_reused_free(gbsg2, researcher, client
     assert_ledger_adds_up(dataset)
 
 
-@pytest.mark.xfail(strict=True, reason="verification/services.py budget_left: Allocation.objects.get raises "
-                                       "DoesNotExist (a 500) for a researcher whose first hypothesis on the "
-                                       "dataset is a reuse (no allocation yet); should use allocation_for")
 def test_reuse_works_for_another_researcher_without_an_allocation(gbsg2, researcher, ravi, clients):
     dataset, release = gbsg2
     first = ask(clients["researcher"], hypothesis(release)).json()
@@ -258,7 +255,7 @@ def test_reuse_works_for_another_researcher_without_an_allocation(gbsg2, researc
 
 def test_reuse_works_across_researchers(gbsg2, researcher, ravi, clients):
     """A second verified researcher asking an answered hypothesis gets it free (sharing answers is
-    covered by the dataset's total cap). Ravi has an allocation here (see the xfail above)."""
+    covered by the dataset's total cap). Ravi has an allocation here."""
     dataset, release = gbsg2
     own = ask(ravi[1], hypothesis(release, "count", {}, epsilon=0.1, claim={"direction": "greater", "value": 1}))
     first = ask(clients["researcher"], hypothesis(release)).json()
@@ -376,8 +373,8 @@ BAD_INPUT = [
     ("epsilon missing", {"epsilon": None}, "bad_epsilon", "epsilon"),
     ("epsilon a list", {"epsilon": [0.5]}, "bad_epsilon", "epsilon"),
     ("epsilon above the per-query maximum", {"epsilon": 1.5}, "epsilon_above_maximum", "maximum"),
-    ("epsilon with 7 decimal places", {"epsilon": 0.1234567}, "invalid_epsilon", "decimal places"),
-    ("epsilon below a millionth", {"epsilon": 1e-7}, "invalid_epsilon", "decimal places"),
+    ("epsilon with 7 decimal places", {"epsilon": 0.1234567}, "bad_epsilon", "decimal places"),
+    ("epsilon below a millionth", {"epsilon": 1e-7}, "bad_epsilon", "decimal places"),
     ("filter value of the wrong type", {"where": [{"column": "age", "op": ">=", "value": "old"}]},
      "bad_filter_value", "age"),
     ("a number for a category filter", {"where": [{"column": "horTh", "op": "==", "value": 1.5}]},

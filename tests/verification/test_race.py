@@ -156,23 +156,22 @@ def test_concurrent_researchers_cannot_overspend_the_dataset_total(custodian, re
     assert_ledger_adds_up(dataset)
 
 
-@pytest.mark.xfail(strict=True, reason="verification/services.py verification_submit: the daily limit is a "
-                                       "count of today's charged verifications read before, and outside, the "
-                                       "charge transaction, so concurrent requests all pass it; it should be "
-                                       "re-checked inside the transaction with the allocation row locked")
 def test_concurrent_requests_cannot_exceed_the_daily_limit(custodian, researcher, monkeypatch):
     import verification.services
 
     dataset, release = publish_gbsg2(custodian[0])
     policy_set(dataset=dataset, changes={"daily_limit": 2}, by=custodian[0])
     user, token = researcher
-    # Hold every request between the daily-limit check and the charge until all have been checked,
-    # so the outcome does not depend on thread scheduling.
+    # Hold every request just before its charge transaction until all five have got there, so
+    # they all reach the daily-limit check together and the outcome does not depend on scheduling.
     barrier = threading.Barrier(5)
+    held = threading.local()
     real_allocation_for = verification.services.allocation_for
 
     def allocation_for(*args, **kwargs):
-        barrier.wait(timeout=30)
+        if not getattr(held, "done", False):  # only a request's first call (later ones read the budget)
+            held.done = True
+            barrier.wait(timeout=30)
         return real_allocation_for(*args, **kwargs)
 
     monkeypatch.setattr(verification.services, "allocation_for", allocation_for)
