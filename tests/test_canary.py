@@ -498,7 +498,7 @@ def exercise_verification(rec: Recorder, role: str, client, world: dict) -> None
             ("for an auditor", f"/api/v1/datasets/{SLUG}/allocations/{world['users']['auditor'].pk}/",
              {"epsilon": "1"}, 409),
             ("for an unknown user", f"/api/v1/datasets/{SLUG}/allocations/987654/", {"epsilon": "1"}, 404),
-            ("on an unknown dataset", f"/api/v1/datasets/no-such-cohort/allocations/987654/", {"epsilon": "1"}, 404)):
+            ("on an unknown dataset", "/api/v1/datasets/no-such-cohort/allocations/987654/", {"epsilon": "1"}, 404)):
         call(f"set an ε allocation, {label}", client, "PUT", path, body, fmt="json",
              expect=pick(custodian_only, status))
 

@@ -4,7 +4,6 @@ Each test checks the ledger, allocation and policy rows and the audit rows, not 
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction

@@ -6,30 +6,14 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
+
+from clearinghouse.plain import json_safe
 
 from .hypothesis import DIRECTIONS, Claim
 
 __all__ = ["Answer", "VERDICTS", "json_safe", "verdict_for"]
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays turned into Python values, tuples into lists, and
-    non-finite floats into ``None`` (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 @dataclass(kw_only=True)

@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-import numpy as np
 import pandas as pd
 
+from clearinghouse.plain import json_safe
 from clearinghouse.schema import Schema
 
 __all__ = ["AUDIENCES", "Better", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe"]
@@ -28,28 +28,6 @@ __all__ = ["AUDIENCES", "Better", "EvalContext", "Metric", "Report", "SECTIONS",
 Better = Literal["higher", "lower"]
 SECTIONS = ("fidelity", "survival", "privacy", "utility")
 AUDIENCES = ("custodian", "public")
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays unwrapped, non-finite floats turned into None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
 
 
 @dataclass
