@@ -44,7 +44,10 @@ class Command(AuditedCommand):
         self.stdout.write(str(release.pk))
 
     def _wait_for_report(self, release) -> None:
-        """With a broker the report is computed by a worker: wait for it (publishing needs it)."""
+        """With a broker the report is computed by a worker: wait for it (publishing needs it).
+        Without one it was computed when the release committed, or will not be: nothing to wait for."""
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return
         deadline = time.monotonic() + settings.REPORT_TIME_LIMIT_SECONDS + 60
         announced = False
         while time.monotonic() < deadline:
