@@ -28,7 +28,7 @@ Post-processing (every number below is computed from the noisy cells only)
   support's end]`` without an estimate, and the median search stops at the support's end;
 * ``q_j = d̃_j / max(n'_j, 1)``, clipped to ``[-1, 1]``: the noisy events are used **as they
   are** (a negative count is kept), which keeps ``q_j`` unbiased (clipping ``d̃`` at 0 adds
-  phantom events to sparse bins: at ε = 0.5 that pulled Peto's log HR on GBSG2 from -0.35 to
+  phantom events to sparse bins: at ε = 0.5 that pulled the log-rank log HR on GBSG2 from -0.35 to
   -0.25);
 * ``S(e_{j+1}) = S(e_j)·(1 - q_j)``, ``S(e_0) = 1``, reported clipped to [0, 1].
 
@@ -49,15 +49,18 @@ upper end is open (``None``).
 *Log-rank* (``logrank``, group ``a`` vs ``b``), over the bins in both groups' supports: per bin
 the events ``d = d̃_a + d̃_b`` and effective at-risk ``n = n'_a + n'_b`` (each floored at 0),
 ``E_a = d·n'_a/n`` and the hypergeometric variance ``V_j = d (n'_a n'_b / n²)(n - d)/(n - 1)``.
-``U = Σ (d̃_a - E_a)``, ``V = Σ V_j``. The estimate is Peto's one-step hazard ratio ``exp(U/V)``
-(a vs b); its log has sampling variance ``1/V``, and the noise adds the delta-method variance of
-``U/V`` (Jacobian over the ``4·BINS`` cells). The test statistic in ``details`` is
+``U = Σ (d̃_a - E_a)``, ``V = Σ V_j``. The estimate is the observed/expected hazard ratio
+``(O_a/E_a)/(O_b/E_b)`` (a vs b), with ``O`` the noisy event totals, ``E_a = O_a - U`` and
+``E_b = O_b + U``; its log has sampling variance ``1/E_a + 1/E_b``, and the noise adds the
+delta-method variance of the log ratio (Jacobian over the ``4·BINS`` cells). Peto's one-step
+``exp(U/V)`` was tried first: it is biased away from 1 and its ``1/V`` too small there (coverage
+0.89 at HR 1.5 even without noise); the O/E ratio covers 0.956 at ε = 1 (500 cohorts of 2000). The test statistic in ``details`` is
 ``U² / (V + noise variance of U)`` (chi-square, 1 df) with its p-value: the log-rank test on the
 grouped times, widened for noise.
 
 EXACT (``synthetic_estimate``, no noise, unbinned): lifelines' KaplanMeierFitter median and
-``survival_function_at_times``; for ``logrank`` Peto's ``exp((O_a - E_a)/V)`` over the distinct
-event times (its ``(O - E)²/V`` is lifelines' ``logrank_test`` statistic).
+``survival_function_at_times``; for ``logrank`` the same O/E ratio over the distinct event times
+(its ``(O - E)²/V`` is lifelines' ``logrank_test`` statistic).
 """
 
 from __future__ import annotations
@@ -367,8 +370,8 @@ def logrank_statistics(da: np.ndarray, ca: np.ndarray, db: np.ndarray, cb: np.nd
 
 def _logrank(req: Request) -> Answer:
     method = (f"log-rank on two noisy life tables ({BINS} equal bins over the duration's public bounds, a "
-              "discrete-Laplace count per cell and group, parallel composition); Peto's hazard ratio exp(U/V) "
-              "a vs b with CI exp(U/V ± z·sqrt(1/V + noise variance))")
+              "discrete-Laplace count per cell and group, parallel composition); the observed/expected hazard "
+              "ratio (O_a/E_a)/(O_b/E_b) a vs b with CI exp(log HR ± z·sqrt(1/E_a + 1/E_b + noise variance))")
     group = req.params["group"]
     split = {f"{g}.{part}": req.epsilon for g in "ab" for part in ("events", "censored")}
     tables = {}
@@ -391,21 +394,29 @@ def _logrank(req: Request) -> Answer:
     def parts(c: np.ndarray) -> np.ndarray:
         u, v = logrank_statistics(c[..., :bins], c[..., bins:2 * bins], c[..., 2 * bins:3 * bins], c[..., 3 * bins:],
                                   a.cell_variance)
+        observed_a, observed_b = c[..., :bins].sum(axis=-1), c[..., 2 * bins:3 * bins].sum(axis=-1)
+        expected_a = observed_a - u
+        expected_b = observed_b + u  # E_a + E_b = O_a + O_b
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.stack([u, np.where(v > 0, u / v, 0.0)], axis=-1)
+            log_hr = np.log(observed_a / expected_a) - np.log(observed_b / expected_b)
+        return np.stack([u, np.where(np.isfinite(log_hr), log_hr, 0.0)], axis=-1)
 
     u, v = logrank_statistics(a.events, a.censored, b.events, b.censored, a.cell_variance)
     u, v = float(u), float(v)
-    if not v > 0:
+    observed_a, observed_b = float(a.events.sum()), float(b.events.sum())
+    expected_a, expected_b = observed_a - u, observed_b + u
+    if not (v > 0 and min(observed_a, observed_b, expected_a, expected_b) > 0):
         return req.release(None, None, None, noisy_n, method, split, details,
-                           reason="the log-rank variance of the noisy tables is zero: no bin has events with both "
-                                  "groups at risk above the noise (too few rows for this ε)")
+                           reason="the log-rank statistics of the noisy tables are degenerate: no bin has events with "
+                                  "both groups at risk above the noise (too few rows for this ε)")
     jacobian = _jacobian(parts, cells)
     noise_var_u, noise_var_log_hr = a.cell_variance * np.sum(jacobian**2, axis=0)
-    log_hr = u / v
-    half = req.z * math.sqrt(1.0 / v + noise_var_log_hr)
+    log_hr = math.log(observed_a / expected_a) - math.log(observed_b / expected_b)
+    half = req.z * math.sqrt(1.0 / expected_a + 1.0 / expected_b + noise_var_log_hr)
     statistic = u * u / (v + noise_var_u)
-    details.update(observed_minus_expected_a=u, variance=v, sampling_sd_log=math.sqrt(1.0 / v),
+    details.update(observed_a=observed_a, expected_a=expected_a, observed_b=observed_b, expected_b=expected_b,
+                   observed_minus_expected_a=u, variance=v,
+                   sampling_sd_log=math.sqrt(1.0 / expected_a + 1.0 / expected_b),
                    noise_sd_log=math.sqrt(noise_var_log_hr), chi_square=statistic,
                    p_value=float(chi2.sf(statistic, 1)),
                    test="log-rank chi-square (1 df) on the grouped times, U^2 / (V + noise variance of U)")
@@ -414,8 +425,8 @@ def _logrank(req: Request) -> Answer:
 
 
 def exact_logrank(time_a: np.ndarray, event_a: np.ndarray, time_b: np.ndarray,
-                  event_b: np.ndarray) -> tuple[float, float]:
-    """``U = O_a - E_a`` and ``V`` of the log-rank test over the distinct event times (unbinned)."""
+                  event_b: np.ndarray) -> tuple[float, float, float, float]:
+    """``U = O_a - E_a``, ``V``, ``O_a`` and ``O_b`` of the log-rank test over the distinct event times (unbinned)."""
     times = np.unique(np.concatenate([time_a[event_a], time_b[event_b]]))
     sorted_a, sorted_b = np.sort(time_a), np.sort(time_b)
     n_a = len(time_a) - np.searchsorted(sorted_a, times, side="left")
@@ -427,7 +438,15 @@ def exact_logrank(time_a: np.ndarray, event_a: np.ndarray, time_b: np.ndarray,
     u = float(np.sum(d_a - d * n_a / n))
     with np.errstate(divide="ignore", invalid="ignore"):
         v = float(np.sum(np.where(n > 1, d * n_a * n_b * (n - d) / (n * n * (n - 1)), 0.0)))
-    return u, v
+    return u, v, float(d_a.sum()), float(d_b.sum())
+
+
+def observed_expected_ratio(u: float, observed_a: float, observed_b: float) -> float | None:
+    """(O_a/E_a)/(O_b/E_b), with E_a = O_a − U and E_b = O_b + U (the expected counts add up to the observed)."""
+    expected_a, expected_b = observed_a - u, observed_b + u
+    if min(observed_a, observed_b, expected_a, expected_b) <= 0:
+        return None
+    return (observed_a / expected_a) / (observed_b / expected_b)
 
 
 def _exact_logrank(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
@@ -436,8 +455,8 @@ def _exact_logrank(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) 
     b = survival_rows(frame.loc[level_mask(frame, group["column"], group["b"])], schema)
     if not (len(a[0]) and len(b[0])):
         return None
-    u, v = exact_logrank(*a, *b)
-    return math.exp(u / v) if v > 0 else None
+    u, _v, observed_a, observed_b = exact_logrank(*a, *b)
+    return observed_expected_ratio(u, observed_a, observed_b)
 
 
 register("km_median", _km_median, _exact_km_median)
