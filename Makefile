@@ -34,14 +34,17 @@ worker: install
 
 test: test-sqlite test-postgres
 
+# Two pytest-xdist workers (the machines have two cores); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test-sqlite: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-postgres: install
 	@if $(PY) -c "import socket; [socket.create_connection(a, 2).close() for a in (('127.0.0.1', 5432), ('127.0.0.1', 6379))]" 2>/dev/null; then \
 		echo "== again on PostgreSQL, with Redis as cache and broker =="; \
 		DATABASE_URL=$(PG_TEST_URL) REDIS_URL=$(REDIS_TEST_URL)/1 CELERY_BROKER_URL=$(REDIS_TEST_URL)/0 \
-			$(PY) -m pytest -q --create-db; \
+			$(PY) -m pytest -q -n $(TEST_WORKERS) --create-db; \
 	else \
 		echo "== PostgreSQL or Redis does not answer on 127.0.0.1: skipping the PostgreSQL pass =="; \
 	fi

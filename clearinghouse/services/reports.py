@@ -25,6 +25,7 @@ from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
 from generators.core.evaluation import GateResult, Report, check_gates, evaluate_context, make_context, parse_gates
+from generators.core.evaluation.report import HEADLINE_KEYS
 from generators.core.transformer import _typed
 
 __all__ = [
@@ -189,11 +190,19 @@ def release_gate_results(release: Release) -> list[GateResult]:
     return check_gates(Report.from_dict(report.content), release.dataset.gates)
 
 
+def _ordered(headline: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline in its documented order (PostgreSQL's jsonb does not keep key order)."""
+    if headline is None:
+        return None
+    return {key: headline[key] for key in HEADLINE_KEYS if key in headline}
+
+
 def report_view(release: Release, *, audience: str) -> dict[str, Any]:
     """The stored report for ``audience`` ("custodian" or "public"), with the gate results and
     any override. The HTML page is read separately (:func:`report_html`)."""
     report = _ready(release)
     body = dict(report.content if audience == "custodian" else report.public)
+    body["headline"] = _ordered(body.get("headline"))
     body["release"] = release.pk
     body["dataset"] = release.dataset.slug
     body["computed_at"] = report.finished_at.isoformat() if report.finished_at else None
@@ -214,7 +223,7 @@ def report_status(release: Release) -> dict[str, Any] | None:
         return None
     return {"status": report.status, "stage": report.stage, "parts_done": report.parts_done,
             "parts_total": report.parts_total, "error": report.error,
-            "headline": report.content.get("headline") if report.status == Status.SUCCEEDED else None,
+            "headline": _ordered(report.content.get("headline")) if report.status == Status.SUCCEEDED else None,
             "url": f"/api/v1/releases/{release.pk}/report/"}
 
 
