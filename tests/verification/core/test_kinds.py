@@ -16,39 +16,11 @@ from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import proportion_confint
 
 from clearinghouse.schema import Schema
-from clearinghouse.tabular import read_csv_checked
 from verification.core import kinds
 from verification.core.answer import Answer, verdict_for
-from verification.core.hypothesis import Claim, parse_hypothesis
+from tests.verification.core.conftest import hyp
+from verification.core.hypothesis import Claim
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
-GREATER = {"direction": "greater", "value": 1.0}
-
-
-@pytest.fixture(scope="module")
-def gbsg2_schema() -> Schema:
-    return Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-
-
-@pytest.fixture(scope="module")
-def gbsg2_raw() -> pd.DataFrame:
-    from lifelines.datasets import load_gbsg2
-
-    return load_gbsg2()
-
-
-@pytest.fixture(scope="module")
-def gbsg2(gbsg2_raw, gbsg2_schema) -> pd.DataFrame:
-    """The frame custody stores: a pid added, CSV round trip, checked and typed (Int64, Int8, categoricals)."""
-    frame = gbsg2_raw.copy()
-    frame.insert(0, "pid", range(1, len(frame) + 1))
-    return read_csv_checked(frame.to_csv(index=False).encode(), gbsg2_schema)
-
-
-def hyp(schema: Schema, kind: str, params: dict | None = None, *, epsilon: float = 1.0, where=None,
-        claim: dict | None = None):
-    raw = {"kind": kind, "params": params or {}, "where": where or [], "claim": claim or GREATER, "epsilon": epsilon}
-    return parse_hypothesis(raw, schema, max_epsilon=100.0)
 
 
 GBSG2_SPECS = {

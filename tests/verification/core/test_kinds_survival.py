@@ -9,47 +9,19 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from clearinghouse.schema import Schema
-from clearinghouse.tabular import read_csv_checked
 from verification.core import kinds
 from verification.core import kinds_survival as ks
-from verification.core.hypothesis import HypothesisError, parse_hypothesis
+from tests.verification.core.conftest import hyp
+from verification.core.hypothesis import HypothesisError
 from verification.core.mechanisms import discrete_laplace, discrete_laplace_sd
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
-GREATER = {"direction": "greater", "value": 1.0}
 BIN = 60.0  # GBSG2: 50 bins over 0–3000 days
-
-
-@pytest.fixture(scope="module")
-def gbsg2_schema() -> Schema:
-    return Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-
-
-@pytest.fixture(scope="module")
-def gbsg2_raw() -> pd.DataFrame:
-    from lifelines.datasets import load_gbsg2
-
-    return load_gbsg2()
-
-
-@pytest.fixture(scope="module")
-def gbsg2(gbsg2_raw, gbsg2_schema) -> pd.DataFrame:
-    """The frame custody stores: a pid added, CSV round trip, checked and typed."""
-    frame = gbsg2_raw.copy()
-    frame.insert(0, "pid", range(1, len(frame) + 1))
-    return read_csv_checked(frame.to_csv(index=False).encode(), gbsg2_schema)
-
-
-def hyp(schema: Schema, kind: str, params: dict, *, epsilon: float = 1.0, where=None, claim=None):
-    raw = {"kind": kind, "params": params, "where": where or [], "claim": claim or GREATER, "epsilon": epsilon}
-    return parse_hypothesis(raw, schema, max_epsilon=100.0)
 
 
 GBSG2_SPECS = {
