@@ -36,11 +36,13 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+
+from bench.docs import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = ROOT / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
@@ -363,14 +365,7 @@ def markdown(payload: dict[str, Any]) -> str:
 def write_docs(payload: dict[str, Any]) -> None:
     """Replace this device's generated section of docs/benchmarks.md (or append one)."""
     start, end = section_markers(payload["machine"]["device"])
-    section = markdown(payload)
-    text = DOCS_FILE.read_text(encoding="utf-8") if DOCS_FILE.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS_FILE.write_text(text, encoding="utf-8")
+    replace_section(markdown(payload), start, end, DOCS_FILE)
 
 
 # ---------------------------------------------------------------------------------------- main

@@ -31,6 +31,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.docs import replace_section  # noqa: E402
 from bench.generators import SCHEMA_FILE, machine, split  # noqa: E402
 from clearinghouse.schema import Schema  # noqa: E402
 from clearinghouse.tabular import read_csv_checked  # noqa: E402
@@ -191,13 +192,7 @@ def write_docs(results: dict[str, Any]) -> None:
         "yes" if h["passes_gates"] else "no: " + ", ".join(g["gate"] for g in h["gates"] if not g["passed"])
         for h in results["headline"]) + " |")
     lines += ["", END]
-    block = "\n".join(lines)
-    text = DOCS_FILE.read_text(encoding="utf-8") if DOCS_FILE.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOCS_FILE.write_text(text, encoding="utf-8")
+    replace_section("\n".join(lines), START, END, DOCS_FILE)
 
 
 if __name__ == "__main__":

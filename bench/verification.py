@@ -61,7 +61,7 @@ import traceback
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,6 +73,8 @@ from scipy.stats import norm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.docs import replace_section  # noqa: E402
 
 from clearinghouse.schema import Schema  # noqa: E402
 
@@ -1068,13 +1070,7 @@ def write_docs(results: dict[str, Any]) -> None:
                      f"{row['opposite']} | {', '.join(f'{k} {v}' for k, v in row['verdicts'].items())} |")
     lines += ["", f"Overall agreement: **{_f(agreement['overall'], 3)}**; opposite verdicts: "
                   f"{agreement['opposite_total']}.", "", END]
-    block = "\n".join(lines)
-    text = DOCS_FILE.read_text(encoding="utf-8") if DOCS_FILE.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOCS_FILE.write_text(text, encoding="utf-8")
+    replace_section("\n".join(lines), START, END, DOCS_FILE)
 
 
 if __name__ == "__main__":
