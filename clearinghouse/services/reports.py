@@ -212,8 +212,12 @@ def report_view(release: Release, *, audience: str) -> dict[str, Any]:
 
 
 def report_html(release: Release, *, audience: str) -> str:
+    """The stored page, with the gate results (and any override) as judged now."""
+    from generators.core.evaluation.html import with_gates
+
     report = _ready(release)
-    return report.html if audience == "custodian" else report.public_html
+    page = report.html if audience == "custodian" else report.public_html
+    return with_gates(page, report_view(release, audience=audience))
 
 
 def report_status(release: Release) -> dict[str, Any] | None:

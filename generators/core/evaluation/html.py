@@ -53,6 +53,28 @@ figcaption { font-size: .85rem; color: #444; max-width: 900px; }
 """
 
 
+#: Where :func:`with_gates` puts the gate results of a stored page (they are judged when read).
+GATES_MARKER = "<!-- publication gates -->"
+
+
+def gates_block(report: Mapping[str, Any]) -> str:
+    """The gate results and any override of ``report`` (``gates``, ``override``) as HTML, or ''."""
+    sections: Mapping[str, list] = report.get("sections") or {}
+    labels = {m.get("key"): m.get("label") for metrics in sections.values() for m in metrics or ()}
+    parts = []
+    if report.get("gates"):
+        parts.append(_gates(report["gates"], labels))
+    if report.get("override"):
+        parts.append(_override(report["override"]))
+    return "".join(parts)
+
+
+def with_gates(page: str, report: Mapping[str, Any]) -> str:
+    """A stored page with the gate results as judged now (the dataset's gates may have changed
+    since the page was rendered)."""
+    return page.replace(GATES_MARKER, gates_block(report) + GATES_MARKER, 1)
+
+
 def render_html(report: Mapping[str, Any], figures: Iterable[Figure], *, title: str, audience: str) -> str:
     """The page for ``report`` (what ``Report.to_dict(audience)`` returns, optionally with
     ``gates`` and ``override`` added) and its figures."""
@@ -68,10 +90,8 @@ def render_html(report: Mapping[str, Any], figures: Iterable[Figure], *, title: 
     if report.get("meta"):
         body.append(_meta(report["meta"]))
     body.append(_headline(report.get("headline") or {}, labels, sections))
-    if report.get("gates"):
-        body.append(_gates(report["gates"], labels))
-    if report.get("override"):
-        body.append(_override(report["override"]))
+    body.append(gates_block(report))
+    body.append(GATES_MARKER)
     for name, metrics in sections.items():
         body.append(f"<h2>{_e(SECTION_TITLES.get(name, name.title()))}</h2>")
         body.append(_section(metrics or [], public=public) if metrics else '<p class="muted">No metrics.</p>')
