@@ -7,9 +7,14 @@ with a reason; it never carries NaN. ``to_dict`` gives plain JSON (finite floats
 Two audiences read a report:
 
 * ``custodian``: everything, including statistics of the real data (``real_details``);
-* ``public`` (verified researchers): the scores, their per-column or per-pair breakdown of
-  *scores* (``details``) and statistics of the synthetic rows (``synthetic_details``), never a
-  statistic of the real rows.
+* ``public`` (verified researchers): the scores and statistics of the synthetic rows
+  (``synthetic_details``), never a statistic of the real rows. The per-column and per-pair
+  breakdowns (``details``) stay with the custodian: a single column's similarity next to the
+  synthetic statistic the researcher can compute gives the real statistic back (1 − |p_real −
+  p_syn| with p_syn known leaves two candidates). For the same reason the metrics in
+  :data:`CUSTODIAN_ONLY`, whose value is an invertible function of one real statistic (the real
+  maximum or median follow-up, the real restricted mean survival) or describes the real rows alone,
+  are left out of the public view.
 """
 
 from __future__ import annotations
@@ -23,11 +28,21 @@ import pandas as pd
 from clearinghouse.plain import json_safe
 from clearinghouse.schema import Schema
 
-__all__ = ["AUDIENCES", "Better", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe"]
+__all__ = ["AUDIENCES", "Better", "CUSTODIAN_ONLY", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe"]
 
 Better = Literal["higher", "lower"]
 SECTIONS = ("fidelity", "survival", "privacy", "utility")
 AUDIENCES = ("custodian", "public")
+#: Metrics whose value gives back one statistic of the real rows, given what a researcher knows.
+CUSTODIAN_ONLY = frozenset({
+    "survival.short_sightedness",   # with the synthetic maximum: the real maximum follow-up (one patient)
+    "survival.median_follow_up",    # with the synthetic median: the real median follow-up
+    "survival.optimism",            # with the synthetic curve: the real restricted mean survival time
+    "survival.logrank_p",           # with the synthetic curve: a test statistic of the real curve
+    "survival.indicator_p",         # likewise, through the indicator's hazard ratio
+    "survival.c_index_real",        # a model fitted on the real training rows
+    "utility.classification_auc_real",
+})
 
 
 @dataclass
@@ -74,9 +89,10 @@ class Metric:
         out: dict[str, Any] = {
             "key": self.key, "label": self.label, "value": self.value, "range": [self.low, self.high],
             "better": self.better, "description": self.description, "applicable": self.applicable,
-            "reason": self.reason, "details": self.details, "synthetic_details": self.synthetic_details,
+            "reason": self.reason, "synthetic_details": self.synthetic_details,
         }
         if audience == "custodian":
+            out["details"] = self.details
             out["real_details"] = self.real_details
         return json_safe(out)
 
@@ -144,7 +160,8 @@ class Report:
         return json_safe({
             "meta": self.meta,
             "headline": headline(self),
-            "sections": {name: [m.to_dict(audience) for m in self.sections.get(name, [])] for name in SECTIONS},
+            "sections": {name: [m.to_dict(audience) for m in self.sections.get(name, [])
+                                if audience == "custodian" or m.key not in CUSTODIAN_ONLY] for name in SECTIONS},
         })
 
 
