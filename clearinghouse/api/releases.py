@@ -20,7 +20,7 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from clearinghouse.models import Release
 from clearinghouse.services.releases import DATA_FILES, release_create, release_file, release_publish
-from clearinghouse.services.reports import report_html, report_rerun, report_status, report_view
+from clearinghouse.services.reports import public_override, report_html, report_rerun, report_status, report_view
 from generators.models import GeneratorRun
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -32,14 +32,24 @@ class ReleaseOutputSerializer(serializers.ModelSerializer):
     published = serializers.BooleanField(read_only=True)
     files = serializers.SerializerMethodField()
     report = serializers.SerializerMethodField(help_text="The validation report's status and headline scores.")
+    gate_override = serializers.SerializerMethodField(help_text="Set when published over failed gates.")
 
     class Meta:
         model = Release
         fields = ["id", "dataset", "run", "rows", "seed", "conditions", "published", "published_at",
                   "created_at", "datasheet", "files", "report", "gate_override"]
 
+    def _audience(self) -> str:
+        user = getattr(self.context.get("request"), "user", None)
+        return "custodian" if getattr(user, "is_custodian", False) else "public"  # no request: the safe side
+
     def get_report(self, release: Release) -> dict | None:
-        return report_status(release)
+        return report_status(release, audience=self._audience())
+
+    def get_gate_override(self, release: Release) -> dict | None:
+        if self._audience() == "custodian":
+            return release.gate_override
+        return public_override(release.gate_override)
 
     def get_files(self, release: Release) -> dict:
         return {
@@ -76,7 +86,8 @@ class RunReleasesApi(ApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         release = release_create(run=run, by=request.user, **data.validated_data)
-        return Response(ReleaseOutputSerializer(release).data, status=status.HTTP_201_CREATED)
+        return Response(ReleaseOutputSerializer(release, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class ReleaseListApi(ApiView):
@@ -88,7 +99,8 @@ class ReleaseListApi(ApiView):
     def get(self, request):
         paginator = Pagination()
         page = paginator.paginate_queryset(_visible(request.user), request, view=self)
-        return paginator.get_paginated_response(ReleaseOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response(
+            ReleaseOutputSerializer(page, many=True, context={"request": request}).data)
 
 
 class ReleaseDetailApi(ApiView):
@@ -98,7 +110,8 @@ class ReleaseDetailApi(ApiView):
 
     @extend_schema(responses=ReleaseOutputSerializer)
     def get(self, request, release_id: int):
-        return Response(ReleaseOutputSerializer(get_object_or_404(_visible(request.user), pk=release_id)).data)
+        release = get_object_or_404(_visible(request.user), pk=release_id)
+        return Response(ReleaseOutputSerializer(release, context={"request": request}).data)
 
 
 class ReleasePublishApi(ApiView):
@@ -120,7 +133,7 @@ class ReleasePublishApi(ApiView):
         data.is_valid(raise_exception=True)
         release = release_publish(release=get_object_or_404(Release, pk=release_id), by=request.user,
                                   override=data.validated_data["override"])
-        return Response(ReleaseOutputSerializer(release).data)
+        return Response(ReleaseOutputSerializer(release, context={"request": request}).data)
 
 
 class HtmlPageRenderer(BaseRenderer):

@@ -30,7 +30,7 @@ from generators.core.transformer import _typed
 
 __all__ = [
     "dataset_set_gates", "release_gate_results", "report_compute", "report_html", "report_request",
-    "report_rerun", "report_status", "report_view",
+    "public_override", "report_rerun", "report_status", "report_view",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,14 +62,19 @@ def _enqueue(report_id: int) -> None:
 
 
 def _stale(report: ReleaseReport, now) -> bool:
-    """Running for longer than the task's hard limit: its worker is gone."""
+    """Running, or still waiting for a worker, for longer than the task's hard limit: its worker is
+    gone or its message was lost (a broker that was down when it was queued)."""
     limit = timedelta(seconds=settings.REPORT_TIME_LIMIT_SECONDS + 60)
-    return report.status == Status.RUNNING and report.started_at is not None and now - report.started_at > limit
+    since = report.started_at if report.status == Status.RUNNING else report.requested_at
+    return report.status in (Status.RUNNING, Status.PENDING) and since is not None and now - since > limit
 
 
 def report_rerun(*, release: Release, by) -> ReleaseReport:
     """A custodian asks for the report again: after a failure, or to measure against changed
     settings. Refused while one is pending or running."""
+    if release.published:
+        raise ApplicationError(f"Release {release.pk} is published; its report is the one it was published on.",
+                               code="already_published", status_code=409)
     with transaction.atomic():
         report = ReleaseReport.objects.select_for_update().filter(release=release).first()
         if report is not None and not report.finished and not _stale(report, timezone.now()):
@@ -167,13 +172,14 @@ def _report_of(release: Release) -> ReleaseReport | None:
     return ReleaseReport.objects.filter(release=release).first()
 
 
-def _ready(release: Release) -> ReleaseReport:
+def _ready(release: Release, *, audience: str = "custodian") -> ReleaseReport:
     report = _report_of(release)
     if report is None:
         raise ApplicationError(f"Release {release.pk} has no report; ask for one with POST.",
                                code="report_missing", status_code=409)
     if report.status == Status.FAILED:
-        raise ApplicationError(f"Release {release.pk}'s report failed: {report.error}", code="report_failed",
+        why = f": {report.error}" if audience == "custodian" else ""
+        raise ApplicationError(f"Release {release.pk}'s report failed{why}", code="report_failed",
                                status_code=409, details={"status": report.status})
     if report.status != Status.SUCCEEDED:
         raise ApplicationError(
@@ -200,33 +206,40 @@ def _ordered(headline: dict[str, Any] | None) -> dict[str, Any] | None:
 def report_view(release: Release, *, audience: str) -> dict[str, Any]:
     """The stored report for ``audience`` ("custodian" or "public"), with the gate results and
     any override. The HTML page is read separately (:func:`report_html`)."""
-    report = _ready(release)
+    report = _ready(release, audience=audience)
     body = dict(report.content if audience == "custodian" else report.public)
     body["headline"] = _ordered(body.get("headline"))
     body["release"] = release.pk
     body["dataset"] = release.dataset.slug
     body["computed_at"] = report.finished_at.isoformat() if report.finished_at else None
     body["gates"] = [r.to_dict() for r in check_gates(Report.from_dict(report.content), release.dataset.gates)]
-    body["override"] = release.gate_override
+    body["override"] = public_override(release.gate_override) if audience == "public" else release.gate_override
     return body
+
+
+def public_override(override: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An override as researchers see it: the justification, the failed gates and when; not who."""
+    if override is None:
+        return None
+    return {key: value for key, value in override.items() if key != "by"}
 
 
 def report_html(release: Release, *, audience: str) -> str:
     """The stored page, with the gate results (and any override) as judged now."""
     from generators.core.evaluation.html import with_gates
 
-    report = _ready(release)
+    report = _ready(release, audience=audience)
     page = report.html if audience == "custodian" else report.public_html
     return with_gates(page, report_view(release, audience=audience))
 
 
-def report_status(release: Release) -> dict[str, Any] | None:
-    """A short summary for the release's own representation."""
+def report_status(release: Release, *, audience: str = "custodian") -> dict[str, Any] | None:
+    """A short summary for the release's own representation (the error text only for custodians)."""
     report = _report_of(release)
     if report is None:
         return None
     return {"status": report.status, "stage": report.stage, "parts_done": report.parts_done,
-            "parts_total": report.parts_total, "error": report.error,
+            "parts_total": report.parts_total, "error": report.error if audience == "custodian" else "",
             "headline": _ordered(report.content.get("headline")) if report.status == Status.SUCCEEDED else None,
             "url": f"/api/v1/releases/{release.pk}/report/"}
 

@@ -498,10 +498,12 @@ def test_a_written_override_publishes_and_is_stored_audited_and_shown(clients, r
     assert release.published_by == custodian[0] and release.gate_override == override
     assert override["at"] == release.published_at.isoformat()
 
-    # shown on the release, to researchers too, and with the report
+    # shown on the release and with the report; researchers see the justification and the failed
+    # gates, not which custodian wrote it
+    public = {key: value for key, value in override.items() if key != "by"}
     shown = clients["researcher"].get(f"/api/v1/releases/{release.pk}/").json()
-    assert shown["gate_override"] == override
-    assert report_json(clients["researcher"], release).json()["override"] == override
+    assert shown["gate_override"] == public
+    assert report_json(clients["researcher"], release).json()["override"] == public
     assert report_json(clients["custodian"], release).json()["override"] == override
 
     event = AuditEvent.objects.get(action="release.publish", object_id=str(release.pk))
@@ -628,3 +630,41 @@ def test_invalid_gates_are_refused_naming_the_problem_and_nothing_is_stored(clie
 def test_gates_of_an_unknown_dataset_are_a_404(clients):
     assert_error(clients["custodian"].get("/api/v1/datasets/no-such/gates/"), 404, "not_found")
     assert_error(clients["custodian"].put("/api/v1/datasets/no-such/gates/", {"ims_max": 0.0}, format="json"), 404)
+
+
+def test_a_published_release_keeps_the_report_it_was_published_on(clients, release):
+    finish_report(release, **{"privacy.ims": 0.2})
+    assert publish(clients["custodian"], release, {"override": {"justification": JUSTIFICATION}}).status_code == 200
+    before = ReleaseReport.objects.get(release=release)
+    response = clients["custodian"].post(f"/api/v1/releases/{release.pk}/report/")
+    assert_error(response, 409, "already_published")
+    after = ReleaseReport.objects.get(release=release)
+    assert (after.status, after.content, after.finished_at) == (before.status, before.content, before.finished_at)
+    event = last_event()
+    assert (event.action, event.outcome, event.details["code"]) == ("report.request", "refused", "already_published")
+
+
+def test_researchers_never_read_why_a_report_failed(clients, release):
+    ReleaseReport.objects.filter(release=release).update(status="failed", error="could not compute: /data/x.parquet")
+    Release.objects.filter(pk=release.pk).update(published_at=timezone.now())
+    researcher = clients["researcher"]
+    assert researcher.get(f"/api/v1/releases/{release.pk}/").json()["report"]["error"] == ""
+    error = assert_error(report_json(researcher, release), 409, "report_failed")
+    assert "parquet" not in error["message"]
+    custodian = assert_error(report_json(clients["custodian"], release), 409, "report_failed")
+    assert "parquet" in custodian["message"]
+
+
+def test_a_report_waiting_for_a_lost_message_can_be_asked_for_again(clients, release, settings):
+    ReleaseReport.objects.filter(release=release).update(status="pending", content={}, finished_at=None)
+    assert_error(clients["custodian"].post(f"/api/v1/releases/{release.pk}/report/"), 409, "report_not_ready")
+    settings.REPORT_TIME_LIMIT_SECONDS = 60
+    ReleaseReport.objects.filter(release=release).update(requested_at=timezone.now() - timedelta(seconds=121))
+    assert clients["custodian"].post(f"/api/v1/releases/{release.pk}/report/").status_code == 202
+
+
+def test_a_gate_threshold_too_large_for_a_float_is_a_400(clients, dataset):
+    response = clients["custodian"].put(f"/api/v1/datasets/{dataset.slug}/gates/", {"mia_auc_max": 10**400},
+                                        format="json")
+    error = assert_error(response, 400, "invalid_gates")
+    assert "finite number" in error["message"]

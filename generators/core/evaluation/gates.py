@@ -63,6 +63,13 @@ class GateResult:
                 "threshold": self.threshold, "passed": self.passed, "reason": self.reason}
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def parse_gates(raw: Any) -> dict[str, float]:
     """Defaults overlaid with ``raw`` (a partial mapping). Raises ValueError naming each problem."""
     if raw is None:
@@ -75,7 +82,7 @@ def parse_gates(raw: Any) -> dict[str, float]:
         gate = _BY_NAME.get(name)
         if gate is None:
             problems.append(f"{name}: unknown gate (known: {', '.join(DEFAULT_GATES)})")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             problems.append(f"{name}: must be a finite number")
         elif not gate.low <= value <= gate.high:
             problems.append(f"{name}: must lie in [{gate.low:g}, {gate.high:g}], not {value:g}")
