@@ -231,7 +231,11 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
     result.epsilon = hypothesis.epsilon
     result.confidence = float(confidence)
     if synthetic is not None:
-        estimate = EXACT[hypothesis.kind](apply_where(synthetic, hypothesis.where), schema, hypothesis)
+        try:
+            estimate = EXACT[hypothesis.kind](apply_where(synthetic, hypothesis.where), schema, hypothesis)
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+            # the synthetic side is a courtesy (a fit that cannot converge on the release): the DP answer stands
+            estimate = None
         result.synthetic_estimate = None if estimate is None or not math.isfinite(estimate) else float(estimate)
     result.verdict = None if result.withheld else verdict_for(result.ci_low, result.ci_high, hypothesis.claim)
     return result

@@ -207,7 +207,11 @@ class LifeTable:
             return 0.0, 1.0
         if 0.0 < s < 1.0:
             sd = math.sqrt(greenwood + noise_var / (s * s)) / abs(math.log(s))
-            return s ** math.exp(z * sd), s ** math.exp(-z * sd)
+            # S ** exp(±z·sd) in log space: with S near 1 the sd on log(-log S) is huge, and
+            # exp(z·sd) would overflow (the interval is then [0, 1] in the limit).
+            spread = min(z * sd, 700.0)
+            log_s = math.log(s)
+            return math.exp(max(log_s * math.exp(spread), -745.0)), math.exp(log_s * math.exp(-spread))
         sd = math.sqrt(noise_var + greenwood * s * s)
         return max(s - z * sd, 0.0), min(s + z * sd, 1.0)
 
