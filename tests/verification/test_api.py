@@ -374,7 +374,7 @@ BAD_INPUT = [
     ("epsilon a list", {"epsilon": [0.5]}, "bad_epsilon", "epsilon"),
     ("epsilon above the per-query maximum", {"epsilon": 1.5}, "epsilon_above_maximum", "maximum"),
     ("epsilon with 7 decimal places", {"epsilon": 0.1234567}, "bad_epsilon", "decimal places"),
-    ("epsilon below a millionth", {"epsilon": 1e-7}, "bad_epsilon", "decimal places"),
+    ("epsilon below the minimum", {"epsilon": 1e-7}, "bad_epsilon", "minimum"),
     ("filter value of the wrong type", {"where": [{"column": "age", "op": ">=", "value": "old"}]},
      "bad_filter_value", "age"),
     ("a number for a category filter", {"where": [{"column": "horTh", "op": "==", "value": 1.5}]},

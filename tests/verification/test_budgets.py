@@ -90,9 +90,9 @@ def test_charges_until_the_allocation_is_exhausted_then_403(gbsg2, researcher, c
     assert response.status_code == 201, response.content
     assert response.json()["budget"] == {"dataset": "gbsg2", "allocation": "2", "spent": "2", "left": "0"}
     before = state()
-    error = assert_nothing_charged_and_denied(ask(client, distinct(release, 4, 0.000001)), before,
-                                              "budget_exhausted", 403, user)
-    assert error["details"] == {"requested": "0.000001", "left": "0", "limited_by": "allocation"}
+    error = assert_nothing_charged_and_denied(ask(client, distinct(release, 4, 0.001)), before,
+                                              "budget_exhausted", 403, user)  # the smallest ε a query may ask
+    assert error["details"] == {"requested": "0.001", "left": "0", "limited_by": "allocation"}
 
     allocation = Allocation.objects.get(user=user, dataset=dataset)
     assert (allocation.epsilon_micro, allocation.spent_micro) == (2_000_000, 2_000_000)

@@ -78,6 +78,12 @@ TOP_LEVEL = ("release", "kind", "params", "where", "claim", "epsilon")
 MAX_FILTERS = 32
 MAX_IN_VALUES = 1000
 MAX_ADJUST = 20
+#: Model columns of a regression kind (exposure, numeric covariates, one per non-reference level of
+#: a categorical covariate): the block fits hold n × p² numbers, so p is bounded.
+MAX_DESIGN_COLUMNS = 50
+#: Below this ε an answer is pure noise, and the quantile's exponential mechanism spans ~1/ε grid
+#: points (memory and time grow without bound): refused rather than computed.
+MIN_EPSILON = 0.001
 CATEGORY_TYPES = ("categorical", "event")
 
 
@@ -348,6 +354,10 @@ def _adjust(raw: Any, schema: Schema, path: str, exclude: set[str]) -> list[str]
         names.append(column.name)
     if len(set(names)) != len(names):
         raise HypothesisError("bad_param", f"{path}: lists a column twice")
+    width = 1 + sum(len(schema[n].categories) - 1 if schema[n].type == "categorical" else 1 for n in names)
+    if width > MAX_DESIGN_COLUMNS:
+        raise HypothesisError("bad_param", f"{path}: the model would have {width} columns (categories count one "
+                                           f"each but the first); at most {MAX_DESIGN_COLUMNS}")
     return sorted(names)
 
 
@@ -495,6 +505,9 @@ def _parse_epsilon(raw: Any, max_epsilon: float) -> float:
         raise HypothesisError("bad_epsilon", f"epsilon: must be finite, not {raw!r}")
     if raw <= 0:
         raise HypothesisError("bad_epsilon", f"epsilon: must be positive, not {raw!r}")
+    if raw < MIN_EPSILON:
+        raise HypothesisError("bad_epsilon", f"epsilon: {raw!r} is below the minimum {MIN_EPSILON} (an answer "
+                                             "would be pure noise)")
     if raw > max_epsilon:
         raise HypothesisError("epsilon_above_maximum", f"epsilon: {raw!r} is above the per-query maximum "
                                                        f"{_decimal_text(max_epsilon)}")

@@ -267,3 +267,33 @@ def test_canonical_text_form():
     assert parse(spec("mean", epsilon=10)).canonical().startswith('{"epsilon":"10",')
     hypothesis = parse(spec("mean", claim={"direction": "not_equal", "value": 50}))
     assert hypothesis.to_dict()["claim"] == {"direction": "not_equal", "value": 50}
+
+
+def test_an_epsilon_below_the_minimum_is_refused():
+    from clearinghouse.schema import Schema
+    from verification.core.hypothesis import MIN_EPSILON, HypothesisError, parse_hypothesis
+
+    schema = Schema.from_dict({"columns": [{"name": "age", "type": "integer", "min": 0, "max": 100}]})
+    raw = {"kind": "quantile", "params": {"column": "age", "q": 0.5}, "where": [],
+           "claim": {"direction": "greater", "value": 50}, "epsilon": MIN_EPSILON / 10}
+    with pytest.raises(HypothesisError) as caught:
+        parse_hypothesis(raw, schema, max_epsilon=1.0)
+    assert caught.value.code == "bad_epsilon" and "minimum" in caught.value.message
+    assert parse_hypothesis({**raw, "epsilon": MIN_EPSILON}, schema, max_epsilon=1.0).epsilon == MIN_EPSILON
+
+
+def test_a_regression_with_too_many_model_columns_is_refused():
+    from clearinghouse.schema import Schema
+    from verification.core.hypothesis import MAX_DESIGN_COLUMNS, HypothesisError, parse_hypothesis
+
+    schema = Schema.from_dict({"columns": [
+        {"name": "site", "type": "categorical", "categories": [f"s{i}" for i in range(MAX_DESIGN_COLUMNS + 5)]},
+        {"name": "age", "type": "integer", "min": 0, "max": 100},
+        {"name": "dead", "type": "event"}]})
+    raw = {"kind": "logistic_odds_ratio", "where": [], "claim": {"direction": "greater", "value": 1}, "epsilon": 1,
+           "params": {"outcome": {"column": "dead", "value": 1}, "exposure": {"column": "age"},
+                      "adjust_for": ["site"]}}
+    with pytest.raises(HypothesisError) as caught:
+        parse_hypothesis(raw, schema, max_epsilon=1.0)
+    assert caught.value.code == "bad_param" and f"at most {MAX_DESIGN_COLUMNS}" in caught.value.message
+    assert parse_hypothesis({**raw, "params": {**raw["params"], "adjust_for": []}}, schema, max_epsilon=1.0)
