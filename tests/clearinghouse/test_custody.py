@@ -8,7 +8,6 @@ CustodyError, never garbage; a failed write leaves no file, not even a temporary
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import numpy as np
