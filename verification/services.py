@@ -176,7 +176,8 @@ def verification_submit(*, user, raw: Any) -> Verification:
                 raise ApplicationError(
                     f"This hypothesis asks for ε = {_plain(epsilon)} but {whose} has {_plain(refused.left)} left; "
                     "nothing was charged.", code="budget_exhausted", status_code=403,
-                    details={"requested": _plain(epsilon), "left": _plain(min(refused.left, _left(user, dataset))),
+                    details={"requested": _plain(epsilon),
+                             "left": _plain(min(refused.left, Decimal(budget_left(user, dataset)["left"]))),
                              "limited_by": refused.which}) from None
             audit_record(action="verification.charge", actor=user, object_type="verification",
                          object_id=verification.pk, details=_audit_details(verification))
@@ -231,12 +232,6 @@ def verifications_reap_stale(*, dataset=None, key: str | None = None, now=None) 
         stale = stale.filter(canonical_key=key)
     return [v.pk for v in stale.select_related("dataset", "user")
             if _fail_and_refund(v, error="the computation did not finish (its process stopped); refunded")]
-
-
-def _left(user, dataset) -> Decimal:
-    allocation = allocation_for(user, dataset)
-    policy = policy_for(dataset)
-    return min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
 
 
 def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Schema,
