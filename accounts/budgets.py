@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import EPSILON_PLACES, Allocation, BudgetPolicy, LedgerEntry, from_micro, to_micro
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.models import Dataset
 from clearinghouse.services.audit import audit_record
 

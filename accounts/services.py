@@ -16,7 +16,7 @@ from accounts import login_throttle
 from accounts.authentication import hash_token
 from accounts.models import ApiToken, Role, User
 from clearinghouse import context
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.services.audit import audit_record
 
 __all__ = [

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from clearinghouse.models import AuditEvent, Dataset, Release
+from clearinghouse.models import AuditEvent, Dataset
 
 
 def dataset_list() -> QuerySet[Dataset]:
@@ -40,7 +40,3 @@ def audit_event_list(
     if until:
         qs = qs.filter(created_at__lt=until)
     return qs
-
-
-def release_list() -> QuerySet[Release]:
-    return Release.objects.select_related("dataset", "run").order_by("-created_at", "-id")

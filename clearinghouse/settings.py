@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "clearinghouse.apps.ClearinghouseConfig",
     "accounts.apps.AccountsConfig",
     "generators.apps.GeneratorsConfig",
+    "releases.apps.ReleasesConfig",
     "verification.apps.VerificationConfig",
 ]
 

@@ -3,11 +3,9 @@
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify, audit_record
-from clearinghouse.services.reports import report_compute
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +24,3 @@ def audit_chain_verify_task() -> dict:
                  "head_hash": report.head_hash, "first_broken_seq": report.first_broken_seq},
     )
     return {"valid": report.valid, "events_checked": report.events_checked}
-
-
-@shared_task(name="clearinghouse.compute_report", time_limit=settings.REPORT_TIME_LIMIT_SECONDS + 60,
-             soft_time_limit=settings.REPORT_TIME_LIMIT_SECONDS)
-def compute_report(report_id: int) -> str | None:
-    """Compute one release's validation report (queued when the release is made)."""
-    report = report_compute(report_id)
-    return report.status if report is not None else None

@@ -9,8 +9,8 @@ from accounts import api as accounts_api
 from clearinghouse.admin import custodian_admin_site
 from clearinghouse.api import audit as audit_api
 from clearinghouse.api import datasets as datasets_api
-from clearinghouse.api import releases as releases_api
 from generators import api as runs_api
+from releases import api as releases_api
 from verification import api as verification_api
 
 
@@ -31,10 +31,10 @@ api_v1 = [
     path("accounts/<int:user_id>/verify/", accounts_api.VerifyApi.as_view(), name="accounts-verify"),
     path("datasets/", datasets_api.DatasetListCreateApi.as_view(), name="datasets"),
     path("datasets/<str:slug>/", datasets_api.DatasetDetailApi.as_view(), name="dataset-detail"),
-    path("datasets/<str:slug>/gates/", datasets_api.DatasetGatesApi.as_view(), name="dataset-gates"),
+    path("datasets/<str:slug>/gates/", releases_api.DatasetGatesApi.as_view(), name="dataset-gates"),
     path("datasets/<str:slug>/runs/", runs_api.DatasetRunsApi.as_view(), name="dataset-runs"),
-    path("datasets/<str:slug>/sweeps/", runs_api.DatasetSweepsApi.as_view(), name="dataset-sweeps"),
-    path("sweeps/<int:sweep_id>/", runs_api.SweepDetailApi.as_view(), name="sweep-detail"),
+    path("datasets/<str:slug>/sweeps/", releases_api.DatasetSweepsApi.as_view(), name="dataset-sweeps"),
+    path("sweeps/<int:sweep_id>/", releases_api.SweepDetailApi.as_view(), name="sweep-detail"),
     path("runs/<int:run_id>/", runs_api.RunDetailApi.as_view(), name="run-detail"),
     path("runs/<int:run_id>/cancel/", runs_api.RunCancelApi.as_view(), name="run-cancel"),
     path("runs/<int:run_id>/releases/", releases_api.RunReleasesApi.as_view(), name="run-releases"),

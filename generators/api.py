@@ -14,9 +14,8 @@ from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from generators import selectors
-from generators.models import GeneratorRun, Sweep
+from generators.models import GeneratorRun
 from generators.services import run_cancel, run_create
-from generators.sweeps import sweep_create
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -112,73 +111,3 @@ class RunCancelApi(ApiView):
     def post(self, request, run_id: int):
         run = run_cancel(run=get_object_or_404(GeneratorRun, pk=run_id), by=request.user)
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
-
-class SweepOutputSerializer(serializers.ModelSerializer):
-    dataset = serializers.CharField(source="dataset.slug", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
-    models = serializers.ListField(source="model_names", child=serializers.CharField(), read_only=True)
-    progress = serializers.SerializerMethodField()
-    proposed_release = serializers.IntegerField(source="proposed_release_id", read_only=True, allow_null=True)
-
-    class Meta:
-        model = Sweep
-        fields = ["id", "dataset", "models", "seeds", "samples", "epochs", "rows", "status", "progress",
-                  "proposed_release", "candidates", "error", "created_by", "created_at", "started_at", "finished_at"]
-
-    @extend_schema(responses=None)
-    def get_progress(self, sweep: Sweep) -> dict:
-        return {"steps_done": sweep.steps_done, "steps_total": sweep.steps_total, "stage": sweep.stage,
-                "fraction": round(sweep.steps_done / sweep.steps_total, 4) if sweep.steps_total else 0.0}
-
-
-class DatasetSweepsApi(ApiView):
-    """GET: a dataset's sweeps. POST: start one (202): every model × seed is trained, sampled
-    ``samples`` times, reported on, and the best release passing the gates is proposed."""
-
-    permission_classes = [IsCustodian]
-    audit_object_type = "dataset"
-
-    @property
-    def audit_action(self) -> str:
-        return "sweep.create" if self.request.method == "POST" else "sweep.list"
-
-    class InputSerializer(StrictInputSerializer):
-        models = serializers.ListField(child=serializers.CharField(), help_text="e.g. [\"copula\", \"ctgan\"]")
-        seeds = serializers.ListField(child=serializers.IntegerField(), required=False, default=[0, 1, 2, 3, 4],
-                                      help_text="training seeds (default 0–4, as the AML paper)")
-        samples = serializers.IntegerField(required=False, default=3, help_text="releases per run (default 3)")
-        epochs = serializers.IntegerField(help_text="1 to GENERATOR_MAX_EPOCHS")
-        rows = serializers.IntegerField(required=False, default=None, allow_null=True,
-                                        help_text="rows per release (default: the cohort's size)")
-
-    @extend_schema(responses=SweepOutputSerializer(many=True))
-    def get(self, request, slug: str):
-        get_object_or_404(core_selectors.dataset_list(), slug=slug)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(Sweep.objects.filter(dataset__slug=slug).select_related(
-            "dataset", "created_by"), request, view=self)
-        return paginator.get_paginated_response(SweepOutputSerializer(page, many=True).data)
-
-    @extend_schema(request=InputSerializer, responses={202: SweepOutputSerializer}, operation_id="sweeps_create")
-    def post(self, request, slug: str):
-        dataset = get_object_or_404(core_selectors.dataset_list(), slug=slug)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        sweep = sweep_create(dataset=dataset, by=request.user, **data.validated_data)
-        sweep.refresh_from_db()  # without a broker the sweep has already finished here
-        return Response(SweepOutputSerializer(sweep).data, status=status.HTTP_202_ACCEPTED,
-                        headers={"Location": f"/api/v1/sweeps/{sweep.pk}/"})
-
-
-class SweepDetailApi(ApiView):
-    """A sweep's progress, its candidates (ranked) and the proposed release."""
-
-    permission_classes = [IsCustodian]
-    audit_action = "sweep.read"
-    audit_object_type = "sweep"
-
-    @extend_schema(responses=SweepOutputSerializer)
-    def get(self, request, sweep_id: int):
-        sweep = get_object_or_404(Sweep.objects.select_related("dataset", "created_by"), pk=sweep_id)
-        return Response(SweepOutputSerializer(sweep).data)

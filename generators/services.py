@@ -22,8 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import CustodyError, custody_open_folder, custody_read, custody_seal_folder
+from clearinghouse.jobs import enqueue
 from clearinghouse.models import AuditEvent, Dataset
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
@@ -102,9 +103,7 @@ def run_create(
 
 
 def _enqueue(run: GeneratorRun) -> None:
-    from generators.tasks import train_run
-
-    train_run.apply_async(args=[run.pk], queue=run.queue)
+    enqueue("generators.train_run", run.pk, queue=run.queue)
 
 
 # --------------------------------------------------------------------------- execute

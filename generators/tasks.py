@@ -7,7 +7,6 @@ from django.conf import settings
 
 from clearinghouse import context
 from generators.services import run_execute, runs_fail_orphaned, runs_reap_stale
-from generators.sweeps import sweep_execute
 
 
 @shared_task(
@@ -20,13 +19,6 @@ def train_run(self, run_id: int) -> str | None:
     """Train one run. The queue ("default" or "gpu") is chosen when the run is created."""
     run = run_execute(run_id, worker=self.request.hostname or socket.gethostname())
     return run.status if run is not None else None
-
-
-@shared_task(name="generators.run_sweep", time_limit=6 * settings.GENERATOR_TIME_LIMIT_SECONDS)
-def run_sweep(sweep_id: int) -> str | None:
-    """Train, sample and report every candidate of a sweep, one after the other, in this worker."""
-    sweep = sweep_execute(sweep_id)
-    return sweep.status if sweep is not None else None
 
 
 @shared_task(name="generators.reap_stale_runs", time_limit=300)

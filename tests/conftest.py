@@ -156,7 +156,7 @@ def finish_report(release, **values):
     own computation is tested in tests/generators/evaluation and tests/clearinghouse/test_reports.py."""
     from django.utils import timezone
 
-    from clearinghouse.models import ReleaseReport
+    from releases.models import ReleaseReport
     from generators.core.evaluation.report import Metric, Report
 
     values = {**PASSING, **values}

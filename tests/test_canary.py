@@ -37,7 +37,8 @@ from accounts import login_throttle
 from accounts.models import Allocation, ApiToken, BudgetPolicy, LedgerEntry, User
 from accounts.services import token_issue_for
 from clearinghouse.custody import custody_read
-from clearinghouse.models import AuditEvent, Dataset, Release
+from clearinghouse.models import AuditEvent, Dataset
+from releases.models import Release
 from generators.models import GeneratorRun
 from tests.conftest import ROLES, make_user
 from verification.models import Verification

@@ -31,12 +31,14 @@ from accounts import login_throttle
 from accounts.models import Allocation, ApiToken, BudgetPolicy, LedgerEntry, User
 from accounts.services import token_issue_for
 from clearinghouse.api.audit import EXPORT_FIELDS
-from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
-from clearinghouse.services.releases import release_create, release_publish
+from clearinghouse.models import AuditEvent, Dataset
+from releases.models import Release, ReleaseReport
+from releases.services import release_create, release_publish
 from generators.core.evaluation.gates import DEFAULT_GATES
-from generators.models import GeneratorRun, Sweep
+from generators.models import GeneratorRun
+from releases.models import Sweep
 from generators.services import run_create
-from generators.sweeps import sweep_create
+from releases.sweeps import sweep_create
 from tests.conftest import ROLES, client_for, finish_report, make_user, upload_payload
 from verification.core import verdict_for
 from verification.models import Verification

@@ -13,7 +13,7 @@ from accounts.budgets import allocation_set, budget_summary, policy_for, policy_
 from accounts.models import User
 from accounts.permissions import IsCustodian, IsVerifiedResearcher
 from clearinghouse import selectors as core_selectors
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.views import ApiView
 from verification.models import Verification

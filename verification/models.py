@@ -22,7 +22,7 @@ class Verification(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verifications")
     dataset = models.ForeignKey("clearinghouse.Dataset", on_delete=models.PROTECT, related_name="verifications")
-    release = models.ForeignKey("clearinghouse.Release", on_delete=models.PROTECT, related_name="verifications")
+    release = models.ForeignKey("releases.Release", on_delete=models.PROTECT, related_name="verifications")
     kind = models.CharField(max_length=40)
     hypothesis = models.JSONField(help_text="The normalized hypothesis, claim included.")
     canonical_key = models.CharField(max_length=64, db_index=True,

@@ -23,19 +23,19 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.budgets import BudgetRefused, allocation_for, budget_charge, budget_refund, epsilon_decimal, policy_for
 from accounts.models import Allocation, BudgetPolicy, to_micro
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import CustodyError, custody_read
-from clearinghouse.models import AuditEvent, Release
+from clearinghouse.models import AuditEvent
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
-from generators.core.transformer import _typed
+from releases.models import Release
+from releases.selectors import release_synthetic_rows
 from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
 from verification.core.kinds import EXACT, apply_where
 from verification.models import Verification
@@ -82,13 +82,6 @@ def _key(hypothesis: Hypothesis) -> str:
     return hashlib.sha256(hypothesis.canonical().encode("utf-8")).hexdigest()
 
 
-def _synthetic(release: Release, schema: Schema) -> pd.DataFrame:
-    from clearinghouse.services.releases import release_file
-
-    frame = pd.read_parquet(release_file(release, "parquet"), engine="pyarrow")
-    return pd.DataFrame({c.name: _typed(frame[c.name], c) for c in schema.kept})
-
-
 def budget_left(user, dataset) -> dict[str, str]:
     allocation = allocation_for(user, dataset)
     policy = policy_for(dataset)
@@ -115,7 +108,7 @@ def _reuse(existing: Verification, *, user, release: Release, hypothesis: Hypoth
         stored["verdict"] = verdict_for(stored.get("ci_low"), stored.get("ci_high"), hypothesis.claim)
     if release.pk != existing.release_id:
         try:
-            estimate = EXACT[hypothesis.kind](apply_where(_synthetic(release, schema), hypothesis.where), schema,
+            estimate = EXACT[hypothesis.kind](apply_where(release_synthetic_rows(release, schema), hypothesis.where), schema,
                                               hypothesis)
             stored["synthetic_estimate"] = None if estimate is None or not np.isfinite(estimate) else float(estimate)
         except Exception:  # the synthetic side is a courtesy; the DP answer stands without it
@@ -238,7 +231,7 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
              policy: BudgetPolicy) -> Verification:
     try:
         frame = custody_read(verification.dataset.storage_name)
-        synthetic = _synthetic(verification.release, schema)
+        synthetic = release_synthetic_rows(verification.release, schema)
         rng = np.random.default_rng(secrets.randbits(128))
         result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup, synthetic=synthetic)
         payload = result.to_dict()

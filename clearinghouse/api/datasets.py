@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import IsCustodian, IsVerifiedUser
 from clearinghouse import selectors
-from clearinghouse.api.errors import ApplicationError
 from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from clearinghouse.models import Dataset
 from clearinghouse.services.datasets import dataset_create
-from clearinghouse.services.reports import dataset_set_gates
-from generators.core.evaluation.gates import DEFAULT_GATES, GATES, parse_gates
 
 MAX_SCHEMA_BYTES = 1024 * 1024
 
@@ -119,34 +115,3 @@ class DatasetDetailApi(ApiView):
     @extend_schema(responses=DatasetOutputSerializer)
     def get(self, request, slug: str):
         return Response(DatasetOutputSerializer(get_object_or_404(selectors.dataset_list(), slug=slug)).data)
-
-
-class DatasetGatesApi(ApiView):
-    """The dataset's publication-gate thresholds (custodians). PUT sets some of them; the others
-    keep the papers' defaults. A release whose report fails a gate is not published without a
-    written override."""
-
-    permission_classes = [IsCustodian]
-    audit_object_type = "dataset"
-
-    @property
-    def audit_action(self) -> str:
-        return "dataset.gates.set" if self.request.method == "PUT" else "dataset.gates.read"
-
-    @staticmethod
-    def _body(dataset) -> dict:
-        return {"dataset": dataset.slug, "gates": parse_gates(dataset.gates), "defaults": DEFAULT_GATES,
-                "descriptions": {gate.name: gate.description for gate in GATES}}
-
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request, slug: str):
-        return Response(self._body(get_object_or_404(selectors.dataset_list(), slug=slug)))
-
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
-                   examples=[OpenApiExample("stricter membership inference", value={"mia_auc_max": 0.55})])
-    def put(self, request, slug: str):
-        dataset = get_object_or_404(selectors.dataset_list(), slug=slug)
-        if not isinstance(request.data, dict) or not request.data:
-            raise ApplicationError("Send an object of gate thresholds, e.g. {\"mia_auc_max\": 0.55}.",
-                                   code="invalid_gates")
-        return Response(self._body(dataset_set_gates(dataset=dataset, gates=dict(request.data), by=request.user)))

@@ -3,7 +3,7 @@
 Every error response is ``{"error": {"code", "message", "details"}}`` with the
 right 4xx status, and every error response to an API view is written to the
 audit log (outcome ``denied`` for 401/403, ``refused`` for other 4xx).
-Services raise :class:`ApplicationError`; views never build error bodies themselves.
+Services raise :class:`clearinghouse.errors.ApplicationError`; views never build error bodies themselves.
 """
 
 from __future__ import annotations
@@ -18,22 +18,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from clearinghouse.errors import ApplicationError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ApplicationError", "exception_handler", "error_body"]
-
-
-class ApplicationError(Exception):
-    """A refusal the caller can act on. ``code`` is stable; ``message`` is for people."""
-
-    def __init__(self, message: str, *, code: str = "invalid", status_code: int = 400, details: Any = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status_code = status_code
-        self.details = details
-        self.headers = headers or {}  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.models import User
 
 from clearinghouse import context
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 
 
 class AuditedCommand(BaseCommand):

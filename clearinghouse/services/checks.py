@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 
 __all__ = ["MAX_SEED", "check_whole_number"]
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import custody_remove, custody_write
 from clearinghouse.models import SLUG_VALIDATOR, Dataset
 from clearinghouse.schema import Schema, SchemaError

@@ -16,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import CustodyError
 from clearinghouse.models import AuditEvent
 from generators import services, tasks

@@ -44,7 +44,7 @@ def publish_gbsg2(custodian_user, *, slug: str = "gbsg2", schema: dict | None = 
     Training runs in-process; ``queue_report=False`` keeps the (slow) report out of transactional tests."""
     from accounts.budgets import policy_for
     from clearinghouse.services.datasets import dataset_create
-    from clearinghouse.services.releases import release_create, release_publish
+    from releases.services import release_create, release_publish
     from generators.services import run_create
     from generators.tasks import train_run
 
@@ -64,7 +64,7 @@ def publish_gbsg2(custodian_user, *, slug: str = "gbsg2", schema: dict | None = 
 
 def publish_another_release(release, custodian_user, *, seed: int = 2):
     """A second published release of the same run."""
-    from clearinghouse.services.releases import release_create, release_publish
+    from releases.services import release_create, release_publish
 
     other = release_create(run=release.run, rows=686, seed=seed, by=custodian_user, queue_report=False)
     finish_report(other)
@@ -187,6 +187,6 @@ def release_frame(release):
     """The release's synthetic rows, as the researcher downloads them (parquet)."""
     import pandas as pd
 
-    from clearinghouse.services.releases import release_file
+    from releases.storage import release_file
 
     return pd.read_parquet(release_file(release, "parquet"))

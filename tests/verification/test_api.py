@@ -106,11 +106,12 @@ CI_AROUND_ESTIMATE = {"count", "proportion", "mean", "difference_in_means", "dif
 def _synthetic_reference(release, body: dict) -> float | None:
     """The engine's own noiseless statistic on the release, for the kinds added later."""
     from verification.core import parse_hypothesis
+    from releases.selectors import release_synthetic_rows
     from verification.core.kinds import EXACT, apply_where
 
     schema = Schema.from_dict(GBSG2_SCHEMA)
     parsed = parse_hypothesis({k: v for k, v in body.items() if k != "release"}, schema, max_epsilon=1.0)
-    frame = verification.services._synthetic(release, schema)
+    frame = release_synthetic_rows(release, schema)
     value = EXACT[parsed.kind](apply_where(frame, parsed.where), schema, parsed)
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -450,7 +451,7 @@ def test_malformed_json_is_a_400(raw, code, gbsg2, researcher, clients):
 
 
 def test_unpublished_release_is_refused(gbsg2, custodian, researcher, clients):
-    from clearinghouse.services.releases import release_create
+    from releases.services import release_create
 
     dataset, release = gbsg2
     draft = release_create(run=release.run, rows=100, seed=5, by=custodian[0], queue_report=False)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.management.base import AuditedCommand, custodian_for
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_record

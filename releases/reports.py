@@ -19,14 +19,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import CustodyError, custody_read
-from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
+from clearinghouse.jobs import enqueue
+from clearinghouse.models import AuditEvent, Dataset
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
 from generators.core.evaluation import GateResult, Report, check_gates, evaluate_context, make_context, parse_gates
 from generators.core.evaluation.report import HEADLINE_KEYS
-from generators.core.transformer import _typed
+from releases.models import Release, ReleaseReport
+from releases.selectors import release_synthetic_rows
 
 __all__ = [
     "dataset_set_gates", "release_gate_results", "report_compute", "report_html", "report_request",
@@ -56,9 +58,7 @@ def report_request(release: Release, *, enqueue: bool = True) -> ReleaseReport:
 
 
 def _enqueue(report_id: int) -> None:
-    from clearinghouse.tasks import compute_report
-
-    compute_report.apply_async(args=[report_id])
+    enqueue("clearinghouse.compute_report", report_id)
 
 
 def _stale(report: ReleaseReport, now) -> bool:
@@ -102,8 +102,6 @@ def _progress(report: ReleaseReport, done: int, stage: str) -> None:
 
 def _frames(release: Release, schema: Schema) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The run's training rows and holdout (by the positions the run recorded) and the release."""
-    from clearinghouse.services.releases import release_file
-
     run = release.run
     table = custody_read(release.dataset.storage_name)
     holdout_rows = np.asarray(run.holdout_rows, dtype="int64")
@@ -113,8 +111,7 @@ def _frames(release: Release, schema: Schema) -> tuple[pd.DataFrame, pd.DataFram
     in_holdout[holdout_rows] = True
     train = table.loc[~in_holdout].reset_index(drop=True)
     holdout = table.loc[in_holdout].reset_index(drop=True)
-    synthetic = pd.read_parquet(release_file(release, "parquet"), engine="pyarrow")
-    synthetic = pd.DataFrame({c.name: _typed(synthetic[c.name], c) for c in schema.kept})
+    synthetic = release_synthetic_rows(release, schema)
     return train, holdout, synthetic
 
 

@@ -15,14 +15,19 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clearinghouse.api.errors import ApplicationError
-from clearinghouse.models import AuditEvent, Dataset, ReleaseReport
+from clearinghouse.errors import ApplicationError
+from clearinghouse.jobs import enqueue
+from clearinghouse.models import AuditEvent, Dataset
 from clearinghouse.services.audit import audit_record
 from clearinghouse.services.checks import MAX_SEED, check_whole_number
 from generators.core.evaluation import Report, check_gates
 from generators.core.evaluation.ranking import Candidate, composite_score, rank
 from generators.core.models import MODELS
-from generators.models import GeneratorRun, Sweep
+from generators.models import GeneratorRun
+from generators.services import run_create, run_execute
+from releases.models import ReleaseReport, Sweep
+from releases.reports import report_compute
+from releases.services import release_create
 
 __all__ = ["MAX_SAMPLES", "MAX_SEEDS", "MAX_TRAININGS", "sweep_create", "sweep_execute"]
 
@@ -76,9 +81,7 @@ def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3,
 
 
 def _enqueue(sweep_id: int) -> None:
-    from generators.tasks import run_sweep
-
-    run_sweep.apply_async(args=[sweep_id])
+    enqueue("generators.run_sweep", sweep_id)
 
 
 def _step(sweep: Sweep, stage: str, *, advance: int = 0) -> None:
@@ -104,10 +107,6 @@ def _candidate(release, run: GeneratorRun, sample: int, report: ReleaseReport) -
 def sweep_execute(sweep_id: int, *, relay: Callable[[Sweep], None] | None = None) -> Sweep | None:
     """The task body: never raises for a sweep that fails; the failure is recorded on it.
     ``relay(sweep)`` is called after each step (the ``sweep`` command's bar)."""
-    from clearinghouse.services.releases import release_create
-    from clearinghouse.services.reports import report_compute
-    from generators.services import run_create, run_execute
-
     claimed = Sweep.objects.filter(pk=sweep_id, status=Status.QUEUED).update(status=Status.RUNNING,
                                                                             started_at=timezone.now())
     if not claimed:

@@ -7,51 +7,24 @@ row cannot be created.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any
 
-import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clearinghouse.api.errors import ApplicationError
-from clearinghouse.models import Release
+from clearinghouse.errors import ApplicationError
 from clearinghouse.services.audit import audit_record
 from clearinghouse.services.checks import MAX_SEED, check_whole_number
-from clearinghouse.services.reports import release_gate_results, report_request
 from generators.core.models import ConditionError
 from generators.models import GeneratorRun
+from generators.services import run_generator
+from releases.models import Release
+from releases.reports import release_gate_results, report_request
+from releases.storage import release_remove, release_write
 
-__all__ = ["DATA_FILES", "release_create", "release_file", "release_publish"]
-
-DATA_FILES = {"csv": "data.csv", "parquet": "data.parquet"}
-DATASHEET_FILE = "datasheet.json"
-
-
-def _folder() -> Path:
-    folder = Path(settings.RELEASES_DIR)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
-
-
-def release_file(release: Release, kind: str) -> Path:
-    return _folder() / release.storage_name / DATA_FILES[kind]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["release_create", "release_publish"]
 
 
 def _known_limits(run: GeneratorRun, conditions: dict | None) -> list[str]:
@@ -88,39 +61,11 @@ def _datasheet(run: GeneratorRun, *, rows: int, seed: int, conditions: dict | No
     }
 
 
-def _write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, Any]]:
-    """Write the three files into a staging folder and rename it into place."""
-    root = _folder()
-    storage_name = uuid.uuid4().hex
-    staging = Path(tempfile.mkdtemp(prefix=f".{storage_name}-", dir=root))
-    try:
-        csv_path, parquet_path = staging / DATA_FILES["csv"], staging / DATA_FILES["parquet"]
-        frame.to_csv(csv_path, index=False, na_rep="", lineterminator="\n")
-        frame.to_parquet(parquet_path, index=False, engine="pyarrow")
-        facts = {"csv_bytes": csv_path.stat().st_size, "csv_sha256": _sha256(csv_path),
-                 "parquet_bytes": parquet_path.stat().st_size, "parquet_sha256": _sha256(parquet_path)}
-        datasheet["files"] = {"csv": {"name": DATA_FILES["csv"], "bytes": facts["csv_bytes"],
-                                      "sha256": facts["csv_sha256"]},
-                              "parquet": {"name": DATA_FILES["parquet"], "bytes": facts["parquet_bytes"],
-                                          "sha256": facts["parquet_sha256"]}}
-        (staging / DATASHEET_FILE).write_text(json.dumps(datasheet, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        for path in staging.iterdir():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(staging, root / storage_name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return storage_name, facts
-
-
 def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: dict | None = None, by,
                    queue_report: bool = True) -> Release:
     """Sample ``rows`` synthetic rows (optionally conditional or rebalanced) and store them as a
     draft release with a pending validation report, queued when the release commits
     (``queue_report=False``: the caller computes it). Every check happens before anything is written."""
-    from generators.services import run_generator
-
     check_whole_number("rows", rows, 1, settings.RELEASE_MAX_ROWS)
     check_whole_number("seed", seed, 0, MAX_SEED)
     if conditions is not None and not isinstance(conditions, dict):
@@ -138,7 +83,7 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
     created_at = timezone.now()
     datasheet = _datasheet(run, rows=rows, seed=seed, conditions=conditions or None, created_at=created_at,
                            hyperparameters=asdict(generator.hyper))
-    storage_name, facts = _write(frame, datasheet)
+    storage_name, facts = release_write(frame, datasheet)
     try:
         with transaction.atomic():
             release = Release.objects.create(run=run, dataset=run.dataset, rows=rows, seed=seed,
@@ -149,7 +94,7 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
                                   "conditions": conditions or None})
             report_request(release, enqueue=queue_report)
     except BaseException:
-        shutil.rmtree(_folder() / storage_name, ignore_errors=True)
+        release_remove(storage_name)
         raise
     return release
 

@@ -18,12 +18,14 @@ import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
-from clearinghouse.models import AuditEvent, Release, ReleaseReport
+from clearinghouse.models import AuditEvent
+from releases.models import Release, ReleaseReport
 from clearinghouse.services.datasets import dataset_create
 from generators.core.evaluation import Report, check_gates
 from generators.core.evaluation.ranking import composite_score
-from generators.models import GeneratorRun, Sweep
-from generators.sweeps import MAX_SAMPLES, MAX_SEEDS, MAX_TRAININGS
+from generators.models import GeneratorRun
+from releases.models import Sweep
+from releases.sweeps import MAX_SAMPLES, MAX_SEEDS, MAX_TRAININGS
 from tests.clearinghouse.conftest import assert_error
 from tests.conftest import GBSG2_SCHEMA, last_event
 

@@ -1,5 +1,5 @@
-"""Releases API: custodians make and publish synthetic releases; verified researchers list and
-download the published ones. Downloads are streamed and audited."""
+"""Releases API: custodians make and publish synthetic releases, set the publication gates and run
+sweeps; verified researchers list and download the published ones. Downloads are streamed and audited."""
 
 from __future__ import annotations
 
@@ -7,21 +7,26 @@ from django.http import FileResponse
 from django.utils.encoding import force_bytes
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from accounts.permissions import IsCustodian, IsCustodianOrVerifiedResearcher
-from clearinghouse import selectors
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse import selectors as core_selectors
+from clearinghouse.errors import ApplicationError
 from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
-from clearinghouse.models import Release
-from clearinghouse.services.releases import DATA_FILES, release_create, release_file, release_publish
-from clearinghouse.services.reports import public_override, report_html, report_rerun, report_status, report_view
+from generators.core.evaluation.gates import DEFAULT_GATES, GATES, parse_gates
 from generators.models import GeneratorRun
+from releases import selectors
+from releases.models import Release, Sweep
+from releases.reports import (dataset_set_gates, public_override, report_html, report_rerun, report_status,
+                              report_view)
+from releases.services import release_create, release_publish
+from releases.storage import DATA_FILES, release_file
+from releases.sweeps import sweep_create
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
@@ -234,3 +239,104 @@ class ReleaseDownloadApi(ApiView):
                                    code="release_file_missing", status_code=410) from None
         return FileResponse(handle, as_attachment=True, content_type=CONTENT_TYPES[self.kind],
                             filename=f"{release.dataset.slug}-release-{release.pk}.{self.kind}")
+
+
+class DatasetGatesApi(ApiView):
+    """The dataset's publication-gate thresholds (custodians). PUT sets some of them; the others
+    keep the papers' defaults. A release whose report fails a gate is not published without a
+    written override."""
+
+    permission_classes = [IsCustodian]
+    audit_object_type = "dataset"
+
+    @property
+    def audit_action(self) -> str:
+        return "dataset.gates.set" if self.request.method == "PUT" else "dataset.gates.read"
+
+    @staticmethod
+    def _body(dataset) -> dict:
+        return {"dataset": dataset.slug, "gates": parse_gates(dataset.gates), "defaults": DEFAULT_GATES,
+                "descriptions": {gate.name: gate.description for gate in GATES}}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, slug: str):
+        return Response(self._body(get_object_or_404(core_selectors.dataset_list(), slug=slug)))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
+                   examples=[OpenApiExample("stricter membership inference", value={"mia_auc_max": 0.55})])
+    def put(self, request, slug: str):
+        dataset = get_object_or_404(core_selectors.dataset_list(), slug=slug)
+        if not isinstance(request.data, dict) or not request.data:
+            raise ApplicationError("Send an object of gate thresholds, e.g. {\"mia_auc_max\": 0.55}.",
+                                   code="invalid_gates")
+        return Response(self._body(dataset_set_gates(dataset=dataset, gates=dict(request.data), by=request.user)))
+
+
+class SweepOutputSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="dataset.slug", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    models = serializers.ListField(source="model_names", child=serializers.CharField(), read_only=True)
+    progress = serializers.SerializerMethodField()
+    proposed_release = serializers.IntegerField(source="proposed_release_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Sweep
+        fields = ["id", "dataset", "models", "seeds", "samples", "epochs", "rows", "status", "progress",
+                  "proposed_release", "candidates", "error", "created_by", "created_at", "started_at", "finished_at"]
+
+    @extend_schema(responses=None)
+    def get_progress(self, sweep: Sweep) -> dict:
+        return {"steps_done": sweep.steps_done, "steps_total": sweep.steps_total, "stage": sweep.stage,
+                "fraction": round(sweep.steps_done / sweep.steps_total, 4) if sweep.steps_total else 0.0}
+
+
+class DatasetSweepsApi(ApiView):
+    """GET: a dataset's sweeps. POST: start one (202): every model × seed is trained, sampled
+    ``samples`` times, reported on, and the best release passing the gates is proposed."""
+
+    permission_classes = [IsCustodian]
+    audit_object_type = "dataset"
+
+    @property
+    def audit_action(self) -> str:
+        return "sweep.create" if self.request.method == "POST" else "sweep.list"
+
+    class InputSerializer(StrictInputSerializer):
+        models = serializers.ListField(child=serializers.CharField(), help_text="e.g. [\"copula\", \"ctgan\"]")
+        seeds = serializers.ListField(child=serializers.IntegerField(), required=False, default=[0, 1, 2, 3, 4],
+                                      help_text="training seeds (default 0–4, as the AML paper)")
+        samples = serializers.IntegerField(required=False, default=3, help_text="releases per run (default 3)")
+        epochs = serializers.IntegerField(help_text="1 to GENERATOR_MAX_EPOCHS")
+        rows = serializers.IntegerField(required=False, default=None, allow_null=True,
+                                        help_text="rows per release (default: the cohort's size)")
+
+    @extend_schema(responses=SweepOutputSerializer(many=True))
+    def get(self, request, slug: str):
+        get_object_or_404(core_selectors.dataset_list(), slug=slug)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(Sweep.objects.filter(dataset__slug=slug).select_related(
+            "dataset", "created_by"), request, view=self)
+        return paginator.get_paginated_response(SweepOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={202: SweepOutputSerializer}, operation_id="sweeps_create")
+    def post(self, request, slug: str):
+        dataset = get_object_or_404(core_selectors.dataset_list(), slug=slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sweep = sweep_create(dataset=dataset, by=request.user, **data.validated_data)
+        sweep.refresh_from_db()  # without a broker the sweep has already finished here
+        return Response(SweepOutputSerializer(sweep).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/sweeps/{sweep.pk}/"})
+
+
+class SweepDetailApi(ApiView):
+    """A sweep's progress, its candidates (ranked) and the proposed release."""
+
+    permission_classes = [IsCustodian]
+    audit_action = "sweep.read"
+    audit_object_type = "sweep"
+
+    @extend_schema(responses=SweepOutputSerializer)
+    def get(self, request, sweep_id: int):
+        sweep = get_object_or_404(Sweep.objects.select_related("dataset", "created_by"), pk=sweep_id)
+        return Response(SweepOutputSerializer(sweep).data)

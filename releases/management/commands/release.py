@@ -5,9 +5,9 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from clearinghouse.management.base import AuditedCommand, custodian_for
-from clearinghouse.models import ReleaseReport
-from clearinghouse.services.releases import release_create, release_publish
 from generators.models import GeneratorRun
+from releases.models import ReleaseReport
+from releases.services import release_create, release_publish
 
 
 class Command(AuditedCommand):

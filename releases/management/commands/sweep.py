@@ -4,8 +4,8 @@ from tqdm import tqdm
 
 from clearinghouse.management.base import AuditedCommand, custodian_for
 from clearinghouse.models import Dataset
-from generators.models import Sweep
-from generators.sweeps import sweep_create, sweep_execute
+from releases.models import Sweep
+from releases.sweeps import sweep_create, sweep_execute
 
 
 class Command(AuditedCommand):

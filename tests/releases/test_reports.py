@@ -32,10 +32,12 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from clearinghouse.custody import custody_read
-from clearinghouse.models import AuditEvent, Dataset, Release, ReleaseReport
+from clearinghouse.models import AuditEvent, Dataset
+from releases.models import Release, ReleaseReport
 from clearinghouse.services.datasets import dataset_create
-from clearinghouse.services.releases import release_create, release_file
-from clearinghouse.services.reports import PARTS, report_compute
+from releases.services import release_create
+from releases.storage import release_file
+from releases.reports import PARTS, report_compute
 from generators.core.evaluation.gates import DEFAULT_GATES
 from generators.core.evaluation.html import GATES_MARKER
 from generators.core.evaluation.report import HEADLINE_KEYS, SECTIONS
@@ -398,7 +400,7 @@ def test_a_report_whose_worker_died_may_be_asked_for_again(clients, release, set
 
 def test_a_report_that_cannot_be_computed_fails_with_a_message_then_may_be_asked_for_again(
         clients, release, custodian, django_capture_on_commit_callbacks):
-    from clearinghouse.tasks import compute_report
+    from releases.tasks import compute_report
 
     release_file(release, "parquet").unlink()  # the synthetic rows are gone
     compute_report.delay(release.report.pk)  # the task, as the commit would have queued it (eager)

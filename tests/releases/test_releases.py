@@ -23,9 +23,11 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from clearinghouse.models import AuditEvent, Release
+from clearinghouse.models import AuditEvent
+from releases.models import Release
 from clearinghouse.services.datasets import dataset_create
-from clearinghouse.services.releases import DATASHEET_FILE, release_create, release_publish
+from releases.services import release_create, release_publish
+from releases.storage import DATASHEET_FILE
 from generators.core.models import TrainingDiverged
 from generators.core.models.copula import GaussianCopula
 from generators.models import GeneratorRun
@@ -297,7 +299,7 @@ def test_it_leaves_no_folder_and_no_row_when_writing_fails(run, custodian, monke
 
 
 def test_it_removes_the_written_folder_when_the_row_cannot_be_stored(run, custodian, monkeypatch):
-    from clearinghouse.services import releases
+    from releases import services as releases
 
     before = on_disk()
 
@@ -588,7 +590,7 @@ def finishing_the_report(monkeypatch, **values) -> None:
     """The release command's releases get a finished report with these gate metrics (``finish_report``).
     Run for real, without a broker, the report is computed when the release commits, inside the command;
     the test's transaction never commits."""
-    import clearinghouse.management.commands.release as command
+    import releases.management.commands.release as command
 
     real = command.release_create
     monkeypatch.setattr(command, "release_create", lambda **kwargs: finish_report(real(**kwargs), **values))
