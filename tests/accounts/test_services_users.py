@@ -12,7 +12,7 @@ from accounts import selectors, services
 from accounts.authentication import hash_token
 from accounts.models import ApiToken, Role, User
 from clearinghouse import context
-from clearinghouse.api.errors import ApplicationError
+from clearinghouse.errors import ApplicationError
 from clearinghouse.models import AuditEvent
 from tests.accounts.conftest import PASSWORD
 from tests.conftest import last_event, make_user
