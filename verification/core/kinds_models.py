@@ -112,7 +112,8 @@ from scipy.stats import t as student_t
 from clearinghouse.schema import Column, Schema
 
 from .answer import Answer
-from .hypothesis import Hypothesis
+from .hypothesis import Hypothesis, HypothesisError, _adjust, _keys, _level, _survival_columns
+from .kind import Kind
 from .kinds import Request, level_mask, numeric_values, register
 from .mechanisms import noisy_count, noisy_sum, normal_quantile
 
@@ -556,6 +557,28 @@ def _exact_logistic_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: 
     return math.exp(beta / design.exposure_unit)
 
 
+def _params_logistic_odds_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("outcome", "exposure"), ("adjust_for",))
+    outcome = _level(p["outcome"], schema, "params.outcome", value_required=True)
+    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
+    if exposure["column"] == outcome["column"]:
+        raise HypothesisError("bad_param", "params.exposure.column: must differ from the outcome column")
+    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", {outcome["column"], exposure["column"]})
+    return {"outcome": outcome, "exposure": exposure, "adjust_for": adjust}
+
+
+register(Kind(
+    name="logistic_odds_ratio",
+    parse_params=_params_logistic_odds_ratio,
+    compute=_logistic_odds_ratio,
+    exact=_exact_logistic_odds_ratio,
+    description=("params: outcome {column, value} (a category, the 1 of the model), exposure {column, value} (a "
+                 "category, or a numeric column without value: per unit), optional adjust_for (covariate columns)."
+                 " Estimate: the exposure's odds ratio of a logistic regression, by sample-and-aggregate."),
+    example_params={"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age", "tgrade"]},
+))
+
+
 # --- hazard_ratio ------------------------------------------------------------------------------
 
 
@@ -595,5 +618,24 @@ def _exact_hazard_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothe
     return math.exp(coefficient / design.exposure_unit)
 
 
-register("logistic_odds_ratio", _logistic_odds_ratio, _exact_logistic_odds_ratio)
-register("hazard_ratio", _hazard_ratio, _exact_hazard_ratio)
+def _params_hazard_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("exposure",), ("adjust_for",))
+    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
+    survival = _survival_columns(schema)
+    if exposure["column"] in survival:
+        raise HypothesisError("bad_param", "params.exposure.column: cannot be the survival duration or event")
+    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", survival | {exposure["column"]})
+    return {"exposure": exposure, "adjust_for": adjust}
+
+
+register(Kind(
+    name="hazard_ratio",
+    parse_params=_params_hazard_ratio,
+    compute=_hazard_ratio,
+    exact=_exact_hazard_ratio,
+    description=("params: exposure {column, value} (a category, or a numeric column without value: per unit), "
+                 "optional adjust_for (covariate columns); needs a survival pair. Estimate: the exposure's hazard "
+                 "ratio of a Cox model (Efron ties), by sample-and-aggregate."),
+    example_params={"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]},
+))
+
