@@ -22,4 +22,5 @@ from .kind import Kind
 from .kinds import KINDS, answer, register
 from . import kinds_models, kinds_survival  # noqa: E402,F401  (register the regression and survival kinds)
 
-__all__ = ["KINDS", "Answer", "Kind", "Hypothesis", "HypothesisError", "answer", "parse_hypothesis", "register", "verdict_for"]
+__all__ = ["KINDS", "Answer", "Hypothesis", "HypothesisError", "Kind", "answer", "parse_hypothesis", "register",
+           "verdict_for"]

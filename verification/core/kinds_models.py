@@ -234,7 +234,8 @@ register(Kind(
     description=("params: outcome {column, value} (a category, the 1 of the model), exposure {column, value} (a "
                  "category, or a numeric column without value: per unit), optional adjust_for (covariate columns)."
                  " Estimate: the exposure's odds ratio of a logistic regression, by sample-and-aggregate."),
-    example_params={"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age", "tgrade"]},
+    example_params={"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"},
+                    "adjust_for": ["age", "tgrade"]},
 ))
 
 
