@@ -7,7 +7,10 @@ A hypothesis (``docs``: DESIGN.md, "Hypothesis kinds") is::
      "claim": {"direction": "greater" | "less" | "not_equal", "value": x},
      "epsilon": e}
 
-:func:`parse_hypothesis` checks every part against the schema and raises
+:func:`parse_hypothesis` checks every part against the schema (a kind's ``params`` by its
+registered :class:`~verification.core.kind.Kind`'s ``parse_params``, defined next to its
+computation; the helpers they share, ``_column``, ``_level``, ``_group``, ``_adjust``, … are
+here) and raises
 :class:`HypothesisError` with a stable ``code`` and a message naming the problem. ``release`` is
 checked by the Django side and ignored here.
 
@@ -49,6 +52,8 @@ from decimal import Decimal
 from typing import Any
 
 from clearinghouse.schema import Column, Schema
+
+from .kind import REGISTRY
 
 __all__ = [
     "DIRECTIONS",
@@ -296,7 +301,7 @@ def _parse_where(raw: Any, schema: Schema) -> tuple[Filter, ...]:
     return tuple(sorted(filters, key=lambda f: (f.column, f.op, json.dumps(f.to_dict()["value"], sort_keys=True))))
 
 
-# --- params ------------------------------------------------------------------------------------
+# --- params helpers (each kind's parser lives next to its computation: its Kind's parse_params) ---
 
 
 def _group(raw: Any, schema: Schema, path: str) -> dict[str, Any]:
@@ -361,136 +366,8 @@ def _adjust(raw: Any, schema: Schema, path: str, exclude: set[str]) -> list[str]
     return sorted(names)
 
 
-def _p_count(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ())
-    return {}
-
-
-def _p_proportion(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("column", "value"))
-    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
-    return {"column": column.name, "value": _category(column, p["value"], "params.value", "bad_param")}
-
-
-def _p_mean(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("column",))
-    return {"column": _need_numeric(_column(schema, p["column"], "params.column"), "params.column").name}
-
-
-def _p_quantile(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("column",), ("q",))
-    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
-    q = _number(p.get("q", 0.5), "params.q", "bad_param")
-    if not 0 < q < 1:
-        raise HypothesisError("bad_param", f"params.q: must lie strictly between 0 and 1, not {p.get('q')!r}")
-    return {"column": column.name, "q": _plain(q)}
-
-
-def _p_difference_in_means(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("column", "group"))
-    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
-    return {"column": column.name, "group": _group(p["group"], schema, "params.group")}
-
-
-def _p_difference_in_proportions(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("column", "value", "group"))
-    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
-    value = _category(column, p["value"], "params.value", "bad_param")
-    group = _group(p["group"], schema, "params.group")
-    if group["column"] == column.name:
-        raise HypothesisError("bad_param", "params.group.column: must differ from params.column")
-    return {"column": column.name, "value": value, "group": group}
-
-
-def _p_correlation(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("x", "y"))
-    x = _need_numeric(_column(schema, p["x"], "params.x"), "params.x").name
-    y = _need_numeric(_column(schema, p["y"], "params.y"), "params.y").name
-    if x == y:
-        raise HypothesisError("bad_param", "params: x and y must be different columns")
-    x, y = sorted((x, y))  # Pearson's r is symmetric
-    return {"x": x, "y": y}
-
-
-def _p_odds_ratio(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("a", "b"))
-    a = _level(p["a"], schema, "params.a")
-    b = _level(p["b"], schema, "params.b")
-    if a["column"] == b["column"]:
-        raise HypothesisError("bad_param", "params: a and b must use different columns")
-    a, b = sorted((a, b), key=lambda level: level["column"])  # the 2x2 odds ratio is symmetric
-    return {"a": a, "b": b}
-
-
-def _p_logistic_odds_ratio(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("outcome", "exposure"), ("adjust_for",))
-    outcome = _level(p["outcome"], schema, "params.outcome", value_required=True)
-    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
-    if exposure["column"] == outcome["column"]:
-        raise HypothesisError("bad_param", "params.exposure.column: must differ from the outcome column")
-    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", {outcome["column"], exposure["column"]})
-    return {"outcome": outcome, "exposure": exposure, "adjust_for": adjust}
-
-
 def _survival_columns(schema: Schema) -> set[str]:
     return {schema.survival.duration, schema.survival.event}
-
-
-def _p_hazard_ratio(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("exposure",), ("adjust_for",))
-    exposure = _level(p["exposure"], schema, "params.exposure", numeric=True)
-    survival = _survival_columns(schema)
-    if exposure["column"] in survival:
-        raise HypothesisError("bad_param", "params.exposure.column: cannot be the survival duration or event")
-    adjust = _adjust(p.get("adjust_for"), schema, "params.adjust_for", survival | {exposure["column"]})
-    return {"exposure": exposure, "adjust_for": adjust}
-
-
-def _optional_group(raw: Any, schema: Schema) -> dict | None:
-    if raw is None:
-        return None
-    level = _level(raw, schema, "params.group")
-    if level["column"] in _survival_columns(schema):
-        raise HypothesisError("bad_param", "params.group.column: cannot be the survival duration or event")
-    return level
-
-
-def _p_km_median(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", (), ("group",))
-    return {"group": _optional_group(p.get("group"), schema)}
-
-
-def _p_survival_at(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("time",), ("group",))
-    time = _number(p["time"], "params.time", "bad_param")
-    if time < 0:
-        raise HypothesisError("bad_param", f"params.time: must not be negative, not {p['time']!r}")
-    return {"time": _plain(time), "group": _optional_group(p.get("group"), schema)}
-
-
-def _p_logrank(p: dict, schema: Schema) -> dict:
-    _keys(p, "params", ("group",))
-    group = _group(p["group"], schema, "params.group")
-    if group["column"] in _survival_columns(schema):
-        raise HypothesisError("bad_param", "params.group.column: cannot be the survival event")
-    return {"group": group}
-
-
-_PARAMS = {
-    "count": _p_count,
-    "proportion": _p_proportion,
-    "mean": _p_mean,
-    "quantile": _p_quantile,
-    "difference_in_means": _p_difference_in_means,
-    "difference_in_proportions": _p_difference_in_proportions,
-    "correlation": _p_correlation,
-    "odds_ratio": _p_odds_ratio,
-    "logistic_odds_ratio": _p_logistic_odds_ratio,
-    "hazard_ratio": _p_hazard_ratio,
-    "km_median": _p_km_median,
-    "survival_at": _p_survival_at,
-    "logrank": _p_logrank,
-}
 
 
 # --- top level -----------------------------------------------------------------------------
@@ -552,7 +429,10 @@ def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothe
                                              "(duration and event); this schema declares none")
     params = raw.get("params")
     params = {} if params is None else _object(params, "params", "malformed")
-    parsed = _PARAMS[kind](params, schema)
+    registered = REGISTRY.get(kind)
+    if registered is None:
+        raise NotImplementedError(f"kind {kind!r} is in the hypothesis format but no module has registered it")
+    parsed = registered.parse_params(params, schema)
     where = _parse_where(raw.get("where"), schema)
     claim = _parse_claim(raw.get("claim"), kind)
     return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon,

@@ -2,9 +2,11 @@
 :class:`~verification.core.answer.Answer` out).
 
 :func:`answer` applies the ``where`` filter, dispatches on the kind through :data:`KINDS`, adds
-the synthetic estimate (:data:`EXACT`, the same statistic without noise on the synthetic release)
-and the verdict. Another module adds kinds with :func:`register`; a kind that the hypothesis
-format knows but nobody has registered raises :class:`NotImplementedError`.
+the synthetic estimate (the kind's ``exact``, the same statistic without noise on the synthetic
+release) and the verdict. Each kind is one :class:`~verification.core.kind.Kind` (its params
+parser, ``compute``, ``exact``, description), defined once next to its computation and added with
+:func:`register`; a kind that the hypothesis format knows but nobody has registered raises
+:class:`NotImplementedError`.
 
 Privacy
 -------
@@ -57,7 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +68,21 @@ from clearinghouse.schema import Column, Schema
 
 from .answer import Answer, verdict_for
 from .hypothesis import KINDS as KIND_NAMES
-from .hypothesis import Filter, Hypothesis
+from .hypothesis import (
+    Filter,
+    Hypothesis,
+    HypothesisError,
+    _category,
+    _column,
+    _group,
+    _keys,
+    _level,
+    _need_category,
+    _need_numeric,
+    _number,
+    _plain,
+)
+from .kind import REGISTRY, ExactFunction, Kind, KindFunction  # noqa: F401  (KindFunction: re-exported)
 from .mechanisms import (
     count_noise_sd,
     discrete_laplace_quantile,
@@ -82,6 +98,7 @@ __all__ = [
     "CORRELATION_SPLIT",
     "EXACT",
     "KINDS",
+    "Kind",
     "Request",
     "answer",
     "apply_where",
@@ -193,20 +210,22 @@ class Request:
         )
 
 
-KindFunction = Callable[[Request], Answer]
-ExactFunction = Callable[[pd.DataFrame, Schema, Hypothesis], "float | None"]
-#: kind -> the DP computation (gets a :class:`Request`, returns an :class:`Answer` without verdict).
-KINDS: dict[str, KindFunction] = {}
-#: kind -> the same statistic without noise, on an already filtered frame (for the synthetic release).
+#: kind name -> its :class:`~verification.core.kind.Kind` (the registry; filled by :func:`register`).
+KINDS: dict[str, Kind] = REGISTRY
+#: kind name -> its ``exact`` function (a view kept by :func:`register`, for callers that only need
+#: the noiseless statistic on an already filtered frame).
 EXACT: dict[str, ExactFunction] = {}
 
 
-def register(kind: str, compute: KindFunction, exact: ExactFunction) -> None:
-    """Add (or replace) a kind: ``compute`` answers with DP, ``exact`` gives the noiseless statistic."""
-    if kind not in KIND_NAMES:
-        raise ValueError(f"{kind!r} is not a hypothesis kind; add it to verification.core.hypothesis first")
-    KINDS[kind] = compute
-    EXACT[kind] = exact
+def register(kind: Kind) -> None:
+    """Add (or replace) a kind: one :class:`Kind` with its params parser, DP ``compute`` (gets a
+    :class:`Request`, returns an :class:`Answer` without verdict) and noiseless ``exact``."""
+    if not isinstance(kind, Kind):
+        raise TypeError("register takes a verification.core.kind.Kind")
+    if kind.name not in KIND_NAMES:
+        raise ValueError(f"{kind.name!r} is not a hypothesis kind; add it to verification.core.hypothesis first")
+    KINDS[kind.name] = kind
+    EXACT[kind.name] = kind.exact
 
 
 def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: np.random.Generator,
@@ -227,7 +246,7 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
         raise ValueError("min_subgroup must be a positive integer")
     request = Request(frame=apply_where(frame, hypothesis.where), schema=schema, hypothesis=hypothesis,
                       rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence))
-    result = KINDS[hypothesis.kind](request)
+    result = KINDS[hypothesis.kind].compute(request)
     result.epsilon = hypothesis.epsilon
     result.confidence = float(confidence)
     if synthetic is not None:
@@ -294,6 +313,21 @@ def _exact_count(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) ->
     return float(len(frame))
 
 
+def _params_count(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ())
+    return {}
+
+
+register(Kind(
+    name="count",
+    parse_params=_params_count,
+    compute=_count,
+    exact=_exact_count,
+    description=("No params. Estimate: the number of rows that pass the where filter (a discrete-Laplace count)."),
+    example_params={},
+))
+
+
 # --- proportion ----------------------------------------------------------------------------------
 
 
@@ -322,6 +356,23 @@ def _exact_proportion(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesi
     return k / (k + m) if k + m else None
 
 
+def _params_proportion(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "value"))
+    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
+    return {"column": column.name, "value": _category(column, p["value"], "params.value", "bad_param")}
+
+
+register(Kind(
+    name="proportion",
+    parse_params=_params_proportion,
+    compute=_proportion,
+    exact=_exact_proportion,
+    description=("params: column (categorical or event) and value (one of its categories; 0/1 for an event). "
+                 "Estimate: the share of rows with the column present whose value equals value."),
+    example_params={"column": "horTh", "value": "yes"},
+))
+
+
 # --- mean ------------------------------------------------------------------------------------------
 
 
@@ -347,6 +398,21 @@ def _exact_mean(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> 
     return float(values.mean()) if len(values) else None
 
 
+def _params_mean(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column",))
+    return {"column": _need_numeric(_column(schema, p["column"], "params.column"), "params.column").name}
+
+
+register(Kind(
+    name="mean",
+    parse_params=_params_mean,
+    compute=_mean,
+    exact=_exact_mean,
+    description=("params: column (numeric). Estimate: the mean of the column, values clamped to its public bounds."),
+    example_params={"column": "age"},
+))
+
+
 # --- quantile ----------------------------------------------------------------------------------
 
 
@@ -367,6 +433,26 @@ def _quantile(req: Request) -> Answer:
 def _exact_quantile(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
     values = _values(frame, schema[hypothesis.params["column"]])
     return float(np.quantile(values, float(hypothesis.params["q"]))) if len(values) else None
+
+
+def _params_quantile(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column",), ("q",))
+    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
+    q = _number(p.get("q", 0.5), "params.q", "bad_param")
+    if not 0 < q < 1:
+        raise HypothesisError("bad_param", f"params.q: must lie strictly between 0 and 1, not {p.get('q')!r}")
+    return {"column": column.name, "q": _plain(q)}
+
+
+register(Kind(
+    name="quantile",
+    parse_params=_params_quantile,
+    compute=_quantile,
+    exact=_exact_quantile,
+    description=("params: column (numeric) and q in (0, 1), default 0.5. Estimate: the q-quantile of the column "
+                 "(exponential mechanism over the public range)."),
+    example_params={"column": "tsize", "q": 0.5},
+))
 
 
 # --- differences between two groups ---------------------------------------------------------------
@@ -403,6 +489,23 @@ def _exact_difference_in_means(frame: pd.DataFrame, schema: Schema, hypothesis: 
     return float(a.mean() - b.mean()) if len(a) and len(b) else None
 
 
+def _params_difference_in_means(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "group"))
+    column = _need_numeric(_column(schema, p["column"], "params.column"), "params.column")
+    return {"column": column.name, "group": _group(p["group"], schema, "params.group")}
+
+
+register(Kind(
+    name="difference_in_means",
+    parse_params=_params_difference_in_means,
+    compute=_difference_in_means,
+    exact=_exact_difference_in_means,
+    description=("params: column (numeric) and group {column, a, b} (two categories of a categorical or event "
+                 "column). Estimate: mean in group a minus mean in group b."),
+    example_params={"column": "age", "group": {"column": "horTh", "a": "yes", "b": "no"}},
+))
+
+
 def _difference_in_proportions(req: Request) -> Answer:
     method = "difference of two proportions from four discrete-Laplace cell counts, Wald CI with noise variance"
     name, value = req.params["column"], req.params["value"]
@@ -426,6 +529,27 @@ def _exact_difference_in_proportions(frame: pd.DataFrame, schema: Schema, hypoth
     frame_a, frame_b = _groups(frame, hypothesis.params["group"])
     (ka, ma), (kb, mb) = _proportion_counts(frame_a, name, value), _proportion_counts(frame_b, name, value)
     return ka / (ka + ma) - kb / (kb + mb) if ka + ma and kb + mb else None
+
+
+def _params_difference_in_proportions(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("column", "value", "group"))
+    column = _need_category(_column(schema, p["column"], "params.column"), "params.column")
+    value = _category(column, p["value"], "params.value", "bad_param")
+    group = _group(p["group"], schema, "params.group")
+    if group["column"] == column.name:
+        raise HypothesisError("bad_param", "params.group.column: must differ from params.column")
+    return {"column": column.name, "value": value, "group": group}
+
+
+register(Kind(
+    name="difference_in_proportions",
+    parse_params=_params_difference_in_proportions,
+    compute=_difference_in_proportions,
+    exact=_exact_difference_in_proportions,
+    description=("params: column and value (a category), group {column, a, b} on another column. Estimate: the "
+                 "proportion of value in group a minus that in group b."),
+    example_params={"column": "cens", "value": 1, "group": {"column": "horTh", "a": "yes", "b": "no"}},
+))
 
 
 # --- correlation -------------------------------------------------------------------------------------
@@ -496,6 +620,27 @@ def _exact_correlation(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothes
     return float(np.corrcoef(u, v)[0, 1])  # r is invariant to the linear scaling
 
 
+def _params_correlation(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("x", "y"))
+    x = _need_numeric(_column(schema, p["x"], "params.x"), "params.x").name
+    y = _need_numeric(_column(schema, p["y"], "params.y"), "params.y").name
+    if x == y:
+        raise HypothesisError("bad_param", "params: x and y must be different columns")
+    x, y = sorted((x, y))  # Pearson's r is symmetric
+    return {"x": x, "y": y}
+
+
+register(Kind(
+    name="correlation",
+    parse_params=_params_correlation,
+    compute=_correlation,
+    exact=_exact_correlation,
+    description=("params: x and y (two different numeric columns). Estimate: Pearson's r of the pairs with both "
+                 "values present (values clamped to the public bounds)."),
+    example_params={"x": "age", "y": "tsize"},
+))
+
+
 # --- odds ratio of a 2x2 table ----------------------------------------------------------------------
 
 
@@ -545,14 +690,23 @@ def _exact_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesi
     return _odds(_corrected(cells)) if sum(cells.values()) else None
 
 
-for _kind, _compute, _exact in (
-    ("count", _count, _exact_count),
-    ("proportion", _proportion, _exact_proportion),
-    ("mean", _mean, _exact_mean),
-    ("quantile", _quantile, _exact_quantile),
-    ("difference_in_means", _difference_in_means, _exact_difference_in_means),
-    ("difference_in_proportions", _difference_in_proportions, _exact_difference_in_proportions),
-    ("correlation", _correlation, _exact_correlation),
-    ("odds_ratio", _odds_ratio, _exact_odds_ratio),
-):
-    register(_kind, _compute, _exact)
+def _params_odds_ratio(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("a", "b"))
+    a = _level(p["a"], schema, "params.a")
+    b = _level(p["b"], schema, "params.b")
+    if a["column"] == b["column"]:
+        raise HypothesisError("bad_param", "params: a and b must use different columns")
+    a, b = sorted((a, b), key=lambda level: level["column"])  # the 2x2 odds ratio is symmetric
+    return {"a": a, "b": b}
+
+
+register(Kind(
+    name="odds_ratio",
+    parse_params=_params_odds_ratio,
+    compute=_odds_ratio,
+    exact=_exact_odds_ratio,
+    description=("params: a and b, each {column, value} (a category of a categorical or event column; an event "
+                 "defaults to 1), on different columns. Estimate: the odds ratio of the 2x2 table a x b."),
+    example_params={"a": {"column": "horTh", "value": "yes"}, "b": {"column": "cens", "value": 1}},
+))
+

@@ -76,7 +76,8 @@ from scipy.stats import chi2
 from clearinghouse.schema import Schema
 
 from .answer import Answer
-from .hypothesis import Hypothesis
+from .hypothesis import Hypothesis, HypothesisError, _group, _keys, _level, _number, _plain, _survival_columns
+from .kind import Kind
 from .kinds import Request, level_mask, numeric_values, register
 from .mechanisms import discrete_laplace, discrete_laplace_sd
 
@@ -323,6 +324,31 @@ def _exact_km_median(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis
     return median if math.isfinite(median) else None
 
 
+def _optional_group(raw: Any, schema: Schema) -> dict | None:
+    if raw is None:
+        return None
+    level = _level(raw, schema, "params.group")
+    if level["column"] in _survival_columns(schema):
+        raise HypothesisError("bad_param", "params.group.column: cannot be the survival duration or event")
+    return level
+
+
+def _params_km_median(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", (), ("group",))
+    return {"group": _optional_group(p.get("group"), schema)}
+
+
+register(Kind(
+    name="km_median",
+    parse_params=_params_km_median,
+    compute=_km_median,
+    exact=_exact_km_median,
+    description=("params: optional group {column, value} (a category; the subgroup). Needs a survival pair. "
+                 "Estimate: the median survival time of a noisy life table (None if not reached)."),
+    example_params={"group": {"column": "horTh", "value": "yes"}},
+))
+
+
 # --- survival_at ----------------------------------------------------------------------------------
 
 
@@ -352,6 +378,25 @@ def _exact_survival_at(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothes
     if fitted is None:
         return None
     return float(fitted.survival_function_at_times([float(hypothesis.params["time"])]).iloc[0])
+
+
+def _params_survival_at(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("time",), ("group",))
+    time = _number(p["time"], "params.time", "bad_param")
+    if time < 0:
+        raise HypothesisError("bad_param", f"params.time: must not be negative, not {p['time']!r}")
+    return {"time": _plain(time), "group": _optional_group(p.get("group"), schema)}
+
+
+register(Kind(
+    name="survival_at",
+    parse_params=_params_survival_at,
+    compute=_survival_at,
+    exact=_exact_survival_at,
+    description=("params: time (a non-negative number, in the duration's unit) and optional group {column, value}."
+                 " Needs a survival pair. Estimate: the survival probability S(time) of a noisy life table."),
+    example_params={"time": 1000},
+))
 
 
 # --- logrank ----------------------------------------------------------------------------------------
@@ -463,6 +508,22 @@ def _exact_logrank(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) 
     return observed_expected_ratio(u, observed_a, observed_b)
 
 
-register("km_median", _km_median, _exact_km_median)
-register("survival_at", _survival_at, _exact_survival_at)
-register("logrank", _logrank, _exact_logrank)
+def _params_logrank(p: dict, schema: Schema) -> dict:
+    _keys(p, "params", ("group",))
+    group = _group(p["group"], schema, "params.group")
+    if group["column"] in _survival_columns(schema):
+        raise HypothesisError("bad_param", "params.group.column: cannot be the survival event")
+    return {"group": group}
+
+
+register(Kind(
+    name="logrank",
+    parse_params=_params_logrank,
+    compute=_logrank,
+    exact=_exact_logrank,
+    description=("params: group {column, a, b} (two categories, not the survival event). Needs a survival pair. "
+                 "Estimate: the log-rank observed/expected hazard ratio of group a vs group b on noisy life "
+                 "tables."),
+    example_params={"group": {"column": "horTh", "a": "yes", "b": "no"}},
+))
+

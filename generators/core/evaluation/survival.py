@@ -25,6 +25,7 @@ from lifelines.statistics import logrank_test
 from lifelines.utils import concordance_index
 from scipy import stats
 
+from clearinghouse.fitting import cox_information, fit_cox
 from clearinghouse.schema import Column, Schema
 from generators.core.evaluation.encoding import labels
 from generators.core.evaluation.report import EvalContext, Metric
@@ -207,12 +208,13 @@ class CoxFitError(ValueError):
 
 def efron_cox(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients and standard errors of a Cox model with Efron's ties (what lifelines'
-    CoxPHFitter fits), by Newton–Raphson on risk-set sums built with cumulative sums. lifelines
-    loops over rows in Python (~0.5 s a fit at 10k rows); a report makes ~60 univariable fits.
+    CoxPHFitter fits): :func:`clearinghouse.fitting.fit_cox` (Newton–Raphson on risk-set sums built
+    with cumulative sums, no penalty; shared with the verification engine), standard errors from
+    the inverse of :func:`~clearinghouse.fitting.cox_information` at the estimate. lifelines loops
+    over rows in Python (~0.5 s a fit at 10k rows); a report makes ~60 univariable fits.
 
-    ``x`` (rows × p) is one column, or exclusive 0/1 dummies (at most one 1 a row): then the
-    risk sets' second moments are diagonal, ``Σ w x xᵀ = diag(Σ w x)``. A single column is
-    standardised for the iterations and the result scaled back. Raises :class:`CoxFitError`."""
+    ``x`` (rows × p) is one column, or exclusive 0/1 dummies (at most one 1 a row). A single column
+    is standardised for the iterations and the result scaled back. Raises :class:`CoxFitError`."""
     x = np.asarray(x, dtype="float64").reshape(len(time), -1)
     p = x.shape[1]
     shift, scale = np.zeros(p), np.ones(p)
@@ -223,61 +225,17 @@ def efron_cox(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> tuple[np.nd
     elif (x.sum(axis=0) == 0).any() or (x.sum(axis=0) == len(x)).any():
         raise CoxFitError("a level is absent or covers every row")
     z = (x - shift) / scale
-
-    order = np.argsort(time, kind="stable")
-    t, died, z = np.asarray(time, dtype="float64")[order], np.asarray(event, dtype=bool)[order], z[order]
+    t, died = np.asarray(time, dtype="float64"), np.asarray(event, dtype=bool)
     if not died.any():
         raise CoxFitError("there are no events")
-    _, first, counts = np.unique(t, return_index=True, return_counts=True)
-    group = np.repeat(np.arange(len(first)), counts)[died]  # each death's tied-time group
-    new = np.r_[True, group[1:] != group[:-1]]
-    starts = np.flatnonzero(new)  # first death of each group with deaths
-    tied = np.diff(np.append(starts, len(group)))  # deaths per such group
-    at = np.cumsum(new) - 1  # each death's group among those with deaths
-    fraction = (np.arange(len(group)) - starts[at]) / tied[at]  # Efron's l / d
-    risk_at = first[group]  # row where each death's risk set starts (times sorted ascending)
-    z_died = z[died]
-    z_total = z_died.sum(axis=0)
-
-    def state(beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        eta = z @ beta
-        top = eta.max()
-        w = np.exp(eta - top)
-        wz = w[:, None] * z
-        moments = np.column_stack([w, wz, wz * z])  # S0, S1, diagonal of S2
-        risk = np.cumsum(moments[::-1], axis=0)[::-1][risk_at]
-        ties = np.add.reduceat(moments[died], starts, axis=0)[at]
-        pooled = risk - fraction[:, None] * ties
-        denominator = pooled[:, 0]
-        mean = pooled[:, 1:p + 1] / denominator[:, None]
-        loglik = float(z_total @ beta - np.log(denominator).sum() - top * len(group))
-        gradient = z_total - mean.sum(axis=0)
-        information = np.diag((pooled[:, p + 1:] / denominator[:, None]).sum(axis=0)) - mean.T @ mean
-        return loglik, gradient, information
-
-    beta = np.zeros(p)
-    loglik, gradient, information = state(beta)
-    for _ in range(_MAX_STEPS):
-        try:
-            delta = np.linalg.solve(information, gradient)
-        except np.linalg.LinAlgError:
-            raise CoxFitError("its information matrix is singular") from None
-        step = 1.0
-        while True:  # halve the step until the likelihood does not fall
-            candidate = beta + step * delta
-            trial = state(candidate)
-            if trial[0] >= loglik - 1e-12 * abs(loglik) or step < 1e-6:
-                break
-            step /= 2
-        beta, (loglik, gradient, information) = candidate, trial
-        if not np.isfinite(beta).all() or np.abs(beta).max() > _MAX_COEF:
-            raise CoxFitError("it diverges (complete separation)")
-        if np.abs(step * delta).max() < 1e-10:
-            break
-    else:
+    beta, converged = fit_cox(z, t, died, ridge=0.0, max_iter=_MAX_STEPS)
+    beta = beta[0]
+    if not np.isfinite(beta).all() or np.abs(beta).max() > _MAX_COEF:
+        raise CoxFitError("it diverges (complete separation)")
+    if not converged[0]:
         raise CoxFitError(f"it did not converge in {_MAX_STEPS} Newton steps")
     try:
-        covariance = np.linalg.inv(information)
+        covariance = np.linalg.inv(cox_information(z, t, died, beta))
     except np.linalg.LinAlgError:
         raise CoxFitError("its information matrix is singular") from None
     se = np.sqrt(np.diag(covariance))

@@ -4,6 +4,7 @@ synthetic estimate and the dispatch table. Fixed seeds; each tolerance is stated
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,7 @@ from verification.core import kinds
 from verification.core.answer import Answer, verdict_for
 from tests.verification.core.conftest import hyp
 from verification.core.hypothesis import Claim
+from verification.core.kind import Kind
 
 
 
@@ -383,12 +385,13 @@ def test_another_module_can_register_a_kind(gbsg2, gbsg2_schema, monkeypatch):
     def km_median(request: kinds.Request) -> Answer:
         return request.release(1000.0, 900.0, 1100.0, len(request.frame), "stub", {"all": request.epsilon}, {})
 
-    kinds.register("km_median", km_median, lambda frame, schema, hypothesis: 1234.0)
+    kinds.register(dataclasses.replace(kinds.KINDS["km_median"], compute=km_median,
+                                       exact=lambda frame, schema, hypothesis: 1234.0))
     hypothesis = hyp(gbsg2_schema, "km_median", {}, claim={"direction": "greater", "value": 800})
     result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(0), synthetic=gbsg2)
     assert (result.estimate, result.verdict, result.synthetic_estimate) == (1000.0, "supported", 1234.0)
     with pytest.raises(ValueError):
-        kinds.register("median_of_medians", km_median, lambda *args: None)
+        kinds.register(Kind("median_of_medians", lambda p, schema: {}, km_median, lambda *args: None, "a median"))
 
 
 def test_bad_engine_arguments(gbsg2, gbsg2_schema):

@@ -1,5 +1,6 @@
-"""The regression kinds (logistic_odds_ratio, hazard_ratio) by sample-and-aggregate: the batched
-block fits against statsmodels and lifelines, the Laplace + normal CI quantile, CI coverage on
+"""The regression kinds (logistic_odds_ratio, hazard_ratio) by sample-and-aggregate (the batched
+block fits are tested in tests/clearinghouse/test_fitting.py, the Laplace + normal CI quantile in
+test_aggregate.py): CI coverage on
 simulated data with a known log-OR / log-HR, agreement with the full-data fits on GBSG2 at large ε,
 noise, withholding, fallbacks and latency. Fixed seeds; each tolerance is stated where it is used."""
 
@@ -14,11 +15,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, optimize, stats
 
 from clearinghouse.schema import Schema
 from verification.core import KINDS, kinds
-from verification.core import kinds_models as km
 from tests.verification.core.conftest import hyp
 from verification.core.hypothesis import KINDS as KIND_NAMES
 
@@ -33,91 +32,6 @@ GBSG2_SPECS = {
 def test_every_kind_is_registered_by_importing_the_package():
     assert set(KINDS) == set(KIND_NAMES)
     assert set(kinds.EXACT) == set(KIND_NAMES)
-
-
-# --- the block fits ------------------------------------------------------------------------------
-
-
-def _survival_data(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.column_stack([rng.random(n) < 0.5, rng.normal(size=n), rng.integers(0, 3, n) == 1]).astype(float)
-    t = np.round(rng.exponential(1 / np.exp(0.5 * x[:, 0] - 0.3 * x[:, 1])), 1)  # rounding makes ties
-    c = np.round(rng.exponential(1.5, n), 1)
-    return x, np.minimum(t, c), t <= c
-
-
-def test_cox_blocks_match_lifelines_with_ties():
-    from lifelines import CoxPHFitter
-
-    rng = np.random.default_rng(0)
-    x, time_, event = _survival_data(rng, 600)
-    labels = rng.integers(0, 4, len(x))
-    beta, converged = km.fit_cox(x, time_, event, labels, 4, ridge=0.0)
-    assert converged.all()
-    data = pd.DataFrame(x, columns=["a", "b", "c"]).assign(T=time_, E=event.astype(int))
-    for block in range(4):
-        reference = CoxPHFitter().fit(data[labels == block], "T", "E").params_.to_numpy()  # Efron ties
-        # each stops its Newton iterations at its own step tolerance; they agree to ~5e-6
-        np.testing.assert_allclose(beta[block], reference, atol=2e-5)
-
-
-def test_logistic_blocks_match_statsmodels_and_firth_maximises_its_penalised_likelihood():
-    import statsmodels.api as sm
-
-    rng = np.random.default_rng(1)
-    n = 400
-    x = np.column_stack([np.ones(n), rng.random(n) < 0.4, rng.normal(size=n)])
-    y = (rng.random(n) < 1 / (1 + np.exp(-(-0.5 + 0.8 * x[:, 1] + 0.5 * x[:, 2])))).astype(float)
-    labels = rng.integers(0, 3, n)
-    mle, converged = km.fit_logistic(x, y, labels, 3, ridge=0.0, firth=False)
-    assert converged.all()
-    for block in range(3):
-        mask = labels == block
-        np.testing.assert_allclose(mle[block], sm.Logit(y[mask], x[mask]).fit(disp=0).params, atol=1e-8)
-
-    firth, converged = km.fit_logistic(x, y, labels, 3, ridge=0.0, firth=True)
-    assert converged.all()
-    for block in range(3):
-        xb, yb = x[labels == block], y[labels == block]
-
-        def minus_penalised(beta):
-            eta = xb @ beta
-            p = 1 / (1 + np.exp(-eta))
-            information = (xb * (p * (1 - p))[:, None]).T @ xb
-            return -(np.sum(yb * eta - np.logaddexp(0, eta)) + 0.5 * np.linalg.slogdet(information)[1])
-
-        best = optimize.minimize(minus_penalised, np.zeros(3), method="BFGS", options={"gtol": 1e-10})
-        np.testing.assert_allclose(firth[block], best.x, atol=1e-5)
-        # Firth shrinks towards 0 relative to the MLE
-        assert abs(firth[block][1]) < abs(mle[block][1])
-
-
-def test_separation_gives_finite_estimates_and_no_exception():
-    x = np.column_stack([np.ones(40), np.r_[np.zeros(20), np.ones(20)]])
-    y = x[:, 1].copy()  # the exposure predicts the outcome perfectly
-    beta, converged = km.fit_logistic(x, y)
-    assert converged.all() and np.isfinite(beta).all() and beta[0, 1] > 3  # then clamped to +3
-    time_ = np.arange(40.0, 0.0, -1.0)  # the exposed (the last 20 rows) all die before anyone unexposed
-    event = np.ones(40, dtype=bool)
-    beta, converged = km.fit_cox(x[:, 1:], time_, event)  # separation
-    assert converged.all() and np.isfinite(beta).all() and beta[0, 0] > 3
-
-
-def test_laplace_normal_halfwidth():
-    assert km.laplace_normal_halfwidth(0.0, 2.0, 0.95) == pytest.approx(1.959964 * 2, rel=1e-6)
-    assert km.laplace_normal_halfwidth(1.5, 0.0, 0.95) == pytest.approx(1.5 * math.log(20), rel=1e-12)
-    for b, sigma in ((1.0, 1.0), (0.3, 2.0), (2.0, 0.1), (1.0, 1e-3)):
-        w = km.laplace_normal_halfwidth(b, sigma, 0.95)
-
-        def density(u):  # of |L + σZ| > w, integrating the Laplace tail over the normal
-            laplace_tail = np.where(w - u > 0, 0.5 * np.exp(-(w - u) / b), 1 - 0.5 * np.exp((w - u) / b))
-            return stats.norm.pdf(u, scale=sigma) * laplace_tail
-
-        tail = 2 * integrate.quad(density, -12 * sigma, 12 * sigma, points=[w], limit=200)[0]
-        assert tail == pytest.approx(0.05, abs=1e-6), (b, sigma)
-
-
-def test_block_count_is_a_public_function_of_the_noisy_count():
-    assert [km.block_count(n) for n in (100, 499, 500, 2000, 9_999, 10_000, 10**6)] == [5, 5, 5, 20, 99, 100, 100]
 
 
 # --- coverage on simulated data with known truth -------------------------------------------------

@@ -1,0 +1,50 @@
+"""One hypothesis kind as one object: :class:`Kind` bundles what the engine needs about a kind.
+
+* ``parse_params(params, schema) -> dict``: checks and normalizes the kind's ``params`` against the
+  schema (raising :class:`~verification.core.hypothesis.HypothesisError`), defaults filled in;
+* ``compute(request) -> Answer``: the ε-DP computation on the real rows (after ``where``);
+* ``exact(frame, schema, hypothesis) -> float | None``: the same statistic without noise, for the
+  synthetic release's ``synthetic_estimate``;
+* ``description``: plain text on the params and the estimate (for the docs and the API schema);
+* ``example_params``: a valid ``params`` for the GBSG2 schema (``clearinghouse/fixtures/gbsg2.schema.json``).
+
+:data:`REGISTRY` maps a kind's name to its :class:`Kind`; :func:`verification.core.kinds.register`
+fills it (each kind module registers its kinds once, at import). This module imports nothing of
+the engine, so :mod:`.hypothesis` can look parsers up here without an import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # annotations only: the engine's modules import this one
+    import pandas as pd
+
+    from clearinghouse.schema import Schema
+
+    from .answer import Answer
+    from .hypothesis import Hypothesis
+    from .kinds import Request
+
+__all__ = ["REGISTRY", "Kind"]
+
+ParamsParser = Callable[[dict, "Schema"], dict]
+KindFunction = Callable[["Request"], "Answer"]
+ExactFunction = Callable[["pd.DataFrame", "Schema", "Hypothesis"], "float | None"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A hypothesis kind: its params parser, DP computation, exact statistic and description."""
+
+    name: str
+    parse_params: ParamsParser
+    compute: KindFunction
+    exact: ExactFunction
+    description: str
+    example_params: dict[str, Any] = field(default_factory=dict)
+
+
+#: name -> :class:`Kind`, in registration order (the order of the hypothesis format's names).
+REGISTRY: dict[str, Kind] = {}
