@@ -16,22 +16,15 @@ the engine, so :mod:`.hypothesis` can look parsers up here without an import cyc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:  # annotations only: the engine's modules import this one
-    import pandas as pd
-
-    from clearinghouse.schema import Schema
-
-    from .answer import Answer
-    from .hypothesis import Hypothesis
-    from .kinds import Request
+from typing import Any, Callable
 
 __all__ = ["REGISTRY", "Kind"]
 
-ParamsParser = Callable[[dict, "Schema"], dict]
-KindFunction = Callable[["Request"], "Answer"]
-ExactFunction = Callable[["pd.DataFrame", "Schema", "Hypothesis"], "float | None"]
+# The signatures are spelled out above; the aliases name no engine type, so that this module
+# imports nothing of the engine (not even for annotations) and no circle forms through it.
+ParamsParser = Callable[[dict, Any], dict]  # (params, Schema) -> params
+KindFunction = Callable[[Any], Any]  # Request -> Answer
+ExactFunction = Callable[[Any, Any, Any], "float | None"]  # (DataFrame, Schema, Hypothesis) -> float | None
 
 
 @dataclass(frozen=True)
