@@ -704,9 +704,9 @@ def bench_service(rows: int, clients: int, per_client: int, sequential: int, log
 
     from accounts.budgets import allocation_set, policy_set
     from accounts.services import token_issue_for, user_create
-    from clearinghouse.models import ReleaseReport
+    from releases.models import ReleaseReport
     from clearinghouse.services.datasets import dataset_create
-    from clearinghouse.services.releases import release_create, release_publish
+    from releases.services import release_create, release_publish
     from generators.services import _enqueue, run_create
 
     t0 = time.perf_counter()
