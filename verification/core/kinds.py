@@ -32,7 +32,8 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
     :func:`~verification.core.mechanisms.noisy_mean`: 20 % count, 60 % centred sum, 20 % centred
     sum of squares (sequential). Variance ``s̃²/ñ + noise variance``, normal CI.
 ``quantile``
-    :func:`~verification.core.mechanisms.noisy_quantile`: 10 % count, 40 % estimate, 25 % per CI
+    :func:`~verification.core.mechanisms.noisy_quantile` (on the integer grid for an integer
+    column, so tied whole numbers answer in whole numbers): 10 % count, 40 % estimate, 25 % per CI
     endpoint (sequential); the CI is the order-statistic interval widened for the mechanism's rank
     error and released by two more exponential mechanisms.
 ``difference_in_means``
@@ -421,10 +422,11 @@ def _quantile(req: Request) -> Answer:
               "CI endpoints by two more exponential mechanisms at the order-statistic ranks widened for their noise")
     column = req.schema[req.params["column"]]
     q = float(req.params["q"])
+    grid = 1.0 if column.type == "integer" else None  # public: whole numbers answer in whole numbers
     release = noisy_quantile(_values(req.frame, column), column.min, column.max, q, req.epsilon, req.rng,
-                             confidence=req.confidence)
+                             confidence=req.confidence, grid=grid)
     split = dict(release.epsilon_split)
-    details = dict(SEQUENTIAL, rank_halfwidth=release.rank_halfwidth)
+    details = dict(SEQUENTIAL, rank_halfwidth=release.rank_halfwidth, grid="integers" if grid else "default")
     if req.too_small(release.noisy_n):
         return req.withhold(release.noisy_n, method, split, details)
     return req.release(release.estimate, release.ci_low, release.ci_high, release.noisy_n, method, split, details)

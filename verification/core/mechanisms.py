@@ -389,7 +389,8 @@ class NoisyQuantile:
 
 
 def noisy_quantile(values: Any, lo: float, hi: float, q: float, epsilon: float, rng: np.random.Generator, *,
-                   confidence: float = 0.95, split: dict[str, float] | None = None) -> NoisyQuantile:
+                   confidence: float = 0.95, split: dict[str, float] | None = None,
+                   grid: float | None = None) -> NoisyQuantile:
     """An ε-DP ``q``-quantile of values clamped to ``[lo, hi]`` with a CI, from four mechanisms in
     sequential composition (:data:`QUANTILE_SPLIT`: 10 % count, 40 % estimate, 25 % per endpoint).
 
@@ -406,6 +407,12 @@ def noisy_quantile(values: Any, lo: float, hi: float, q: float, epsilon: float, 
       differ a lot in width (the weighting by gap width then moves the rank error), and
       conservative where they are tied (a tied value covers a whole range of ranks).
 
+    ``grid`` is the public output grid (default :func:`default_grid`). An integer column passes
+    ``grid=1``: its values are whole numbers, so with a finer grid a tied value (a median of
+    exactly 1 node, held by hundreds of patients) would weigh one point against the ~1,000 points
+    of the gap beside it, and the mechanism would answer between integers; on the integer grid
+    every answer, and both CI endpoints, are attainable values.
+
     The point estimate is clipped into ``[ci_low, ci_high]`` (post-processing) so the answer never
     shows an estimate outside its own interval.
     """
@@ -420,13 +427,13 @@ def noisy_quantile(values: Any, lo: float, hi: float, q: float, epsilon: float, 
     x = np.clip(_as_values(values), lo, hi)
     n = len(x)
     noisy_n = noisy_count(n, eps["count"], rng)
-    estimate = exponential_quantile(x, lo, hi, q * n, eps["estimate"], rng)
+    estimate = exponential_quantile(x, lo, hi, q * n, eps["estimate"], rng, grid=grid)
     alpha = 1.0 - float(confidence)
     sampling_sd = math.sqrt(max(noisy_n, 1) * q * (1 - q))
     w_low = _rank_error_quantile(sampling_sd, eps["ci_low"], alpha / 2)
     w_high = _rank_error_quantile(sampling_sd, eps["ci_high"], alpha / 2)
-    ci_low = exponential_quantile(x, lo, hi, q * n - w_low, eps["ci_low"], rng)
-    ci_high = exponential_quantile(x, lo, hi, q * n + w_high, eps["ci_high"], rng)
+    ci_low = exponential_quantile(x, lo, hi, q * n - w_low, eps["ci_low"], rng, grid=grid)
+    ci_high = exponential_quantile(x, lo, hi, q * n + w_high, eps["ci_high"], rng, grid=grid)
     if ci_low > ci_high:  # both endpoints are noisy; an inverted pair means "anywhere in between"
         ci_low, ci_high = ci_high, ci_low
     estimate = min(max(estimate, ci_low), ci_high)
