@@ -35,7 +35,7 @@ from verification.core.answer import VERDICTS, verdict_for
 from verification.models import Verification
 
 ANSWER_FIELDS = {"kind", "estimate", "ci_low", "ci_high", "confidence", "noisy_n", "method", "epsilon",
-                 "epsilon_split", "withheld", "reason", "synthetic_estimate", "verdict", "details"}
+                 "epsilon_split", "withheld", "informative", "reason", "synthetic_estimate", "verdict", "details"}
 VERIFICATION_FIELDS = {"id", "dataset", "release", "kind", "hypothesis", "status", "reused", "reused_from",
                        "epsilon_charged", "answer", "created_at", "answered_at"}
 

@@ -69,6 +69,7 @@ from .mechanisms import noisy_count, noisy_sum, normal_quantile
 
 __all__ = [
     "LOG_BOUND",
+    "NOISE_DOMINANCE",
     "MAX_BLOCKS",
     "MIN_BLOCK_ROWS",
     "MIN_BLOCKS",
@@ -84,6 +85,11 @@ __all__ = [
 
 #: Block log-OR / log-HR estimates are clamped to [-LOG_BOUND, LOG_BOUND] (public, params-free).
 LOG_BOUND = 3.0
+#: An answer whose noise sd (of the mean log-ratio) exceeds this many times its sampling sd is
+#: swamped by noise: it is returned with ``informative: false`` and an inconclusive verdict.
+NOISE_DOMINANCE = 3.0
+#: A released mean this close to ±LOG_BOUND sits on the clamp bound (uninformative).
+ON_BOUND = 1e-9
 #: k = clamp(ñ // ROWS_PER_BLOCK, MIN_BLOCKS, MAX_BLOCKS).
 ROWS_PER_BLOCK = 100
 MIN_BLOCKS, MAX_BLOCKS = 5, 100
@@ -172,8 +178,25 @@ def sample_and_aggregate(req: Request, n_rows: int, fit: BlockFit, *, unit: floa
                                  "the public range) and reported per unit")
     # The target E[clamped β_b] lies in [-3, 3], so intersecting the CI with it keeps its coverage.
     low, high = max(mean - half, -LOG_BOUND), min(mean + half, LOG_BOUND)
-    return req.release(math.exp(mean / unit), math.exp(low / unit), math.exp(high / unit), noisy_n, method, eps,
-                       details)
+    result = req.release(math.exp(mean / unit), math.exp(low / unit), math.exp(high / unit), noisy_n, method, eps,
+                         details)
+    result.informative, result.reason = _informative(mean, low, high, noise_sd, sampling_sd, ratio)
+    return result
+
+
+def _informative(mean: float, low: float, high: float, noise_sd: float, sampling_sd: float,
+                 ratio: str) -> tuple[bool, str]:
+    """Whether a released mean log-ratio says anything (all inputs are DP outputs or public)."""
+    bound = math.exp(LOG_BOUND)
+    if abs(mean) >= LOG_BOUND - ON_BOUND:
+        return False, (f"the estimate sits on the public clamp bound ({ratio} {bound:.3g} or {1 / bound:.3g}): "
+                       "the block estimates were clamped, so the value is a bound, not a measurement")
+    if low <= -LOG_BOUND + ON_BOUND and high >= LOG_BOUND - ON_BOUND:
+        return False, f"the CI spans the whole public range of the {ratio} ({1 / bound:.3g} to {bound:.3g})"
+    if noise_sd > NOISE_DOMINANCE * sampling_sd:
+        return False, (f"the privacy noise (sd {noise_sd:.3g} on the log scale) is more than {NOISE_DOMINANCE:g} "
+                       f"times the sampling error (sd {sampling_sd:.3g}): spend more ε, or ask on more patients")
+    return True, ""
 
 
 def block_estimates(beta: np.ndarray, converged: np.ndarray, informative: np.ndarray, column: int) -> np.ndarray:

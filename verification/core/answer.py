@@ -25,6 +25,11 @@ class Answer:
     so their values need not add up to ``epsilon`` (``details["composition"]`` says how they
     compose). ``synthetic_estimate`` is the same statistic computed without noise on the synthetic
     release. ``verdict`` is ``None`` exactly when the answer is withheld.
+
+    ``informative`` is ``False`` when the estimate was paid for but says nothing: it sits on the
+    mechanism's public clamp bound, or the DP noise swamps the sampling error (the kind's own
+    rule; see its module). Its ``reason`` says which in plain words, and the verdict is then
+    ``inconclusive`` whatever the CI.
     """
 
     kind: str
@@ -37,6 +42,7 @@ class Answer:
     epsilon: float
     epsilon_split: dict[str, float] = field(default_factory=dict)
     withheld: bool = False
+    informative: bool = True
     reason: str = ""
     synthetic_estimate: float | None = None
     verdict: str | None = None

@@ -257,7 +257,12 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
             # the synthetic side is a courtesy (a fit that cannot converge on the release): the DP answer stands
             estimate = None
         result.synthetic_estimate = None if estimate is None or not math.isfinite(estimate) else float(estimate)
-    result.verdict = None if result.withheld else verdict_for(result.ci_low, result.ci_high, hypothesis.claim)
+    if result.withheld:
+        result.verdict = None
+    elif not result.informative:
+        result.verdict = "inconclusive"  # paid for, shown, but never a finding
+    else:
+        result.verdict = verdict_for(result.ci_low, result.ci_high, hypothesis.claim)
     return result
 
 

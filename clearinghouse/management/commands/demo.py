@@ -148,6 +148,8 @@ class Command(AuditedCommand):
             out.write(f"      real ({cost}): {answer['estimate']:.3f}, 95 % CI "
                       f"{answer['ci_low']:.3f} to {answer['ci_high']:.3f} (noisy n {answer['noisy_n']}) → "
                       f"{answer['verdict']}")
+            if not answer.get("informative", True):
+                out.write(f"      not informative: {answer['reason']}")
             synthetic = answer["synthetic_estimate"]
             out.write(f"      synthetic release: {'n/a' if synthetic is None else f'{synthetic:.3f}'}; "
                       f"budget left {result['budget']['left']} of {result['budget']['allocation']}")

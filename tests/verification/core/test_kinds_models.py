@@ -220,7 +220,10 @@ def test_uninformative_and_separated_blocks_fall_back_without_error():
     result = kinds.answer(separated, schema, hyp(schema, "logistic_odds_ratio", LOGISTIC, epsilon=50.0, claim=claim),
                           rng=rng, synthetic=separated)
     assert result.estimate == pytest.approx(math.exp(3.0), rel=0.1)
-    assert result.verdict == "supported"
+    # every block sits on the clamp: the CI would exclude 2, but a clamped value is a bound, not a
+    # measurement, so it is flagged and never shown as a finding (issue 11, part 3)
+    assert result.informative is False and result.verdict == "inconclusive"
+    assert result.ci_low > claim["value"]
     assert result.synthetic_estimate is None
     # Cox: the exposed all fail before anyone unexposed; the ridge keeps the block fits finite, the clamp takes
     # them to +3
