@@ -30,8 +30,6 @@ import argparse
 import datetime as dt
 import gc
 import json
-import os
-import platform
 import sys
 import time
 import warnings
@@ -42,12 +40,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.docs import replace_section
+from bench.common import DOCS_FILE, ROOT, gbsg2, machine, replace_section, split
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_FILE = ROOT / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
 RESULTS_FILE = ROOT / "bench" / "results" / "generators.json"
-DOCS_FILE = ROOT / "docs" / "benchmarks.md"
 
 def section_markers(device: str) -> tuple[str, str]:
     """One generated section per device, so a CPU run and a GPU run can stand side by side."""
@@ -66,23 +61,6 @@ GPU_TARGET_ROWS = 10_000
 
 
 # ---------------------------------------------------------------------------------------- data
-def load_schema():
-    from clearinghouse.schema import Schema
-
-    return Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-
-
-def load_gbsg2(schema) -> pd.DataFrame:
-    """GBSG2 as custody types it (the CSV ships inside lifelines: no download)."""
-    from lifelines.datasets import load_gbsg2 as lifelines_gbsg2
-
-    from clearinghouse.tabular import read_csv_checked
-
-    frame = lifelines_gbsg2()
-    frame.insert(0, "pid", range(len(frame)))
-    return read_csv_checked(frame.to_csv(index=False).encode(), schema)
-
-
 def enlarge(table: pd.DataFrame, schema, factor: int, seed: int) -> pd.DataFrame:
     """``factor`` × the rows: resampled with replacement, numbers jittered by 5 % of their SD."""
     if factor == 1:
@@ -100,12 +78,6 @@ def enlarge(table: pd.DataFrame, schema, factor: int, seed: int) -> pd.DataFrame
         else:
             out[column.name] = jittered.astype("float64")
     return out
-
-
-def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    order = np.random.default_rng(seed).permutation(len(table))
-    cut = int(round(0.8 * len(table)))
-    return (table.iloc[order[:cut]].reset_index(drop=True), table.iloc[order[cut:]].reset_index(drop=True))
 
 
 def size_factor(size: str) -> int:
@@ -254,30 +226,6 @@ def fit_and_sample(model: str, train: pd.DataFrame, schema, *, epochs: int, batc
 
 
 # ---------------------------------------------------------------------------------------- report
-def machine(device: str) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__, "device": device,
-            "platform": platform.platform()}
-    try:
-        from importlib.metadata import version
-
-        info["ctgan"] = version("ctgan")
-        info["sdmetrics"] = version("sdmetrics")
-    except Exception:  # noqa: BLE001 - informative only
-        pass
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def targets(results: list[dict[str, Any]], epochs: int, device: str) -> list[dict[str, Any]]:
     """The issue's targets, each met / missed / not measured, with the figures."""
     by = {(r["size"], r["model"]): r for r in results}
@@ -409,10 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         args.output = RESULTS_FILE if device == "cpu" else RESULTS_FILE.with_name(f"generators-{device}.json")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    schema = load_schema()
-    base = load_gbsg2(schema)
+    base, schema = gbsg2()
     metadata = sdmetrics_metadata(schema)
-    info = machine(device)
+    info = machine(packages=("ctgan", "sdmetrics"), torch_device=device)
     print(f"bench-generators: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
           f"({info['torch_threads']} threads), device {device}; {args.epochs} epochs, batch {args.batch_size}",
           flush=True)

@@ -1,0 +1,84 @@
+"""What the three benchmarks (generators, report, verification) share: the machine they ran on,
+GBSG2 as custody types it, the seeded 80/20 split, and the generated sections of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_FILE = ROOT / "docs" / "benchmarks.md"
+SCHEMA_FILE = ROOT / "clearinghouse" / "fixtures" / "gbsg2.schema.json"
+
+
+def machine(*, packages: tuple[str, ...] = (), torch_device: str | None = None,
+            load_average: bool = False) -> dict[str, Any]:
+    """The CPU, cores, Python and platform; with ``torch_device`` torch's threads, version, the device
+    (and the GPU's name on CUDA); with ``load_average`` the load average now; then each installed
+    package's version."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count()}
+    torch = None
+    if torch_device is not None:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    info["python"] = platform.python_version()
+    if torch is not None:
+        info.update(torch=torch.__version__, device=torch_device)
+    info["platform"] = platform.platform()
+    if load_average:
+        with contextlib.suppress(OSError):
+            info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in packages:
+        with contextlib.suppress(PackageNotFoundError):
+            info[package] = version(package)
+    if torch is not None and torch_device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def gbsg2() -> tuple[pd.DataFrame, Any]:
+    """GBSG2 as custody types it, and its schema (the CSV ships inside lifelines: no download)."""
+    from lifelines.datasets import load_gbsg2
+
+    from clearinghouse.schema import Schema
+    from clearinghouse.tabular import read_csv_checked
+
+    schema = Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+    frame = load_gbsg2()
+    frame.insert(0, "pid", range(1, len(frame) + 1))  # an identifier column: dropped on import
+    return read_csv_checked(frame.to_csv(index=False).encode(), schema), schema
+
+
+def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seeded 80/20 split (train, holdout)."""
+    order = np.random.default_rng(seed).permutation(len(table))
+    cut = int(round(0.8 * len(table)))
+    return (table.iloc[order[:cut]].reset_index(drop=True), table.iloc[order[cut:]].reset_index(drop=True))
+
+
+def replace_section(block: str, start: str, end: str, path: Path = DOCS_FILE) -> None:
+    """Put ``block`` (which begins with ``start`` and ends with ``end``) in place of the text between
+    those markers, or append it when the file has no such section yet."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
