@@ -89,7 +89,7 @@ def write_docs(results: dict[str, Any]) -> None:
     sizes = sorted({r["rows"] for r in results["latency"]})
     lines += ["", "### Latency of `answer()` (engine, in-process)", "",
               "Simulated frames (age, group a/b, grade I/II/III, marker, score, response, time/event; "
-              "`bench/verification.py` documents the process), ε = 1, no synthetic release; p50 / p99 in ms "
+              "`bench/verification/` documents the process), ε = 1, no synthetic release; p50 / p99 in ms "
               f"over the repetitions shown (up to {results['config']['latency_reps']}; a cell stops after "
               f"{results['config']['latency_budget_s']:g} s, {results['config']['latency_slow_budget_s']:g} s for "
               f"{', '.join(sorted(SLOW_KINDS))}, once it has 10). The last column is p50 at 10k rows when `answer()` also computes the statistic on a "
