@@ -59,8 +59,6 @@ __all__ = [
     "DIRECTIONS",
     "KINDS",
     "OPS",
-    "RATIO_KINDS",
-    "SURVIVAL_KINDS",
     "Claim",
     "Filter",
     "Hypothesis",
@@ -73,9 +71,6 @@ KINDS = (
     "correlation", "odds_ratio", "logistic_odds_ratio", "hazard_ratio", "km_median", "survival_at",
     "logrank",
 )
-SURVIVAL_KINDS = frozenset({"hazard_ratio", "km_median", "survival_at", "logrank"})
-#: Kinds whose estimate is a ratio (a claim value must be positive).
-RATIO_KINDS = frozenset({"odds_ratio", "logistic_odds_ratio", "hazard_ratio", "logrank"})
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in")
 ORDER_OPS = ("<", "<=", ">", ">=")
 DIRECTIONS = ("greater", "less", "not_equal")
@@ -391,7 +386,7 @@ def _parse_epsilon(raw: Any, max_epsilon: float) -> float:
     return float(raw)
 
 
-def _parse_claim(raw: Any, kind: str) -> Claim:
+def _parse_claim(raw: Any, kind: str, *, ratio: bool) -> Claim:
     if raw is None:
         raise HypothesisError("bad_claim", "claim: required, {\"direction\": greater|less|not_equal, \"value\": x}")
     if not isinstance(raw, dict) or set(raw) != {"direction", "value"}:
@@ -402,7 +397,7 @@ def _parse_claim(raw: Any, kind: str) -> Claim:
     value = raw["value"]
     if not _is_number(value) or not _finite(value):
         raise HypothesisError("bad_claim", f"claim.value: must be a finite number, not {value!r}")
-    if kind in RATIO_KINDS and value <= 0:
+    if ratio and value <= 0:
         raise HypothesisError("bad_claim", f"claim.value: {kind} is a ratio; the claimed value must be positive")
     return Claim(direction, float(value))
 
@@ -424,16 +419,16 @@ def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothe
     if not isinstance(kind, str) or kind not in KINDS:
         raise HypothesisError("unknown_kind", f"kind: {kind!r} is not one of {', '.join(KINDS)}")
     epsilon = _parse_epsilon(raw.get("epsilon"), float(max_epsilon))
-    if kind in SURVIVAL_KINDS and schema.survival is None:
+    registered = REGISTRY.get(kind)
+    if registered is None:
+        raise NotImplementedError(f"kind {kind!r} is in the hypothesis format but no module has registered it")
+    if registered.needs_survival and schema.survival is None:
         raise HypothesisError("no_survival", f"kind: {kind} needs a dataset with a survival pair "
                                              "(duration and event); this schema declares none")
     params = raw.get("params")
     params = {} if params is None else _object(params, "params", "malformed")
-    registered = REGISTRY.get(kind)
-    if registered is None:
-        raise NotImplementedError(f"kind {kind!r} is in the hypothesis format but no module has registered it")
     parsed = registered.parse_params(params, schema)
     where = _parse_where(raw.get("where"), schema)
-    claim = _parse_claim(raw.get("claim"), kind)
+    claim = _parse_claim(raw.get("claim"), kind, ratio=registered.ratio)
     return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon,
                       epsilon_text=_decimal_text(epsilon))

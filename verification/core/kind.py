@@ -6,7 +6,9 @@
 * ``exact(frame, schema, hypothesis) -> float | None``: the same statistic without noise, for the
   synthetic release's ``synthetic_estimate``;
 * ``description``: plain text on the params and the estimate (for the docs and the API schema);
-* ``example_params``: a valid ``params`` for the GBSG2 schema (``clearinghouse/fixtures/gbsg2.schema.json``).
+* ``example_params``: a valid ``params`` for the GBSG2 schema (``clearinghouse/fixtures/gbsg2.schema.json``);
+* ``needs_survival`` and ``ratio``: what the hypothesis parser checks before the params (a survival
+  pair in the schema; a positive claimed value).
 
 :data:`REGISTRY` maps a kind's name to its :class:`Kind`; :func:`verification.core.kinds.register`
 fills it (each kind module registers its kinds once, at import). This module imports nothing of
@@ -37,6 +39,10 @@ class Kind:
     exact: ExactFunction
     description: str
     example_params: dict[str, Any] = field(default_factory=dict)
+    #: The kind reads the schema's survival pair (a schema without one is refused: ``no_survival``).
+    needs_survival: bool = False
+    #: The estimate is a ratio (a claimed value must be positive).
+    ratio: bool = False
 
 
 #: name -> :class:`Kind`, in registration order (the order of the hypothesis format's names).

@@ -715,5 +715,6 @@ register(Kind(
     description=("params: a and b, each {column, value} (a category of a categorical or event column; an event "
                  "defaults to 1), on different columns. Estimate: the odds ratio of the 2x2 table a x b."),
     example_params={"a": {"column": "horTh", "value": "yes"}, "b": {"column": "cens", "value": 1}},
+    ratio=True,
 ))
 

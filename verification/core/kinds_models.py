@@ -236,6 +236,7 @@ register(Kind(
                  " Estimate: the exposure's odds ratio of a logistic regression, by sample-and-aggregate."),
     example_params={"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"},
                     "adjust_for": ["age", "tgrade"]},
+    ratio=True,
 ))
 
 
@@ -297,5 +298,7 @@ register(Kind(
                  "optional adjust_for (covariate columns); needs a survival pair. Estimate: the exposure's hazard "
                  "ratio of a Cox model (Efron ties), by sample-and-aggregate."),
     example_params={"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]},
+    needs_survival=True,
+    ratio=True,
 ))
 

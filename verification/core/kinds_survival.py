@@ -346,6 +346,7 @@ register(Kind(
     description=("params: optional group {column, value} (a category; the subgroup). Needs a survival pair. "
                  "Estimate: the median survival time of a noisy life table (None if not reached)."),
     example_params={"group": {"column": "horTh", "value": "yes"}},
+    needs_survival=True,
 ))
 
 
@@ -396,6 +397,7 @@ register(Kind(
     description=("params: time (a non-negative number, in the duration's unit) and optional group {column, value}."
                  " Needs a survival pair. Estimate: the survival probability S(time) of a noisy life table."),
     example_params={"time": 1000},
+    needs_survival=True,
 ))
 
 
@@ -525,5 +527,7 @@ register(Kind(
                  "Estimate: the log-rank observed/expected hazard ratio of group a vs group b on noisy life "
                  "tables."),
     example_params={"group": {"column": "horTh", "a": "yes", "b": "no"}},
+    needs_survival=True,
+    ratio=True,
 ))
 

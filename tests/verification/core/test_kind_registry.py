@@ -47,3 +47,12 @@ def test_the_example_params_parse_and_are_answered_on_gbsg2(name, gbsg2, gbsg2_s
     result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(0), synthetic=gbsg2)
     assert result.kind == name and not result.withheld
     assert result.synthetic_estimate is not None and math.isfinite(result.synthetic_estimate)
+
+
+def test_each_kind_carries_its_survival_and_ratio_flags():
+    """The flags the parser checks before the params live on the kind (they were two sets in
+    hypothesis.py): survival kinds need a survival pair, ratio kinds a positive claimed value."""
+    assert {name for name, kind in REGISTRY.items() if kind.needs_survival} == {
+        "hazard_ratio", "km_median", "survival_at", "logrank"}
+    assert {name for name, kind in REGISTRY.items() if kind.ratio} == {
+        "odds_ratio", "logistic_odds_ratio", "hazard_ratio", "logrank"}
