@@ -178,6 +178,9 @@ class Request:
     rng: np.random.Generator
     min_subgroup: int
     confidence: float
+    #: The published synthetic release after ``where`` (public: a mechanism may take its bins
+    #: from it at no ε), or None.
+    synthetic: pd.DataFrame | None = None
 
     @property
     def epsilon(self) -> float:
@@ -245,14 +248,15 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
         raise ValueError("confidence must be in (0, 1)")
     if isinstance(min_subgroup, bool) or not isinstance(min_subgroup, (int, np.integer)) or min_subgroup < 1:
         raise ValueError("min_subgroup must be a positive integer")
+    public = None if synthetic is None else apply_where(synthetic, hypothesis.where)
     request = Request(frame=apply_where(frame, hypothesis.where), schema=schema, hypothesis=hypothesis,
-                      rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence))
+                      rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence), synthetic=public)
     result = KINDS[hypothesis.kind].compute(request)
     result.epsilon = hypothesis.epsilon
     result.confidence = float(confidence)
     if synthetic is not None:
         try:
-            estimate = EXACT[hypothesis.kind](apply_where(synthetic, hypothesis.where), schema, hypothesis)
+            estimate = EXACT[hypothesis.kind](public, schema, hypothesis)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             # the synthetic side is a courtesy (a fit that cannot converge on the release): the DP answer stands
             estimate = None

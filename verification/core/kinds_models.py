@@ -67,8 +67,22 @@ from clearinghouse.schema import Column, Schema
 from .answer import Answer
 from .hypothesis import Hypothesis, HypothesisError, _adjust, _keys, _level, _survival_columns
 from .kind import Kind
-from .aggregate import LOG_BOUND, block_estimates, sample_and_aggregate, varies
+from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
 from .kinds import Request, level_mask, numeric_values, register
+from .tables import (
+    MAX_CELLS,
+    Fit,
+    Table,
+    adjuster_levels,
+    covariate_cells,
+    exit_table,
+    exposure_levels,
+    fit_grouped_hazards,
+    fit_grouped_logistic,
+    logistic_table,
+    tabulable,
+    time_edges,
+)
 
 __all__ = ["NUMERIC_SCALE_DIVISOR", "Design", "cox_design", "logistic_design"]
 
@@ -172,7 +186,62 @@ LOGISTIC_METHOD = (
 )
 
 
+def _model_levels(req: Request) -> list:
+    levels = [exposure_levels(req.frame, req.params["exposure"])]
+    return levels + [adjuster_levels(req.frame, req.schema, name) for name in req.params.get("adjust_for") or []]
+
+
+LOGISTIC_TABLE_METHOD = (
+    "noisy contingency table: outcome 1 / outcome 0 counts per public covariate cell (exposure level x adjuster "
+    "levels; discrete Laplace, parallel composition), logistic score equations solved on the noisy table; CI from a "
+    "sandwich variance that adds the noise's to the sampling variance"
+)
+
+
 def _logistic_odds_ratio(req: Request) -> Answer:
+    if not tabulable(req.schema, req.params):
+        return _logistic_odds_ratio_blocks(req)
+    outcome = req.params["outcome"]
+    y = _indicator(req.frame, outcome["column"], outcome["value"])
+    cells = covariate_cells(_model_levels(req), np.isfinite(y))
+    if cells.count * 2 > MAX_CELLS:
+        return _logistic_odds_ratio_blocks(req)
+    table = logistic_table(cells, y[cells.keep], req.epsilon, req.rng)
+    return _table_answer(req, table, fit_grouped_logistic, "OR", LOGISTIC_TABLE_METHOD)
+
+
+def _table_answer(req: Request, table: Table, fitter, ratio: str, method: str) -> Answer:
+    """Fit the released table and say what its CI and informativeness are (all from noisy numbers)."""
+    noisy_n = table.noisy_n
+    details: dict[str, Any] = {
+        "composition": ("parallel within each released histogram (every row is in exactly one cell); sequential "
+                        "across the histograms (their ε add up to the hypothesis's ε)"),
+        "cells": table.cells.count,
+        "levels": {lv.name: lv.count for lv in table.cells.levels},
+    }
+    if table.edges is not None:
+        details["time_bins"] = [float(e) for e in table.edges]
+    if req.too_small(noisy_n):
+        return req.withhold(noisy_n, method, table.epsilon_split, details)
+    fit: Fit = fitter(table)
+    beta = float(fit.beta[0])
+    half = req.z * fit.sd
+    details.update(mean_log=beta, sampling_sd_log=fit.sampling_sd, noise_sd_log=fit.noise_sd,
+                   ci_halfwidth_log=half, converged=fit.converged, scale=f"{ratio} of the exposure level vs the rest")
+    result = req.release(math.exp(beta), math.exp(beta - half), math.exp(beta + half), noisy_n, method,
+                         table.epsilon_split, details)
+    if not fit.bounded:
+        result.informative = False
+        result.reason = (f"the fit on the noisy table ran to its public bound (a level of the model has no events or no "
+                         f"non-events left after the noise): the {ratio} is not estimable at this ε")
+    elif fit.noise_sd > NOISE_DOMINANCE * fit.sampling_sd:
+        result.informative = False
+        result.reason = (f"the privacy noise (sd {fit.noise_sd:.3g} on the log scale) is more than {NOISE_DOMINANCE:g} "
+                         f"times the sampling error (sd {fit.sampling_sd:.3g}): spend more ε, or ask on more patients")
+    return result
+
+
+def _logistic_odds_ratio_blocks(req: Request) -> Answer:
     design, y = logistic_design(req.frame, req.schema, req.params)
 
     def fit(labels: np.ndarray, k: int) -> np.ndarray:
@@ -251,7 +320,29 @@ COX_METHOD = (
 )
 
 
+COX_TABLE_METHOD = (
+    "noisy exit table: per public covariate cell x public time bin, the patients leaving follow-up with and without "
+    "an event and the fractions of the bin they lived (discrete Laplace, parallel composition); person-time derived; "
+    "piecewise-exponential proportional-hazards score equations solved on the noisy table; CI from a sandwich variance "
+    "that adds the noise's to the sampling variance"
+)
+
+
 def _hazard_ratio(req: Request) -> Answer:
+    if not tabulable(req.schema, req.params):
+        return _hazard_ratio_blocks(req)
+    survival = req.schema.survival
+    time = numeric_values(req.frame, req.schema[survival.duration])
+    event = req.frame[survival.event].to_numpy(dtype=np.float64, na_value=np.nan)
+    cells = covariate_cells(_model_levels(req), np.isfinite(time) & np.isfinite(event))
+    edges = time_edges(req.schema, req.synthetic)
+    if cells.count * (len(edges) - 1) * 2 > MAX_CELLS:
+        return _hazard_ratio_blocks(req)
+    table = exit_table(cells, time[cells.keep], event[cells.keep] == 1, edges, req.epsilon, req.rng)
+    return _table_answer(req, table, fit_grouped_hazards, "HR", COX_TABLE_METHOD)
+
+
+def _hazard_ratio_blocks(req: Request) -> Answer:
     design, time, event = cox_design(req.frame, req.schema, req.params)
 
     def fit(labels: np.ndarray, k: int) -> np.ndarray:

@@ -79,9 +79,11 @@ from .answer import Answer
 from .hypothesis import Hypothesis, HypothesisError, _group, _keys, _level, _number, _plain, _survival_columns
 from .kind import Kind
 from .kinds import Request, level_mask, numeric_values, register
+from .aggregate import NOISE_DOMINANCE
 from .mechanisms import discrete_laplace, discrete_laplace_sd
+from .tables import Levels, covariate_cells, exit_table, time_edges
 
-__all__ = ["BINS", "LifeTable", "cell_counts", "grid_edges", "life_table", "logrank_statistics", "survival_rows"]
+__all__ = ["BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank", "life_table", "survival_rows"]
 
 #: Equal-width bins over the duration column's public bounds.
 BINS = 50
@@ -404,75 +406,96 @@ register(Kind(
 # --- logrank ----------------------------------------------------------------------------------------
 
 
-def logrank_statistics(da: np.ndarray, ca: np.ndarray, db: np.ndarray, cb: np.ndarray,
-                       cell_variance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``U = Σ (d_a - E_a)`` and ``V = Σ V_j`` of the grouped log-rank test over the bins where both
-    groups are in their table's support, for any leading shape. The noisy events are used as they
-    are (unbiased; a negative count is kept), at-risk counts floored at 0."""
-    n_a, n_b = _effective_at_risk(da, ca), _effective_at_risk(db, cb)
-    inside = _support(n_a, cell_variance) & _support(n_b, cell_variance)
-    n_a, n_b = np.maximum(n_a, 0.0), np.maximum(n_b, 0.0)
-    d, n = da + db, n_a + n_b
+LOGRANK_METHOD = (
+    "log-rank on one noisy exit table (groups a and b x public time bins at the synthetic release's event-time "
+    "quantiles: the patients leaving with and without an event and the fractions of the bin lived; discrete Laplace, "
+    "parallel composition); expected events from each group's share of a bin's person-time; the observed/expected "
+    "hazard ratio (O_a/E_a)/(O_b/E_b) a vs b with CI exp(log HR ± z·sqrt(1/E_a + 1/E_b + noise variance))"
+)
+
+
+def grouped_logrank(events: np.ndarray, persontime: np.ndarray) -> np.ndarray:
+    """``[U, V, O_a, O_b]`` of the log-rank test on grouped times, for any leading shape: per bin
+    ``j`` (axis -1; group on axis -2) the events ``D_j`` are expected in each group in proportion to
+    its person-time ``T_gj`` (the null of equal hazards within a bin), ``U = Σ (E_aj - D_j p_j)`` and
+    ``V = Σ D_j p_j (1 - p_j)`` with ``p_j = T_aj / (T_aj + T_bj)``; bins where either group has no
+    person-time are left out. Noisy events are used as they are (unbiased)."""
+    ta, tb = np.maximum(persontime[..., 0, :], 0.0), np.maximum(persontime[..., 1, :], 0.0)
+    ea, eb = events[..., 0, :], events[..., 1, :]
+    inside = (ta > 0) & (tb > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        expected = np.where(inside, d * n_a / n, 0.0)
-        variance = np.where(inside, d * (n_a * n_b / (n * n)) * np.maximum(n - d, 0.0) / (n - 1), 0.0)
-    return np.where(inside, da - expected, 0.0).sum(axis=-1), variance.sum(axis=-1)
+        p = np.where(inside, ta / (ta + tb), 0.0)
+    d = np.where(inside, ea + eb, 0.0)
+    u = np.where(inside, ea - d * p, 0.0).sum(axis=-1)
+    v = (d * p * (1 - p)).sum(axis=-1)
+    return np.stack([u, v, np.where(inside, ea, 0.0).sum(axis=-1), np.where(inside, eb, 0.0).sum(axis=-1)], axis=-1)
 
 
 def _logrank(req: Request) -> Answer:
-    method = (f"log-rank on two noisy life tables ({BINS} equal bins over the duration's public bounds, a "
-              "discrete-Laplace count per cell and group, parallel composition); the observed/expected hazard "
-              "ratio (O_a/E_a)/(O_b/E_b) a vs b with CI exp(log HR ± z·sqrt(1/E_a + 1/E_b + noise variance))")
     group = req.params["group"]
-    split = {f"{g}.{part}": req.epsilon for g in "ab" for part in ("events", "censored")}
-    tables = {}
-    for name in "ab":
-        rows = req.frame.loc[level_mask(req.frame, group["column"], group[name])]
-        tables[name] = _noisy_table(rows, req.schema, req.epsilon, req.rng)
-    a, b = tables["a"], tables["b"]
+    survival = req.schema.survival
+    time = numeric_values(req.frame, req.schema[survival.duration])
+    event = req.frame[survival.event].to_numpy(dtype=np.float64, na_value=np.nan)
+    codes = np.where(level_mask(req.frame, group["column"], group["a"]), 0,
+                     np.where(level_mask(req.frame, group["column"], group["b"]), 1, -1))
+    levels = Levels(group["column"], codes.astype(np.int64), np.array([[0.0], [1.0]]), (str(group["a"]),))
+    cells = covariate_cells([levels], np.isfinite(time) & np.isfinite(event))
+    edges = time_edges(req.schema, req.synthetic)
+    table = exit_table(cells, time[cells.keep], event[cells.keep] == 1, edges, req.epsilon, req.rng)
+    exits = table.counts["exit_event"] + table.counts["exit_censored"]
+    noisy_a, noisy_b = (int(n) for n in exits.sum(axis=1))
     details: dict[str, Any] = {
-        "composition": "parallel: groups a and b are disjoint and each row falls in one cell of its group's table, "
-                       "so every cell's count uses the full ε",
-        "noisy_n_a": a.noisy_n, "noisy_n_b": b.noisy_n, "noise_sd_cell": math.sqrt(a.cell_variance),
-        "life_table_a": a.to_details(), "life_table_b": b.to_details(),
+        "composition": "parallel within each released histogram (groups a and b are disjoint, every row is in one "
+                       "cell); sequential across the exit counts and the fractions",
+        "noisy_n_a": noisy_a, "noisy_n_b": noisy_b, "time_bins": [float(e) for e in edges],
     }
-    noisy_n = a.noisy_n + b.noisy_n
-    if req.too_small(a.noisy_n, b.noisy_n):
-        return req.withhold(noisy_n, method, split, details)
-    bins = len(a.events)
-    cells = np.concatenate([a.events, a.censored, b.events, b.censored])
+    noisy_n = noisy_a + noisy_b
+    if req.too_small(noisy_a, noisy_b):
+        return req.withhold(noisy_n, LOGRANK_METHOD, table.epsilon_split, details)
+    widths = np.diff(edges)
+    shape = exits.shape
 
-    def parts(c: np.ndarray) -> np.ndarray:
-        u, v = logrank_statistics(c[..., :bins], c[..., bins:2 * bins], c[..., 2 * bins:3 * bins], c[..., 3 * bins:],
-                                  a.cell_variance)
-        observed_a, observed_b = c[..., :bins].sum(axis=-1), c[..., 2 * bins:3 * bins].sum(axis=-1)
-        expected_a = observed_a - u
-        expected_b = observed_b + u  # E_a + E_b = O_a + O_b
+    def parts(flat: np.ndarray) -> np.ndarray:
+        """From the released numbers (events, censored, fractions; flattened last) to [U, V, O_a, O_b, log HR]."""
+        ev, ce, fr = (flat[..., k * exits.size:(k + 1) * exits.size].reshape(*flat.shape[:-1], *shape) for k in range(3))
+        out = ev + ce
+        later = np.flip(np.cumsum(np.flip(out, -1), -1), -1) - out
+        stats = grouped_logrank(ev, widths * (later + fr))
+        u, _v, oa, ob = np.moveaxis(stats, -1, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_hr = np.log(observed_a / expected_a) - np.log(observed_b / expected_b)
-        return np.stack([u, np.where(np.isfinite(log_hr), log_hr, 0.0)], axis=-1)
+            log_hr = np.log(oa / (oa - u)) - np.log(ob / (ob + u))
+        return np.concatenate([stats, np.where(np.isfinite(log_hr), log_hr, 0.0)[..., None]], axis=-1)
 
-    u, v = logrank_statistics(a.events, a.censored, b.events, b.censored, a.cell_variance)
-    u, v = float(u), float(v)
-    observed_a, observed_b = float(a.events.sum()), float(b.events.sum())
+    released = np.concatenate([table.counts[k].ravel().astype(np.float64)
+                               for k in ("exit_event", "exit_censored", "fractions")])
+    u, v, observed_a, observed_b, _ = parts(released)
     expected_a, expected_b = observed_a - u, observed_b + u
     if not (v > 0 and min(observed_a, observed_b, expected_a, expected_b) > 0):
-        return req.release(None, None, None, noisy_n, method, split, details,
-                           reason="the log-rank statistics of the noisy tables are degenerate: no bin has events with "
+        return req.release(None, None, None, noisy_n, LOGRANK_METHOD, table.epsilon_split, details,
+                           reason="the log-rank statistics of the noisy table are degenerate: no bin has events with "
                                   "both groups at risk above the noise (too few rows for this ε)")
-    jacobian = _jacobian(parts, cells)
-    noise_var_u, noise_var_log_hr = a.cell_variance * np.sum(jacobian**2, axis=0)
+    variances = np.concatenate([np.full(exits.size, table.noise_var[k])
+                                for k in ("exit_event", "exit_censored", "fractions")])
+    jacobian = _jacobian(parts, released)
+    noise_var = (jacobian**2 * variances[:, None]).sum(axis=0)
+    noise_var_u, noise_var_log_hr = float(noise_var[0]), float(noise_var[4])
     log_hr = math.log(observed_a / expected_a) - math.log(observed_b / expected_b)
-    half = req.z * math.sqrt(1.0 / expected_a + 1.0 / expected_b + noise_var_log_hr)
+    sampling_var = 1.0 / expected_a + 1.0 / expected_b
+    half = req.z * math.sqrt(sampling_var + noise_var_log_hr)
     statistic = u * u / (v + noise_var_u)
     details.update(observed_a=observed_a, expected_a=expected_a, observed_b=observed_b, expected_b=expected_b,
-                   observed_minus_expected_a=u, variance=v,
-                   sampling_sd_log=math.sqrt(1.0 / expected_a + 1.0 / expected_b),
+                   observed_minus_expected_a=u, variance=v, sampling_sd_log=math.sqrt(sampling_var),
                    noise_sd_log=math.sqrt(noise_var_log_hr), chi_square=statistic,
                    p_value=float(chi2.sf(statistic, 1)),
                    test="log-rank chi-square (1 df) on the grouped times, U^2 / (V + noise variance of U)")
-    return req.release(math.exp(log_hr), math.exp(log_hr - half), math.exp(log_hr + half), noisy_n, method, split,
-                       details)
+    result = req.release(math.exp(log_hr), math.exp(log_hr - half), math.exp(log_hr + half), noisy_n,
+                         LOGRANK_METHOD, table.epsilon_split, details)
+    if math.sqrt(noise_var_log_hr) > NOISE_DOMINANCE * math.sqrt(sampling_var):
+        result.informative = False
+        result.reason = (f"the privacy noise (sd {math.sqrt(noise_var_log_hr):.3g} on the log scale) is more than "
+                         f"{NOISE_DOMINANCE:g} times the sampling error (sd {math.sqrt(sampling_var):.3g}): spend "
+                         "more ε, or ask on more patients")
+    return result
 
 
 def exact_logrank(time_a: np.ndarray, event_a: np.ndarray, time_b: np.ndarray,

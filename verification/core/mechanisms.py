@@ -51,7 +51,9 @@ __all__ = [
     "discrete_laplace_quantile",
     "discrete_laplace_sd",
     "exponential_quantile",
+    "noisy_cell_sums",
     "noisy_count",
+    "noisy_histogram",
     "noisy_mean",
     "noisy_quantile",
     "noisy_sum",
@@ -181,6 +183,19 @@ def _as_values(values: Any) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
+def _grid_ticks(values: np.ndarray, lo: float, hi: float, gamma: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Steps 1-2 of :func:`noisy_sum`: the values clamped, on the grid ``γ`` by randomized rounding
+    (int64 ticks), and the add/remove-one sensitivity of their sum in grid units."""
+    x = np.clip(values, lo, hi) / gamma
+    floor = np.floor(x)
+    ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
+    sensitivity = max(abs(math.floor(lo / gamma)), abs(math.ceil(hi / gamma)), 1)
+    if sensitivity * (len(x) + 1) > 2**62:
+        raise ValueError("grid too fine for this many rows; pass a coarser grid")
+    return ticks, sensitivity
+
+
 def noisy_sum(values: Any, lo: float, hi: float, epsilon: float, rng: np.random.Generator, *,
               grid: float | None = None) -> tuple[float, float]:
     """An ε-DP sum of real values with public bounds, by the integer-scaled geometric mechanism.
@@ -203,15 +218,68 @@ def noisy_sum(values: Any, lo: float, hi: float, epsilon: float, rng: np.random.
     lo, hi = _check_bounds(lo, hi)
     epsilon = _check_positive(epsilon, "epsilon")
     gamma = default_grid(lo, hi) if grid is None else _check_positive(grid, "grid")
-    x = np.clip(_as_values(values), lo, hi) / gamma
-    floor = np.floor(x)
-    ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
-    sensitivity = max(abs(math.floor(lo / gamma)), abs(math.ceil(hi / gamma)), 1)
-    if sensitivity * (len(x) + 1) > 2**62:
-        raise ValueError("grid too fine for this many rows; pass a coarser grid")
+    ticks, sensitivity = _grid_ticks(_as_values(values), lo, hi, gamma, rng)
     scale = sensitivity / epsilon
     total = int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, rng)
     return total * gamma, discrete_laplace_sd(scale) * gamma
+
+
+# --- histograms (parallel composition) -------------------------------------------------------
+
+
+def _check_cells(cells: Any, n_cells: int) -> np.ndarray:
+    cells = np.asarray(cells)
+    if cells.ndim != 1 or not np.issubdtype(cells.dtype, np.integer):
+        raise ValueError("cells must be a 1-d integer array of cell indices")
+    if isinstance(n_cells, bool) or not isinstance(n_cells, (int, np.integer)) or n_cells < 1:
+        raise ValueError("n_cells must be a positive integer")
+    if len(cells) and (cells.min() < 0 or cells.max() >= n_cells):
+        raise ValueError(f"cell indices must lie in 0..{n_cells - 1}")
+    return cells
+
+
+def noisy_histogram(cells: Any, n_cells: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """ε-DP counts of a histogram whose rows each fall in **exactly one** of ``n_cells`` public cells.
+
+    Adding or removing one row changes one count by 1 (L1 sensitivity 1 over the whole vector),
+    so every cell gets independent ``discrete_laplace(1/ε)`` noise at the full ε (parallel
+    composition). Counts are exact int64 and unbiased; they can be negative (kept as they are:
+    clipping would bias sparse cells upwards).
+    """
+    cells = _check_cells(cells, n_cells)
+    epsilon = _check_positive(epsilon, "epsilon")
+    counts = np.bincount(cells, minlength=n_cells).astype(np.int64)
+    return counts + discrete_laplace(1.0 / epsilon, rng, size=n_cells)
+
+
+def noisy_cell_sums(values: Any, cells: Any, n_cells: int, lo: Any, hi: Any, epsilon: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """ε-DP sums of a real value per public cell, each row in exactly one cell (parallel composition).
+
+    ``lo`` and ``hi`` are the public bounds per cell (scalars or arrays of length ``n_cells``; a
+    row's value is clamped to its cell's bounds). Each cell is :func:`noisy_sum` on its rows with
+    its own bounds and grid: one row changes only its own cell's sum, by at most that cell's
+    sensitivity, so every cell uses the full ε. Returns ``(sums, noise_sds)``, arrays of length
+    ``n_cells``.
+    """
+    cells = _check_cells(cells, n_cells)
+    epsilon = _check_positive(epsilon, "epsilon")
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.shape != cells.shape or np.isnan(values).any():
+        raise ValueError("values must be one non-missing value per row of cells")
+    lows = np.broadcast_to(np.asarray(lo, dtype=np.float64), (n_cells,))
+    highs = np.broadcast_to(np.asarray(hi, dtype=np.float64), (n_cells,))
+    sums, sds = np.empty(n_cells), np.empty(n_cells)
+    order = np.argsort(cells, kind="stable")
+    starts = np.searchsorted(cells[order], np.arange(n_cells + 1))
+    for cell in range(n_cells):
+        low, high = _check_bounds(lows[cell], highs[cell])
+        gamma = default_grid(low, high)
+        ticks, sensitivity = _grid_ticks(values[order[starts[cell]:starts[cell + 1]]], low, high, gamma, rng)
+        scale = sensitivity / epsilon
+        sums[cell] = (int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, rng)) * gamma
+        sds[cell] = discrete_laplace_sd(scale) * gamma
+    return sums, sds
 
 
 # --- means -------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Issue 11, part 3: an estimate that sits on a clamp bound or is swamped by noise is returned
 (it was paid for) with ``informative: false``, a plain reason, and an inconclusive verdict.
 
-GBSG2's hormonal-therapy hazard ratio at ε = 1 by sample-and-aggregate (686 rows, 6 blocks):
-the README's request used to come back as HR 20.09 = e³, the clamp bound, with a verdict.
-Fixed seeds; at ε = 50 the same request is informative in every one of 20 runs.
+GBSG2's hormonal-therapy hazard ratio adjusted for age at ε = 1 is answered by sample-and-aggregate
+(686 rows, 6 blocks; age is numeric): the README's request used to come back as HR 20.09 = e³, the
+clamp bound, with a verdict. The same HR without the numeric adjuster is answered from a noisy exit
+table and is informative at ε = 1. Fixed seeds; at ε = 50 both are informative in every one of 20 runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from verification.core import answer
 from verification.core.aggregate import LOG_BOUND, NOISE_DOMINANCE
 from tests.verification.core.conftest import hyp
 
-HR = {"exposure": {"column": "horTh", "value": "yes"}}
+HR = {"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]}
+TABLE_HR = {"exposure": {"column": "horTh", "value": "yes"}}
 LESS = {"direction": "less", "value": 1.0}
 
 
@@ -39,8 +41,9 @@ def test_a_clamped_hazard_ratio_is_flagged_and_never_a_finding(gbsg2, gbsg2_sche
     assert flagged >= 15  # 686 patients at ε = 1: the mechanism cannot say more
 
 
-def test_a_precise_hazard_ratio_is_informative(gbsg2, gbsg2_schema):
-    hypothesis = hyp(gbsg2_schema, "hazard_ratio", HR, epsilon=50.0, claim=LESS)
+@pytest.mark.parametrize("params,epsilon", [(HR, 50.0), (TABLE_HR, 50.0), (TABLE_HR, 1.0)])
+def test_a_precise_hazard_ratio_is_informative(gbsg2, gbsg2_schema, params, epsilon):
+    hypothesis = hyp(gbsg2_schema, "hazard_ratio", params, epsilon=epsilon, claim=LESS)
     for seed in range(20):
         result = answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(seed))
         assert result.informative and result.reason == "", result.reason

@@ -23,9 +23,12 @@ from verification.core.hypothesis import KINDS as KIND_NAMES
 
 
 
+# Sample-and-aggregate answers a model with a numeric covariate (age here); a model whose covariates are all
+# categorical is answered from a noisy table (tests/verification/core/test_tables.py).
 GBSG2_SPECS = {
-    "logistic_odds_ratio": {"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"}},
-    "hazard_ratio": {"exposure": {"column": "horTh", "value": "yes"}},
+    "logistic_odds_ratio": {"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"},
+                            "adjust_for": ["age"]},
+    "hazard_ratio": {"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]},
 }
 
 
@@ -116,11 +119,12 @@ def test_coverage_at_epsilon_20_where_sampling_dominates(coverage_20, kind):
 
 
 GBSG2_CASES = {
-    "logistic_horTh": ("logistic_odds_ratio", GBSG2_SPECS["logistic_odds_ratio"]),
+    "logistic_horTh": ("logistic_odds_ratio", {"outcome": {"column": "cens", "value": 1},
+                                               "exposure": {"column": "horTh", "value": "yes"}}),
     "logistic_pnodes_adjusted": ("logistic_odds_ratio", {"outcome": {"column": "cens", "value": 1},
                                                          "exposure": {"column": "pnodes"},
                                                          "adjust_for": ["age", "tgrade"]}),
-    "cox_horTh": ("hazard_ratio", GBSG2_SPECS["hazard_ratio"]),
+    "cox_horTh": ("hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"}}),
     "cox_horTh_adjusted": ("hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"},
                                             "adjust_for": ["age", "menostat", "pnodes", "tgrade"]}),
 }
@@ -150,6 +154,8 @@ def _full_fit(raw: pd.DataFrame, case: str) -> float:
 @pytest.mark.parametrize("case", list(GBSG2_CASES))
 def test_large_epsilon_is_close_to_the_full_data_fit_on_gbsg2(gbsg2, gbsg2_raw, gbsg2_schema, case):
     kind, params = GBSG2_CASES[case]
+    if "adjust_for" not in params and params["exposure"].get("value") is not None:
+        pytest.skip("all-categorical models are answered from a noisy table: tests/verification/core/test_tables.py")
     hypothesis = hyp(gbsg2_schema, kind, params, epsilon=50.0)
     full = _full_fit(gbsg2_raw, case)
     result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(50), synthetic=gbsg2)
