@@ -85,6 +85,17 @@ def _hypothesis(raw: dict, release: Release, policy: BudgetPolicy) -> tuple[Hypo
     return hypothesis, schema
 
 
+def _checked(raw: Any) -> tuple[Release, BudgetPolicy, Hypothesis, Schema]:
+    """Step 1 of a verification (and all of a preview's checks): the body, its release and its
+    hypothesis against the dataset's schema and policy; an ApplicationError (400) otherwise."""
+    if not isinstance(raw, dict):
+        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
+    release = _release(raw)
+    policy = policy_for(release.dataset)
+    hypothesis, schema = _hypothesis(raw, release, policy)
+    return release, policy, hypothesis, schema
+
+
 def _key(hypothesis: Hypothesis) -> str:
     return hashlib.sha256(hypothesis.canonical().encode("utf-8")).hexdigest()
 
@@ -154,12 +165,8 @@ def _answered_or_busy(existing: Verification, **kwargs) -> Verification:
 # --------------------------------------------------------------------------- submit
 def verification_submit(*, user, raw: Any) -> Verification:
     """Answer one hypothesis (see the module docstring). Returns the stored verification."""
-    if not isinstance(raw, dict):
-        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
-    release = _release(raw)
+    release, policy, hypothesis, schema = _checked(raw)
     dataset = release.dataset
-    policy = policy_for(dataset)
-    hypothesis, schema = _hypothesis(raw, release, policy)
     key = _key(hypothesis)
     context = {"user": user, "release": release, "hypothesis": hypothesis, "schema": schema}
     verifications_reap_stale(dataset=dataset, key=key)
@@ -287,12 +294,8 @@ def verification_preview(*, user, raw: Any, seed: int | None = None) -> dict[str
     left and the per-query maximum. ``seed`` is for tests; otherwise the operating system's
     randomness seeds each preview.
     """
-    if not isinstance(raw, dict):
-        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
-    release = _release(raw)
+    release, policy, hypothesis, schema = _checked(raw)
     dataset = release.dataset
-    policy = policy_for(dataset)
-    hypothesis, schema = _hypothesis(raw, release, policy)
     left = _left_as_is(user, dataset, policy)
     max_epsilon = min(left, policy.max_epsilon_per_query)
     try:

@@ -56,17 +56,10 @@ class Simulation:
 
 
 @dataclass(frozen=True)
-class Preview:
-    """The preview at the asked ε plus the suggestion (see the module docstring)."""
+class Preview(Simulation):
+    """The simulation at the asked ε plus the statistic on the release and the suggestion (see the
+    module docstring)."""
 
-    epsilon: float
-    draws: int
-    p_decisive: float
-    p_withheld: float
-    p_uninformative: float
-    expected_ci_width: float | None
-    expected_ci_width_log: float | None
-    expected_ci: dict[str, float | None]
     synthetic_estimate: float | None
     max_epsilon: float
     suggested_epsilon: float | None
@@ -188,9 +181,6 @@ def preview(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng:
         reason = (f"The smallest ε tried whose simulated answers are decisive at least {target:.0%} of the time "
                   f"({p_at(suggested):.0%}).")
     return Preview(
-        epsilon=hypothesis.epsilon, draws=draws, p_decisive=asked.p_decisive, p_withheld=asked.p_withheld,
-        p_uninformative=asked.p_uninformative, expected_ci_width=asked.expected_ci_width,
-        expected_ci_width_log=asked.expected_ci_width_log, expected_ci=asked.expected_ci,
-        synthetic_estimate=_synthetic_estimate(frame, schema, hypothesis), max_epsilon=float(max_epsilon),
-        suggested_epsilon=suggested, suggestion_reason=reason, target=target,
+        **dataclasses.asdict(asked), synthetic_estimate=_synthetic_estimate(frame, schema, hypothesis),
+        max_epsilon=float(max_epsilon), suggested_epsilon=suggested, suggestion_reason=reason, target=target,
         searched=[{"epsilon": e, "p_decisive": p} for e, p in sorted(searched.items())])
