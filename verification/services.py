@@ -279,11 +279,6 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
 
 
 # --------------------------------------------------------------------------- preview
-#: Simulated answers at the asked ε, and per ε tried by the search for a suggestion.
-PREVIEW_DRAWS = 40
-PREVIEW_SEARCH_DRAWS = 40
-
-
 def verification_preview(*, user, raw: Any, seed: int | None = None) -> dict[str, Any]:
     """A free preview of a hypothesis: checked exactly as :func:`verification_submit` checks it
     (the same 400s, before anything else), then simulated on the published synthetic release only
@@ -302,7 +297,7 @@ def verification_preview(*, user, raw: Any, seed: int | None = None) -> dict[str
         frame = release_synthetic_rows(release, schema)
         rng = np.random.default_rng(secrets.randbits(128) if seed is None else seed)
         result = preview(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup,
-                         max_epsilon=float(max_epsilon), draws=PREVIEW_DRAWS, search_draws=PREVIEW_SEARCH_DRAWS)
+                         max_epsilon=float(max_epsilon))
     except Exception as exc:  # noqa: BLE001 - the release is public; the log has the traceback
         logger.exception("preview on release %s failed", release.pk)
         raise ApplicationError(f"The preview failed ({type(exc).__name__}); nothing was charged. Please report it "

@@ -30,10 +30,15 @@ from clearinghouse.schema import Schema
 from .hypothesis import MIN_EPSILON, Hypothesis, _decimal_text
 from .kinds import EXACT, KINDS, answer, apply_where
 
-__all__ = ["DECISIVE", "EPSILON_GRID", "NOTE", "Preview", "Simulation", "preview", "simulate"]
+__all__ = ["DECISIVE", "DRAWS", "EPSILON_GRID", "NOTE", "SEARCH_DRAWS", "Preview", "Simulation", "preview",
+           "simulate"]
 
 #: The ε a suggestion is chosen from (the largest allowed ε is tried too when it is not on the grid).
 EPSILON_GRID = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
+#: Simulated answers at the asked ε, and per ε the search tries: 20 keep a regression kind on 686 rows
+#: well under 2 s when a raised per-query maximum lets the search try five ε (bench/preview.py).
+DRAWS = 40
+SEARCH_DRAWS = 20
 DECISIVE = ("supported", "contradicted")
 NOTE = ("These figures come from simulating the answer on the published synthetic release, not on the real "
         "rows, and assume the release resembles the real cohort; the real answer will differ. The preview costs "
@@ -83,24 +88,31 @@ def _median(values: list[float]) -> float | None:
 def simulate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, seed: int, draws: int,
              min_subgroup: int) -> Simulation:
     """``draws`` answers of ``hypothesis`` (at its own ε) on ``frame``, from ``default_rng(seed)``."""
+    return _simulate(frame, schema, hypothesis, seed=seed, draws=draws, min_subgroup=min_subgroup)[0]
+
+
+def _simulate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, seed: int, draws: int,
+              min_subgroup: int) -> tuple[Simulation, list[bool]]:
+    """:func:`simulate`, and whether each draw was decisive (in order: the first k of them are what
+    ``simulate(..., draws=k)`` with the same seed would give)."""
     if draws < 1:
         raise ValueError("draws must be at least 1")
     rng = np.random.default_rng(seed)
     ratio = KINDS[hypothesis.kind].ratio
-    decisive = withheld = uninformative = 0
+    withheld = uninformative = 0
+    decisive: list[bool] = []
     widths: list[float] = []
     log_widths: list[float] = []
     lows: list[float] = []
     highs: list[float] = []
     for _ in range(draws):
         result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=min_subgroup, synthetic=None)
+        decisive.append(result.verdict in DECISIVE)  # withheld: verdict None
         if result.withheld:
             withheld += 1
             continue
         if not result.informative:
             uninformative += 1
-        if result.verdict in DECISIVE:
-            decisive += 1
         low, high = result.ci_low, result.ci_high
         if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
             continue
@@ -109,10 +121,10 @@ def simulate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, see
         widths.append(high - low)
         if ratio and low > 0 and high > 0:
             log_widths.append(math.log(high / low))
-    return Simulation(epsilon=hypothesis.epsilon, draws=draws, p_decisive=decisive / draws,
+    return Simulation(epsilon=hypothesis.epsilon, draws=draws, p_decisive=sum(decisive) / draws,
                       p_withheld=withheld / draws, p_uninformative=uninformative / draws,
                       expected_ci_width=_median(widths), expected_ci_width_log=_median(log_widths) if ratio else None,
-                      expected_ci={"low": _median(lows), "high": _median(highs)})
+                      expected_ci={"low": _median(lows), "high": _median(highs)}), decisive
 
 
 def _candidates(max_epsilon: float) -> list[float]:
@@ -134,10 +146,10 @@ def _synthetic_estimate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothe
 
 
 def preview(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: np.random.Generator,
-            min_subgroup: int, max_epsilon: float, draws: int = 40, search_draws: int | None = None,
+            min_subgroup: int, max_epsilon: float, draws: int = DRAWS, search_draws: int | None = SEARCH_DRAWS,
             target: float = 0.8) -> Preview:
     """The preview of ``hypothesis`` at its ε on ``frame`` (the synthetic release) and the smallest
-    ε ≤ ``max_epsilon`` on the grid whose P(decisive) over ``search_draws`` (default ``draws``)
+    ε ≤ ``max_epsilon`` on the grid whose P(decisive) over ``search_draws`` (``None``: ``draws``)
     reaches ``target``.
 
     ``rng`` gives one seed; every ε is simulated from that same seed (common random numbers).
@@ -145,12 +157,14 @@ def preview(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng:
     if not 0 < target <= 1:
         raise ValueError("target must be in (0, 1]")
     search_draws = draws if search_draws is None else search_draws
+    if search_draws < 1:
+        raise ValueError("search_draws must be at least 1")
     seed = int(rng.integers(0, 2**63 - 1))
-    asked = simulate(frame, schema, hypothesis, seed=seed, draws=draws, min_subgroup=min_subgroup)
+    asked, decisive = _simulate(frame, schema, hypothesis, seed=seed, draws=draws, min_subgroup=min_subgroup)
 
     searched: dict[float, float] = {}
-    if search_draws == draws:
-        searched[hypothesis.epsilon] = asked.p_decisive
+    if search_draws <= draws:  # the asked ε's first search_draws draws are what the search would simulate
+        searched[hypothesis.epsilon] = sum(decisive[:search_draws]) / search_draws
 
     def p_at(epsilon: float) -> float:
         if epsilon not in searched:

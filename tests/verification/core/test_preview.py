@@ -18,9 +18,11 @@ HR_LESS = {"direction": "less", "value": 1}
 HORTH_YES = {"exposure": {"column": "horTh", "value": "yes"}}
 
 
-def _preview(frame, schema, hypothesis, *, seed=0, max_epsilon=1.0, draws=10, **kwargs) -> Preview:
+def _preview(frame, schema, hypothesis, *, seed=0, max_epsilon=1.0, draws=10, search_draws=None,
+             **kwargs) -> Preview:
+    """A preview with few draws; the search uses as many as the asked ε unless told otherwise."""
     return preview(frame, schema, hypothesis, rng=np.random.default_rng(seed), min_subgroup=20,
-                   max_epsilon=max_epsilon, draws=draws, **kwargs)
+                   max_epsilon=max_epsilon, draws=draws, search_draws=search_draws, **kwargs)
 
 
 def test_it_reports_every_figure_with_its_type(gbsg2, gbsg2_schema):
@@ -133,9 +135,21 @@ def test_it_only_calls_the_engines_answer_on_the_frame_it_is_given(gbsg2, gbsg2_
     assert len(seen) == 4 * len(result.searched) + (0 if 0.5 in {r["epsilon"] for r in result.searched} else 4)
 
 
+def test_the_search_reuses_the_first_draws_at_the_asked_epsilon(gbsg2, gbsg2_schema):
+    """Common random numbers: the asked ε's first ``search_draws`` draws are exactly the search's simulation."""
+    h = hyp(gbsg2_schema, "mean", {"column": "age"}, epsilon=0.05, claim={"direction": "greater", "value": 52})
+    result = _preview(gbsg2, gbsg2_schema, h, seed=5, draws=12, search_draws=6)
+    seed = int(np.random.default_rng(5).integers(0, 2**63 - 1))
+    alone = simulate(gbsg2, gbsg2_schema, h, seed=seed, draws=6, min_subgroup=20)
+    assert {r["epsilon"]: r["p_decisive"] for r in result.searched}[0.05] == alone.p_decisive
+    assert result.draws == 12
+
+
 def test_it_refuses_no_draws_and_a_bad_target(gbsg2, gbsg2_schema):
     h = hyp(gbsg2_schema, "mean", {"column": "age"}, epsilon=0.5, claim=AGE_OVER_40)
     with pytest.raises(ValueError):
         _preview(gbsg2, gbsg2_schema, h, draws=0)
+    with pytest.raises(ValueError):
+        _preview(gbsg2, gbsg2_schema, h, search_draws=0)
     with pytest.raises(ValueError):
         _preview(gbsg2, gbsg2_schema, h, target=0)
