@@ -68,6 +68,12 @@ bench-report: install
 bench-verification: install
 	$(PY) -m bench.verification $(BENCH_ARGS)
 
+# Precision-preview benchmark: the free preview's time on GBSG2 per hypothesis (median of 5; target
+# <= 2 s for the regression kinds). Under a minute; figures in bench/results/preview.json.
+.PHONY: bench-preview
+bench-preview: install
+	$(PY) -m bench.preview
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

@@ -47,6 +47,7 @@ api_v1 = [
     path("releases/<int:release_id>/data.parquet", releases_api.ReleaseDownloadApi.as_view(kind="parquet"),
          name="release-data-parquet"),
     path("verifications/", verification_api.VerificationListCreateApi.as_view(), name="verifications"),
+    path("verifications/preview/", verification_api.VerificationPreviewApi.as_view(), name="verifications-preview"),
     path("verifications/<int:verification_id>/", verification_api.VerificationDetailApi.as_view(),
          name="verification-detail"),
     path("budget/", verification_api.BudgetApi.as_view(), name="budget"),

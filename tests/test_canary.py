@@ -7,7 +7,7 @@ successes and the refusals (duplicate slug, failing rows that carry the markers,
 fields, wrong content types, bad filters, 404s, 405s, an oversized upload), a generator
 trained on the cohort and its synthetic releases (made, published, listed, downloaded), ε-DP
 verifications of the published release on the real rows (a mean of ``bmi``, charged, then
-reused), budgets, policies and allocations, the audit log and its export, the OpenAPI document, and every admin page a custodian can open.
+reused) and their free previews on the synthetic release, budgets, policies and allocations, the audit log and its export, the OpenAPI document, and every admin page a custodian can open.
 Every response is collected, and one loop checks that no marker appears in any body or header
 (in synthetic rows, only the identifier marker is looked for: see ``find_in_synthetic_rows``).
 
@@ -471,6 +471,17 @@ def exercise_verification(rec: Recorder, role: str, client, world: dict) -> None
     call("verify, not JSON", client, "POST", verifications, b"{oops", content_type="application/json",
          expect=pick(researchers, 400))
     readers = by_role(401, 403, 200, 403, 403)
+    # the free preview: simulated on the synthetic release only; the same refusals as a verification
+    previews = f"{verifications}preview/"
+    previewed = call("preview the mean bmi on the canary release", client, "POST", previews, mean_bmi, fmt="json",
+                     expect=readers[role])
+    if previewed.status_code == 200:
+        body = previewed.json()
+        assert (body["dataset"], body["kind"], body["epsilon"], body["draws"]) == (SLUG, "mean", 0.5, 40)
+    for label, body in (("ε above the maximum", {**mean_bmi, "epsilon": 5}), ("an unknown kind", {**mean_bmi,
+                                                                                                   "kind": "mode"}),
+                        ("not an object", [mean_bmi])):
+        call(f"preview, {label}", client, "POST", previews, body, fmt="json", expect=pick(readers, 400))
     call("list own verifications", client, "GET", verifications, expect=readers[role])
     mine = world.get("verification", 987654)  # not made yet when the roles before the researcher call
     call("read own verification", client, "GET", f"{verifications}{mine}/", expect=readers[role])

@@ -145,6 +145,7 @@ MATRIX = [
     E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
     E("submit a verification",     "POST", "/api/v1/verifications/",                401, 403,  201,  403,  403, "verification.create",
       success_actions=("verification.charge", "verification.answer")),
+    E("preview a verification",    "POST", "/api/v1/verifications/preview/",        401, 403,  200,  403,  403, "verification.preview"),
     E("list own verifications",    "GET",  "/api/v1/verifications/",                401, 403,  200,  403,  403, "verification.list"),
     E("read a verification",       "GET",  "/api/v1/verifications/{verification}/", 401, 403,  200,  403,  403, "verification.read"),
     E("read another's verification", "GET", "/api/v1/verifications/{other_verification}/", 401, 403, 404, 403, 403, "verification.read"),
@@ -258,7 +259,7 @@ class World:
             return {"mia_auc_max": 0.55}, "json"
         if endpoint.name == "start a sweep":
             return {"models": ["copula"], "seeds": [7], "samples": 2, "epochs": 1}, "json"
-        if endpoint.name == "submit a verification":
+        if endpoint.name in ("submit a verification", "preview a verification"):
             return self.hypothesis(epsilon=0.1), "json"
         if endpoint.name == "set a budget policy":
             return {"daily_limit": 20, "total_cap": "50"}, "json"
@@ -637,6 +638,19 @@ def _verification_submitted(world: World, role: str, response) -> User:
     return user
 
 
+def _verification_previewed(world: World, role: str, response) -> User:
+    body = response.json()
+    assert (body["dataset"], body["release"], body["kind"], body["epsilon"], body["draws"]) == (
+        "gbsg2-small", world.release.pk, "count", 0.1, 40)
+    assert body["synthetic_estimate"] == 8.0  # the release's 8 rows, counted without noise
+    assert 0 <= body["p_decisive"] <= 1 and 0 <= body["p_withheld"] <= 1
+    # the world's mean (0.1) is spent out of the default 2; at most 1 per hypothesis
+    assert (body["budget_left"], body["max_epsilon"]) == ("1.9", 1.0)
+    assert body["suggested_epsilon"] is None or body["suggested_epsilon"] <= 1.0
+    assert budget_state() == world.budget_state  # free: nothing charged, no verification stored
+    return world.users[role]
+
+
 def _verifications_listed(world: World, role: str, response) -> User:
     body = response.json()
     assert body["count"] == 1 and [v["id"] for v in body["results"]] == [world.verification.pk]  # not vera's
@@ -747,6 +761,7 @@ SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
     "export audit events": _audit_exported,
     "verify the audit chain": _audit_verified,
     "submit a verification": _verification_submitted,
+    "preview a verification": _verification_previewed,
     "list own verifications": _verifications_listed,
     "read a verification": _verification_read,
     "read own ε budget": _budget_read,

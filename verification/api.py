@@ -17,7 +17,7 @@ from clearinghouse.errors import ApplicationError
 from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.views import ApiView
 from verification.models import Verification
-from verification.services import budget_left, verification_submit
+from verification.services import budget_left, verification_preview, verification_submit
 
 
 class VerificationOutputSerializer(serializers.ModelSerializer):
@@ -45,6 +45,15 @@ HYPOTHESIS_EXAMPLE = {
 }
 
 
+def _posted_hypothesis(request) -> dict:
+    """The gist of a posted hypothesis for the audit row of a refused request."""
+    data = request.data
+    if request.method == "POST" and isinstance(data, dict):
+        return {"kind": str(data.get("kind", ""))[:40], "release": str(data.get("release", ""))[:20],
+                "epsilon": str(data.get("epsilon", ""))[:40]}
+    return {}
+
+
 class VerificationListCreateApi(ApiView):
     """POST: a hypothesis found on a published release → its ε-DP answer on the real rows, with
     a CI, a verdict and the same statistic on the release; charged to your budget unless an
@@ -58,11 +67,7 @@ class VerificationListCreateApi(ApiView):
         return "verification.create" if self.request.method == "POST" else "verification.list"
 
     def audit_context(self) -> dict:
-        data = self.request.data
-        if self.request.method == "POST" and isinstance(data, dict):
-            return {"kind": str(data.get("kind", ""))[:40], "release": str(data.get("release", ""))[:20],
-                    "epsilon": str(data.get("epsilon", ""))[:40]}
-        return {}
+        return _posted_hypothesis(self.request)
 
     @extend_schema(responses=VerificationOutputSerializer(many=True))
     def get(self, request):
@@ -92,6 +97,65 @@ class VerificationDetailApi(ApiView):
         verification = get_object_or_404(Verification.objects.filter(user=request.user).select_related("dataset"),
                                          pk=verification_id)
         return Response(VerificationOutputSerializer(verification).data)
+
+
+class PreviewIntervalSerializer(serializers.Serializer):
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+
+
+class PreviewSearchedSerializer(serializers.Serializer):
+    epsilon = serializers.FloatField()
+    p_decisive = serializers.FloatField()
+
+
+class VerificationPreviewOutputSerializer(serializers.Serializer):
+    """The figures of :func:`verification.core.preview.preview`, documented for the OpenAPI schema."""
+
+    dataset = serializers.CharField()
+    release = serializers.IntegerField()
+    kind = serializers.CharField()
+    hypothesis = serializers.JSONField(help_text="The normalized hypothesis, as a verification would store it.")
+    epsilon = serializers.FloatField(help_text="The ε asked for (nothing is charged).")
+    draws = serializers.IntegerField(help_text="Simulated answers at the asked ε.")
+    p_decisive = serializers.FloatField(help_text="Share of the simulated answers whose verdict is supported or "
+                                                  "contradicted (withheld and uninformative ones are not).")
+    p_withheld = serializers.FloatField()
+    p_uninformative = serializers.FloatField()
+    expected_ci_width = serializers.FloatField(allow_null=True, help_text="Median CI width (ci_high − ci_low).")
+    expected_ci_width_log = serializers.FloatField(allow_null=True,
+                                                   help_text="Ratio kinds: median log(ci_high / ci_low); else null.")
+    expected_ci = PreviewIntervalSerializer(help_text="Median CI bounds.")
+    synthetic_estimate = serializers.FloatField(allow_null=True, help_text="The statistic on the release, no noise.")
+    max_epsilon = serializers.FloatField(help_text="The most this hypothesis could ask for now: your remaining "
+                                                   "allocation or the per-query maximum, whichever is smaller.")
+    budget_left = serializers.CharField(help_text="ε you have left on the dataset (as in GET /budget/).")
+    suggested_epsilon = serializers.FloatField(allow_null=True, help_text="The smallest ε tried, up to max_epsilon, "
+                                                                          "with P(decisive) ≥ target; else null.")
+    suggestion_reason = serializers.CharField()
+    target = serializers.FloatField()
+    searched = PreviewSearchedSerializer(many=True, help_text="Each ε the search tried and its P(decisive).")
+    note = serializers.CharField()
+
+
+class VerificationPreviewApi(ApiView):
+    """POST the body of a verification: the figures its ε-DP answer would likely have, simulated on
+    the published synthetic release (never on the real rows). Free: no ε is charged and nothing is
+    stored but its audit row. Refused with the same 400s as a verification."""
+
+    permission_classes = [IsVerifiedResearcher]
+    audit_action = "verification.preview"
+    audit_object_type = "verification"
+
+    def audit_context(self) -> dict:
+        return _posted_hypothesis(self.request)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: VerificationPreviewOutputSerializer},
+                   examples=[OpenApiExample("hormonal therapy lowers the hazard", value=HYPOTHESIS_EXAMPLE,
+                                            request_only=True)])
+    def post(self, request):
+        return Response(VerificationPreviewOutputSerializer(verification_preview(user=request.user,
+                                                                                 raw=request.data)).data)
 
 
 class BudgetApi(ApiView):

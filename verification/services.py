@@ -11,6 +11,11 @@ Order of work for ``POST /api/v1/verifications/``:
 4. the answer is computed with fresh noise from the operating system's randomness; a failure is
    refunded with its own ledger entry;
 5. the answer is stored and audited (spec, answer, ε) for the auditors.
+
+``POST /api/v1/verifications/preview/`` (:func:`verification_preview`) checks the hypothesis the
+same way (step 1, the same 400s) and then simulates its answer on the published synthetic release
+only (:mod:`verification.core.preview`): no real row is read, nothing is charged or stored but its
+audit row.
 """
 
 from __future__ import annotations
@@ -32,15 +37,17 @@ from accounts.models import Allocation, BudgetPolicy, to_micro
 from clearinghouse.errors import ApplicationError
 from clearinghouse.custody import CustodyError, custody_read
 from clearinghouse.models import AuditEvent
+from clearinghouse.plain import json_safe
 from clearinghouse.schema import Schema
 from clearinghouse.services.audit import audit_record
 from releases.models import Release
 from releases.selectors import release_synthetic_rows
 from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
 from verification.core.kinds import EXACT, apply_where
+from verification.core.preview import preview
 from verification.models import Verification
 
-__all__ = ["budget_left", "verification_submit", "verifications_reap_stale"]
+__all__ = ["budget_left", "verification_preview", "verification_submit", "verifications_reap_stale"]
 
 logger = logging.getLogger(__name__)
 Status = Verification.Status
@@ -78,6 +85,17 @@ def _hypothesis(raw: dict, release: Release, policy: BudgetPolicy) -> tuple[Hypo
     return hypothesis, schema
 
 
+def _checked(raw: Any) -> tuple[Release, BudgetPolicy, Hypothesis, Schema]:
+    """Step 1 of a verification (and all of a preview's checks): the body, its release and its
+    hypothesis against the dataset's schema and policy; an ApplicationError (400) otherwise."""
+    if not isinstance(raw, dict):
+        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
+    release = _release(raw)
+    policy = policy_for(release.dataset)
+    hypothesis, schema = _hypothesis(raw, release, policy)
+    return release, policy, hypothesis, schema
+
+
 def _key(hypothesis: Hypothesis) -> str:
     return hashlib.sha256(hypothesis.canonical().encode("utf-8")).hexdigest()
 
@@ -88,6 +106,14 @@ def budget_left(user, dataset) -> dict[str, str]:
     left = min(allocation.epsilon - allocation.spent, policy.total_cap - policy.total_spent)
     return {"dataset": dataset.slug, "allocation": _plain(allocation.epsilon), "spent": _plain(allocation.spent),
             "left": _plain(left)}
+
+
+def _left_as_is(user, dataset, policy: BudgetPolicy) -> Decimal:
+    """What :func:`budget_left` calls ``left``, without creating the researcher's allocation (and
+    its ledger entry) when they have none yet: then it is the policy's default allocation."""
+    allocation = Allocation.objects.filter(user=user, dataset=dataset).first()
+    mine = policy.default_allocation if allocation is None else allocation.epsilon - allocation.spent
+    return max(min(mine, policy.total_cap - policy.total_spent), Decimal(0))
 
 
 def _plain(value: Decimal) -> str:
@@ -139,12 +165,8 @@ def _answered_or_busy(existing: Verification, **kwargs) -> Verification:
 # --------------------------------------------------------------------------- submit
 def verification_submit(*, user, raw: Any) -> Verification:
     """Answer one hypothesis (see the module docstring). Returns the stored verification."""
-    if not isinstance(raw, dict):
-        raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
-    release = _release(raw)
+    release, policy, hypothesis, schema = _checked(raw)
     dataset = release.dataset
-    policy = policy_for(dataset)
-    hypothesis, schema = _hypothesis(raw, release, policy)
     key = _key(hypothesis)
     context = {"user": user, "release": release, "hypothesis": hypothesis, "schema": schema}
     verifications_reap_stale(dataset=dataset, key=key)
@@ -254,3 +276,40 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
         audit_record(action="verification.answer", actor=verification.user, object_type="verification",
                      object_id=verification.pk, details=_audit_details(verification))
     return verification
+
+
+# --------------------------------------------------------------------------- preview
+def verification_preview(*, user, raw: Any, seed: int | None = None) -> dict[str, Any]:
+    """A free preview of a hypothesis: checked exactly as :func:`verification_submit` checks it
+    (the same 400s, before anything else), then simulated on the published synthetic release only
+    (public: no ε; no real row is read). Nothing is charged or stored but one audit row
+    (``verification.preview``, with the hypothesis and the figures).
+
+    A preview asking for more ε than is left still answers; its suggestion stays within what is
+    left and the per-query maximum. ``seed`` is for tests; otherwise the operating system's
+    randomness seeds each preview.
+    """
+    release, policy, hypothesis, schema = _checked(raw)
+    dataset = release.dataset
+    left = _left_as_is(user, dataset, policy)
+    max_epsilon = min(left, policy.max_epsilon_per_query)
+    try:
+        frame = release_synthetic_rows(release, schema)
+        rng = np.random.default_rng(secrets.randbits(128) if seed is None else seed)
+        result = preview(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup,
+                         max_epsilon=float(max_epsilon))
+    except Exception as exc:  # noqa: BLE001 - the release is public; the log has the traceback
+        logger.exception("preview on release %s failed", release.pk)
+        raise ApplicationError(f"The preview failed ({type(exc).__name__}); nothing was charged. Please report it "
+                               "if it happens again.", code="preview_failed", status_code=500) from None
+    figures = json_safe(result.to_dict())
+    body = {"dataset": dataset.slug, "release": release.pk, "kind": hypothesis.kind,
+            "hypothesis": hypothesis.to_dict(), **figures, "max_epsilon": float(max_epsilon),
+            "budget_left": _plain(left)}
+    with transaction.atomic():
+        audit_record(action="verification.preview", actor=user, object_type="release", object_id=release.pk,
+                     details={"dataset": dataset.slug, "release": release.pk, "hypothesis": hypothesis.to_dict(),
+                              "epsilon": hypothesis.epsilon_text, "charged": "0",
+                              "preview": {k: v for k, v in body.items()
+                                          if k not in ("dataset", "release", "kind", "hypothesis", "note")}})
+    return body

@@ -11,6 +11,8 @@
   kinds; each kind module defines a kind once and adds it with :func:`register`:
   :mod:`.kinds_models` the regression kinds, :mod:`.kinds_survival` the survival kinds (both
   imported here).
+* :mod:`.preview`: the free precision preview, :func:`answer` simulated on the synthetic release
+  (expected CI width, P(decisive), a suggested ε); not imported here, nothing registers through it.
 * :mod:`.aggregate`: sample-and-aggregate (DP mean of block estimates, its CI), used by the
   regression kinds; their batched Newton fits are :mod:`clearinghouse.fitting` (shared with the
   validation report).
