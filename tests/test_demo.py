@@ -80,19 +80,26 @@ def assert_the_report_was_shown_and_saved(out: str, folder: Path) -> None:
 
 
 def assert_the_two_findings_were_verified(out: str) -> None:
-    """Each finding: the ε-DP answer on the real rows (estimate, CI, noisy n, verdict) next to the
-    synthetic release's estimate, with the budget left after each charge (2 = 1 + 0.5 + 0.5)."""
+    """Each finding: the free preview, then the ε-DP answer on the real rows (estimate, CI, noisy n,
+    verdict) next to the synthetic release's estimate, with the budget left after each charge
+    (2 = 1 + 0.5 + 0.5). The age hazard ratio is an artefact of the synthetic release: never supported."""
     lines = out.splitlines()
-    assert "  researcher verifies two findings of the release on the real patients (ε-DP answers):" in lines
-    number = r"-?\d+\.\d{3}"
+    assert ("  researcher previews (free, synthetic release only) and verifies three findings on the real "
+            "patients (ε-DP answers):") in lines
+    number = r"-?\d+(\.\d+)?(e[-+]\d+)?"
+    previews = [line for line in lines if line.startswith("      preview at ε = ")]
+    assert len(previews) == 3, previews
+    for line in previews:
+        assert re.fullmatch(rf"      preview at ε = [\d.]+: expected CI {number} to {number}, P\(decisive\) [01]\.\d\d; "
+                            r"smallest ε reaching 0.8: ([\d.]+|none within the limits)", line), line
     reals = [line for line in lines if line.startswith("      real (")]
-    assert len(reals) == 2, reals
-    for line, epsilon in zip(reals, ("1", "0.5")):
+    assert len(reals) == 3, reals
+    for line, epsilon in zip(reals, ("1", "0.5", "0.5")):
         assert re.fullmatch(rf"      real \(ε = {epsilon}\): {number}, 95 % CI {number} to {number} \(noisy n \d+\) → "
                             r"(supported|contradicted|inconclusive)", line), line
-    # the hazard ratio on 686 patients at ε = 1 sits on the clamp bound (sample-and-aggregate): the demo says so
+    assert not reals[1].endswith("supported")  # the synthetic release's age artefact
     flagged = [line for line in lines if line.startswith("      not informative: ")]
-    assert len(flagged) <= 2 and all(len(line) > len("      not informative: ") for line in flagged), flagged
+    assert len(flagged) <= 3 and all(len(line) > len("      not informative: ") for line in flagged), flagged
     synthetic = [line for line in lines if line.startswith("      synthetic release: ")]
-    assert [line.split("budget left ")[1] for line in synthetic] == ["1 of 2", "0.5 of 2"]
+    assert [line.split("budget left ")[1] for line in synthetic] == ["1 of 2", "0.5 of 2", "0 of 2"]
     assert all(re.match(rf"      synthetic release: {number};", line) for line in synthetic), synthetic

@@ -180,7 +180,8 @@ def sample_and_aggregate(req: Request, n_rows: int, fit: BlockFit, *, unit: floa
     low, high = max(mean - half, -LOG_BOUND), min(mean + half, LOG_BOUND)
     result = req.release(math.exp(mean / unit), math.exp(low / unit), math.exp(high / unit), noisy_n, method, eps,
                          details)
-    result.informative, result.reason = _informative(mean, low, high, noise_sd, sampling_sd, ratio)
+    result.informative, result.reason = _informative(mean, low, high, noise_sd, sampling_sd,
+                                                     ratio if unit == 1.0 else f"{ratio} per {unit:g} units")
     return result
 
 

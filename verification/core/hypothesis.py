@@ -40,6 +40,9 @@ Error codes (``HypothesisError.code``):
 ``unknown_param``          a parameter the kind does not take
 ``bad_param``              a parameter of the wrong type or out of range (``q`` outside (0, 1), …)
 ``bad_claim``              claim missing, direction not greater/less/not_equal, value non-finite
+``single_level``           the filters leave a compared column one level (an exposure, outcome or group
+                           that cannot vary in the filtered rows: nothing to compare, refused before
+                           any charge; decided from the schema and the filters, never from the data)
 =========================  ====================================================================
 """
 
@@ -402,6 +405,42 @@ def _parse_claim(raw: Any, kind: str, *, ratio: bool) -> Claim:
     return Claim(direction, float(value))
 
 
+def _levels_left(column: Column, where: tuple[Filter, ...]) -> set[Any]:
+    """The declared levels of a categorical or event column that pass every filter on it."""
+    levels = set(column.categories) if column.type == "categorical" else {0, 1}
+    for item in where:
+        if item.column != column.name:
+            continue
+        if item.op == "==":
+            levels &= {item.value}
+        elif item.op == "!=":
+            levels -= {item.value}
+        elif item.op == "in":
+            levels &= set(item.value)
+    return levels
+
+
+def _check_levels_left(params: dict[str, Any], where: tuple[Filter, ...], schema: Schema) -> None:
+    """Refuse a comparison that the filters make impossible (public: schema and filters only)."""
+    compared = []
+    for role in ("exposure", "outcome"):
+        level = params.get(role)
+        if isinstance(level, dict) and level.get("value") is not None:
+            compared.append((role, level["column"], [level["value"]], 2))
+    group = params.get("group")
+    if isinstance(group, dict) and "a" in group:
+        compared.append(("group", group["column"], [group["a"], group["b"]], 2))
+    for role, name, needed, at_least in compared:
+        column = schema[name]
+        if column.type not in ("categorical", "event"):
+            continue
+        left = _levels_left(column, where)
+        if not set(needed) <= left or len(left) < at_least:
+            raise HypothesisError("single_level", f"params.{role}: the filters leave {name!r} with "
+                                                  f"{sorted(map(str, left)) or 'no level'}; a comparison needs "
+                                                  f"{' and '.join(map(repr, needed))} and another level to differ")
+
+
 def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothesis:
     """Check ``raw`` against ``schema`` and return the normalized :class:`Hypothesis`.
 
@@ -429,6 +468,7 @@ def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothe
     params = {} if params is None else _object(params, "params", "malformed")
     parsed = registered.parse_params(params, schema)
     where = _parse_where(raw.get("where"), schema)
+    _check_levels_left(parsed, where, schema)
     claim = _parse_claim(raw.get("claim"), kind, ratio=registered.ratio)
     return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon,
                       epsilon_text=_decimal_text(epsilon))

@@ -122,36 +122,51 @@ class Command(AuditedCommand):
         return release["id"]
 
     def _verify(self, api: str, researcher: str, release_id: int) -> None:
-        """The researcher checks two findings of the release on the real patients, with ε-DP answers."""
+        """The researcher previews (free) and then checks, on the real patients with ε-DP answers, a true
+        finding of the release (hormonal therapy), an artefact of it (age looks protective in the
+        synthetic patients, not in the real ones) and a plain summary."""
         out = self.stdout
         hypotheses = [
             ("hormonal therapy lowers the hazard of recurrence (Cox HR of horTh=yes < 1)",
              {"kind": "hazard_ratio", "params": {"exposure": {"column": "horTh", "value": "yes"}},
               "claim": {"direction": "less", "value": 1}, "epsilon": 1.0}),
+            ("older patients have a lower hazard (Cox HR per year of age < 1), read off the synthetic release",
+             {"kind": "hazard_ratio", "params": {"exposure": {"column": "age"}},
+              "claim": {"direction": "less", "value": 1}, "epsilon": 0.5}),
             ("the median age is above 50",
              {"kind": "quantile", "params": {"column": "age", "q": 0.5},
               "claim": {"direction": "greater", "value": 50}, "epsilon": 0.5}),
         ]
-        out.write("  researcher verifies two findings of the release on the real patients (ε-DP answers):")
+        out.write("  researcher previews (free, synthetic release only) and verifies three findings on the real "
+                  "patients (ε-DP answers):")
         for text, spec in hypotheses:
-            result = _call("POST", f"{api}/verifications/", researcher, body={"release": release_id, "where": [], **spec},
-                           expect_error=True)
+            body = {"release": release_id, "where": [], **spec}
+            out.write(f"    {text}:")
+            preview = _call("POST", f"{api}/verifications/preview/", researcher, body=body, expect_error=True)
+            if "error" in preview:
+                out.write(f"      preview: {preview['status']} {preview['error']['code']} ({preview['error']['message']})")
+            else:
+                low, high = preview["expected_ci"]["low"], preview["expected_ci"]["high"]
+                suggested = preview["suggested_epsilon"]
+                out.write(f"      preview at ε = {preview['epsilon']}: expected CI {_number(low)} to {_number(high)}, "
+                          f"P(decisive) {preview['p_decisive']:.2f}; smallest ε reaching 0.8: "
+                          f"{suggested if suggested is not None else 'none within the limits'}")
+            result = _call("POST", f"{api}/verifications/", researcher, body=body, expect_error=True)
             if "error" in result:
-                out.write(f"    {text}: {result['status']} {result['error']['code']} ({result['error']['message']})")
+                out.write(f"      {result['status']} {result['error']['code']} ({result['error']['message']})")
                 continue
             answer = result["answer"]
             if answer["withheld"]:
-                out.write(f"    {text}: withheld ({answer['reason']}); ε {result['epsilon_charged']} charged")
+                out.write(f"      withheld ({answer['reason']}); ε {result['epsilon_charged']} charged")
                 continue
-            out.write(f"    {text}:")
             cost = "reused: no charge" if result["reused"] else f"ε = {result['epsilon_charged']}"
-            out.write(f"      real ({cost}): {answer['estimate']:.3f}, 95 % CI "
-                      f"{answer['ci_low']:.3f} to {answer['ci_high']:.3f} (noisy n {answer['noisy_n']}) → "
+            out.write(f"      real ({cost}): {_number(answer['estimate'])}, 95 % CI "
+                      f"{_number(answer['ci_low'])} to {_number(answer['ci_high'])} (noisy n {answer['noisy_n']}) → "
                       f"{answer['verdict']}")
             if not answer.get("informative", True):
                 out.write(f"      not informative: {answer['reason']}")
             synthetic = answer["synthetic_estimate"]
-            out.write(f"      synthetic release: {'n/a' if synthetic is None else f'{synthetic:.3f}'}; "
+            out.write(f"      synthetic release: {_number(synthetic)}; "
                       f"budget left {result['budget']['left']} of {result['budget']['allocation']}")
 
     def _report(self, api: str, release_id: int, custodian: str, researcher: str, folder: Path) -> None:
@@ -220,6 +235,11 @@ class Command(AuditedCommand):
             data=buffer.getvalue().encode("utf-8"),
             by=custodian,
         )
+
+
+def _number(value: float | None) -> str:
+    """A figure for the demo's lines: four significant digits, or n/a."""
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _call(method: str, url: str, token: str, *, body: dict | None = None, expect_error: bool = False,

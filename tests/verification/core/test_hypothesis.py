@@ -297,3 +297,30 @@ def test_a_regression_with_too_many_model_columns_is_refused():
         parse_hypothesis(raw, schema, max_epsilon=1.0)
     assert caught.value.code == "bad_param" and f"at most {MAX_DESIGN_COLUMNS}" in caught.value.message
     assert parse_hypothesis({**raw, "params": {**raw["params"], "adjust_for": []}}, schema, max_epsilon=1.0)
+
+
+# --- a comparison the filters make impossible (issue 11, bad input) -----------------------------------
+
+
+@pytest.mark.parametrize("kind,params,where", [
+    ("hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"}},
+     [{"column": "horTh", "op": "==", "value": "yes"}]),
+    ("hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"}},
+     [{"column": "horTh", "op": "!=", "value": "yes"}]),
+    ("logistic_odds_ratio", {"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"}},
+     [{"column": "cens", "op": "==", "value": 1}]),
+    ("logrank", {"group": {"column": "tgrade", "a": "I", "b": "III"}},
+     [{"column": "tgrade", "op": "in", "value": ["I", "II"]}]),
+])
+def test_a_filter_that_leaves_one_level_is_refused_before_any_charge(kind, params, where):
+    raw = {"kind": kind, "params": params, "where": where, "claim": {"direction": "less", "value": 1}, "epsilon": 1}
+    with pytest.raises(HypothesisError) as caught:
+        parse_hypothesis(raw, SCHEMA, max_epsilon=10)
+    assert caught.value.code == "single_level" and "filters leave" in caught.value.message
+
+
+def test_a_filter_that_keeps_two_levels_is_accepted():
+    raw = {"kind": "hazard_ratio", "params": {"exposure": {"column": "tgrade", "value": "III"}},
+           "where": [{"column": "tgrade", "op": "in", "value": ["II", "III"]}],
+           "claim": {"direction": "less", "value": 1}, "epsilon": 1}
+    assert parse_hypothesis(raw, SCHEMA, max_epsilon=10).where[0].op == "in"
