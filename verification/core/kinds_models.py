@@ -69,6 +69,7 @@ from .hypothesis import Hypothesis, HypothesisError, _adjust, _keys, _level, _su
 from .kind import Kind
 from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
 from .kinds import Request, level_mask, numeric_values, register
+from .newton import hazards_newton, logistic_newton
 from .tables import (
     MAX_CELLS,
     Fit,
@@ -200,7 +201,7 @@ LOGISTIC_TABLE_METHOD = (
 
 def _logistic_odds_ratio(req: Request) -> Answer:
     if not tabulable(req.schema, req.params):
-        return _logistic_odds_ratio_blocks(req)
+        return _logistic_odds_ratio_newton(req)
     outcome = req.params["outcome"]
     y = _indicator(req.frame, outcome["column"], outcome["value"])
     cells = covariate_cells(_model_levels(req), np.isfinite(y))
@@ -211,8 +212,7 @@ def _logistic_odds_ratio(req: Request) -> Answer:
 
 
 def _table_answer(req: Request, table: Table, fitter, ratio: str, method: str) -> Answer:
-    """Fit the released table and say what its CI and informativeness are (all from noisy numbers)."""
-    noisy_n = table.noisy_n
+    """Fit the released table and answer (all from noisy numbers)."""
     details: dict[str, Any] = {
         "composition": ("parallel within each released histogram (every row is in exactly one cell); sequential "
                         "across the histograms (their ε add up to the hypothesis's ε)"),
@@ -221,24 +221,78 @@ def _table_answer(req: Request, table: Table, fitter, ratio: str, method: str) -
     }
     if table.edges is not None:
         details["time_bins"] = [float(e) for e in table.edges]
-    if req.too_small(noisy_n):
-        return req.withhold(noisy_n, method, table.epsilon_split, details)
-    fit: Fit = fitter(table)
+    if req.too_small(table.noisy_n):
+        return req.withhold(table.noisy_n, method, table.epsilon_split, details)
+    return _fitted_answer(req, fitter(table), table.noisy_n, table.epsilon_split, details, ratio, method, 1.0)
+
+
+def _fitted_answer(req: Request, fit: Fit, noisy_n: int, split: dict[str, float], details: dict[str, Any],
+                   ratio: str, method: str, unit: float) -> Answer:
+    """The answer of a fit whose exposure coefficient is ``fit.beta[0]`` per ``unit`` of the exposure."""
     beta = float(fit.beta[0])
     half = req.z * fit.sd
     details.update(mean_log=beta, sampling_sd_log=fit.sampling_sd, noise_sd_log=fit.noise_sd,
-                   ci_halfwidth_log=half, converged=fit.converged, scale=f"{ratio} of the exposure level vs the rest")
-    result = req.release(math.exp(beta), math.exp(beta - half), math.exp(beta + half), noisy_n, method,
-                         table.epsilon_split, details)
+                   ci_halfwidth_log=half, converged=fit.converged, exposure_unit=unit,
+                   scale=f"{ratio} per unit of the exposure" if unit != 1.0 else f"{ratio} of the exposure level vs the rest")
+    result = req.release(math.exp(beta / unit), math.exp((beta - half) / unit), math.exp((beta + half) / unit),
+                         noisy_n, method, split, details)
     if not fit.bounded:
         result.informative = False
-        result.reason = (f"the fit on the noisy table ran to its public bound (a level of the model has no events or no "
-                         f"non-events left after the noise): the {ratio} is not estimable at this ε")
+        result.reason = (f"the fit ran to its public bound (a level of the model without events, or without "
+                         f"non-events, after the noise): the {ratio} is not estimable at this ε")
     elif fit.noise_sd > NOISE_DOMINANCE * fit.sampling_sd:
         result.informative = False
         result.reason = (f"the privacy noise (sd {fit.noise_sd:.3g} on the log scale) is more than {NOISE_DOMINANCE:g} "
                          f"times the sampling error (sd {fit.sampling_sd:.3g}): spend more ε, or ask on more patients")
     return result
+
+
+#: A synthetic release needs this many complete cases to start the DP Newton steps from.
+MIN_SYNTHETIC_ROWS = 50
+
+
+def _slope_bounds(schema: Schema, params: dict[str, Any]) -> tuple[float, float]:
+    """Per-row L1 bounds of the exposure's column and of the adjusters' columns: 2 per numeric
+    variable (scaled to [-2, 2] by its public range), 1 per categorical or event variable (at most
+    one of its dummies is 1)."""
+    def bound(name: str, level: bool = False) -> float:
+        return NUMERIC_SCALE_DIVISOR / 2.0 if schema[name].is_numeric and not level else 1.0
+
+    exposure = params["exposure"]
+    return (bound(exposure["column"], exposure.get("value") is not None),
+            sum(bound(name) for name in params.get("adjust_for") or []))
+
+
+NEWTON_LOGISTIC_METHOD = (
+    "DP Newton: two Newton steps of the logistic model from its fit on the synthetic release, each on the real "
+    "data's score released with the Laplace mechanism (discrete, integer-scaled; public per-row L1 bounds) and the "
+    "synthetic release's information scaled to the noisy size; CI from the model information plus the noise's"
+)
+NEWTON_HAZARDS_METHOD = (
+    "DP Newton: two Newton steps of the piecewise-exponential proportional-hazards model (public time bins at the "
+    "synthetic release's event-time quantiles) from its fit on the synthetic release, each on the real data's "
+    "per-patient score (expected events clipped at a public bound) released with the Laplace mechanism and the "
+    "synthetic release's information scaled to the noisy size; CI from the model information plus the noise's"
+)
+NEWTON_COMPOSITION = ("sequential: the noisy size and each step's releases look at the same rows (their ε add up to "
+                      "the hypothesis's ε)")
+
+
+def _newton_answer(req: Request, fit, method: str, ratio: str, unit: float) -> Answer:
+    details = {"composition": NEWTON_COMPOSITION, **fit.details}
+    if req.too_small(fit.noisy_n):
+        return req.withhold(fit.noisy_n, method, fit.split, details)
+    return _fitted_answer(req, fit, fit.noisy_n, fit.split, details, ratio, method, unit)
+
+
+def _logistic_odds_ratio_newton(req: Request) -> Answer:
+    design, y = logistic_design(req.frame, req.schema, req.params)
+    public = None if req.synthetic is None else logistic_design(req.synthetic, req.schema, req.params)
+    if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or public[1].min() == public[1].max():
+        return _logistic_odds_ratio_blocks(req)
+    fit = logistic_newton(design.x, y, public[0].x, public[1], _slope_bounds(req.schema, req.params), req.epsilon,
+                          req.rng)
+    return _newton_answer(req, fit, NEWTON_LOGISTIC_METHOD, "OR", design.exposure_unit)
 
 
 def _logistic_odds_ratio_blocks(req: Request) -> Answer:
@@ -330,7 +384,7 @@ COX_TABLE_METHOD = (
 
 def _hazard_ratio(req: Request) -> Answer:
     if not tabulable(req.schema, req.params):
-        return _hazard_ratio_blocks(req)
+        return _hazard_ratio_newton(req)
     survival = req.schema.survival
     time = numeric_values(req.frame, req.schema[survival.duration])
     event = req.frame[survival.event].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -340,6 +394,16 @@ def _hazard_ratio(req: Request) -> Answer:
         return _hazard_ratio_blocks(req)
     table = exit_table(cells, time[cells.keep], event[cells.keep] == 1, edges, req.epsilon, req.rng)
     return _table_answer(req, table, fit_grouped_hazards, "HR", COX_TABLE_METHOD)
+
+
+def _hazard_ratio_newton(req: Request) -> Answer:
+    design, time, event = cox_design(req.frame, req.schema, req.params)
+    public = None if req.synthetic is None else cox_design(req.synthetic, req.schema, req.params)
+    if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or not public[2].any():
+        return _hazard_ratio_blocks(req)
+    fit = hazards_newton(design.x, time, event, public[0].x, public[1], public[2], time_edges(req.schema, req.synthetic),
+                         _slope_bounds(req.schema, req.params), req.epsilon, req.rng)
+    return _newton_answer(req, fit, NEWTON_HAZARDS_METHOD, "HR", design.exposure_unit)
 
 
 def _hazard_ratio_blocks(req: Request) -> Answer:

@@ -57,6 +57,7 @@ __all__ = [
     "noisy_mean",
     "noisy_quantile",
     "noisy_sum",
+    "noisy_vector_sum",
     "normal_quantile",
 ]
 
@@ -221,6 +222,38 @@ def noisy_sum(values: Any, lo: float, hi: float, epsilon: float, rng: np.random.
     ticks, sensitivity = _grid_ticks(_as_values(values), lo, hi, gamma, rng)
     scale = sensitivity / epsilon
     total = int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, rng)
+    return total * gamma, discrete_laplace_sd(scale) * gamma
+
+
+# --- vector sums (one row, one bounded vector) --------------------------------------------------
+
+
+def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """An ε-DP sum of per-row vectors whose L1 norm is at most ``l1_bound`` (public).
+
+    A row whose L1 norm exceeds the bound is scaled down onto it (so the bound holds whatever the
+    data), each coordinate is put on the public grid ``γ = l1_bound / 2**16`` by randomized
+    rounding (unbiased) and summed exactly as int64. One row changes the sum by at most
+    ``Σ_k ceil(|v_k| / γ) <= l1_bound/γ + p`` grid units in L1, so independent
+    ``discrete_laplace(Δ/ε)`` noise on every coordinate, ``Δ = l1_bound/γ + p``, is ε-DP (the
+    Laplace mechanism with L1 sensitivity). Returns ``(noisy_sum, noise_sd per coordinate)``.
+    """
+    l1_bound = _check_positive(l1_bound, "l1_bound")
+    epsilon = _check_positive(epsilon, "epsilon")
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or not np.isfinite(rows).all():
+        raise ValueError("rows must be a finite 2-d array (rows x coordinates)")
+    norms = np.abs(rows).sum(axis=1)
+    over = norms > l1_bound
+    rows = rows.copy()
+    rows[over] *= (l1_bound / norms[over])[:, None]
+    gamma = l1_bound / GRID_STEPS
+    x = rows / gamma
+    floor = np.floor(x)
+    ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
+    sensitivity = GRID_STEPS + rows.shape[1]
+    scale = sensitivity / epsilon
+    total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, rng, size=rows.shape[1])
     return total * gamma, discrete_laplace_sd(scale) * gamma
 
 

@@ -158,9 +158,11 @@ def test_large_epsilon_is_close_to_the_full_data_fit_on_gbsg2(gbsg2, gbsg2_raw, 
         pytest.skip("all-categorical models are answered from a noisy table: tests/verification/core/test_tables.py")
     hypothesis = hyp(gbsg2_schema, kind, params, epsilon=50.0)
     full = _full_fit(gbsg2_raw, case)
-    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(50), synthetic=gbsg2)
-    # The exact statistic (synthetic_estimate, here on the real frame itself) is the full-data fit.
-    assert result.synthetic_estimate == pytest.approx(full, rel=1e-4)
+    # Without a synthetic release a model with a numeric covariate is answered by sample-and-aggregate (with one, by
+    # DP Newton steps from the release's fit: tests/verification/core/test_newton.py).
+    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(50))
+    # The exact statistic (what synthetic_estimate computes, here on the real frame itself) is the full-data fit.
+    assert kinds.EXACT[kind](gbsg2, gbsg2_schema, hypothesis) == pytest.approx(full, rel=1e-4)
     assert not result.withheld and result.noisy_n == 686 and result.details["blocks"] == 6
     # Sample-and-aggregate estimates E[block estimate] from k = 6 blocks of ~114 rows, not the full-data MLE: the
     # two differ by the blocks' own sampling error (sd ~0.04 on the log scale for horTh) plus the noise (sd
@@ -214,9 +216,11 @@ def test_uninformative_and_separated_blocks_fall_back_without_error():
     # a constant exposure: every block is uninformative and falls back to 0; the answer is the noise around OR 1
     constant = frame.assign(g=pd.Categorical(["yes"] * len(frame), categories=["no", "yes"]))
     for kind, params in (("logistic_odds_ratio", LOGISTIC), ("hazard_ratio", COX)):
-        result = kinds.answer(constant, schema, hyp(schema, kind, params, epsilon=50.0), rng=rng, synthetic=constant)
+        hypothesis = hyp(schema, kind, params, epsilon=50.0)
+        result = kinds.answer(constant, schema, hypothesis, rng=rng)
+        assert result.method.startswith("sample-and-aggregate")
         assert result.estimate == pytest.approx(1.0, abs=0.05)  # noise sd of the mean log: 0.028
-        assert result.synthetic_estimate is None  # the full-data fit is not identified
+        assert kinds.EXACT[kind](constant, schema, hypothesis) is None  # the full-data fit is not identified
         json.dumps(result.to_dict(), allow_nan=False)
     # complete separation (the outcome is the exposure): the MLE is infinite; Firth's estimate is finite (log-OR
     # about 7 per block of 100 rows here), the clamp takes every block to +3, and the full-data statsmodels fit
@@ -224,7 +228,7 @@ def test_uninformative_and_separated_blocks_fall_back_without_error():
     separated = frame.assign(y=pd.array((frame["g"] == "yes").astype(int), dtype="Int8"))
     claim = {"direction": "greater", "value": 2.0}
     result = kinds.answer(separated, schema, hyp(schema, "logistic_odds_ratio", LOGISTIC, epsilon=50.0, claim=claim),
-                          rng=rng, synthetic=separated)
+                          rng=rng)
     assert result.estimate == pytest.approx(math.exp(3.0), rel=0.1)
     # every block sits on the clamp: the CI would exclude 2, but a clamped value is a bound, not a
     # measurement, so it is flagged and never shown as a finding (issue 11, part 3)
@@ -235,9 +239,10 @@ def test_uninformative_and_separated_blocks_fall_back_without_error():
     # them to +3
     ordered = frame.sort_values("g", ascending=False).assign(time=np.linspace(1, 99, len(frame)),
                                                              status=pd.array([1] * len(frame), dtype="Int8"))
-    result = kinds.answer(ordered, schema, hyp(schema, "hazard_ratio", COX, epsilon=50.0), rng=rng, synthetic=ordered)
+    hypothesis = hyp(schema, "hazard_ratio", COX, epsilon=50.0)
+    result = kinds.answer(ordered, schema, hypothesis, rng=rng)
     assert result.estimate == pytest.approx(math.exp(3.0), rel=0.1)
-    assert result.synthetic_estimate is None  # the unpenalised full-data fit diverges
+    assert kinds.EXACT["hazard_ratio"](ordered, schema, hypothesis) is None  # the unpenalised full-data fit diverges
 
 
 def test_numeric_exposure_is_per_unit_and_clamped_per_quarter_range(gbsg2, gbsg2_schema):
@@ -273,7 +278,7 @@ def test_missing_values_are_complete_cases():
 def test_answer_json_has_no_nan(gbsg2, gbsg2_schema):
     for kind, params in GBSG2_SPECS.items():
         result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, kind, params, epsilon=0.5),
-                              rng=np.random.default_rng(0), synthetic=gbsg2)
+                              rng=np.random.default_rng(0))
         data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
         assert data["verdict"] in ("supported", "contradicted", "inconclusive")
         assert data["method"].startswith("sample-and-aggregate")
