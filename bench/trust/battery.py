@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.trust.reference import reference
+from bench.trust.reference import reference, verdict
 
 #: Caps per tag (the whole run must stay within its time budget on two cores).
 CAPS = {"hr_uni_cat": 5, "hr_uni_num": 5, "or_uni_cat": 5, "or_uni_num": 5, "hr_adj2": 2, "hr_adj3": 3,
@@ -171,6 +171,6 @@ def build(schema, synthetic: pd.DataFrame, *, simulated: bool = False) -> list[d
         if spec["kind"] in ("mean", "quantile"):
             spread = float(np.nanstd(synthetic[spec["params"]["column"]].to_numpy(dtype=float, na_value=np.nan)))
         spec["claim"] = claim_for(spec["kind"], synthetic_ref["estimate"], spread)
-        synthetic_ref = reference(synthetic, schema, parse(spec, schema))
+        synthetic_ref["verdict"] = verdict(synthetic_ref["ci"], spec["claim"])
         out.append({"label": label, "kind": spec["kind"], "tag": tag, "spec": spec, "synthetic": synthetic_ref})
     return out

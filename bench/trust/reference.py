@@ -221,7 +221,6 @@ ESTIMATORS = {f.__name__: f for f in (hazard_ratio, logistic_odds_ratio, km_medi
 
 def reference(frame: pd.DataFrame, schema, hypothesis) -> dict[str, Any]:
     """The non-private estimate, CI and verdict of a parsed hypothesis on ``frame`` (after its where)."""
-    from verification.core import verdict_for
     from verification.core.kinds import apply_where
 
     rows = apply_where(frame, hypothesis.where)
@@ -234,5 +233,11 @@ def reference(frame: pd.DataFrame, schema, hypothesis) -> dict[str, Any]:
         return x if x is not None and math.isfinite(x) else None
 
     estimate, low, high = finite(estimate), finite(low), finite(high)
-    verdict = verdict_for(low, high, hypothesis.claim) if (low is not None or high is not None) else "inconclusive"
-    return {"estimate": estimate, "ci": [low, high], "verdict": verdict}
+    return {"estimate": estimate, "ci": [low, high], "verdict": verdict([low, high], hypothesis.claim)}
+
+
+def verdict(ci, claim) -> str:
+    """The engine's verdict rule on a non-private CI (an open side is unbounded)."""
+    from verification.core import verdict_for
+
+    return verdict_for(ci[0], ci[1], claim)
