@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.trust", description=package.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 noise draws, a 20k-row population (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 noise draws, no 10k-row simulation, a 20k-row population (about a minute)")
     parser.add_argument("--reps", type=int, default=None, help="noise draws per hypothesis and ε (default 20; --quick 3)")
     parser.add_argument("--out", type=Path, default=RESULTS_FILE, help="the JSON figures (default bench/results/trust.json)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     _limit_threads()
     import verification.core as core
 
-    all_cohorts = cohorts.real_cohorts() + cohorts.simulated_cohorts(SEED)
+    sizes = cohorts.SIM_SIZES[:2] if args.quick else cohorts.SIM_SIZES
+    all_cohorts = cohorts.real_cohorts() + cohorts.simulated_cohorts(SEED, sizes)
     synthetic = [cohorts.synthetic_release(c, SEED + i) for i, c in enumerate(all_cohorts)]
     population = cohorts.population(SEED, population_rows)
     _STATE.update(cohorts=all_cohorts, synthetic=synthetic, population=population,
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.date.today().isoformat(), "machine": machine(packages=PACKAGES, load_average=True),
         "command": command, "git": _git(),
         "config": {"seed": SEED, "epsilons": list(EPSILONS), "reps": reps, "min_subgroup": MIN_SUBGROUP,
-                   "workers": args.workers, "population_rows": population_rows, "simulated_sizes": list(cohorts.SIM_SIZES),
+                   "workers": args.workers, "population_rows": population_rows, "simulated_sizes": list(sizes),
                    "simulation": cohorts.SIM, "caps": battery.CAPS, "synthetic_generator": "copula (generators.core), "
                    "seed = config.seed + cohort index, as many rows as the cohort", "quick": args.quick},
         "engine": {"registered": sorted(core.KINDS), "methods": methods, "errors": errors[:50], "error_count": len(errors)},
