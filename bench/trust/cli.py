@@ -92,6 +92,7 @@ def _answers(task: tuple[int, int]) -> tuple[int, int, list[tuple]]:
     c, e = task
     cohort = _STATE["cohorts"][c]
     spec = _STATE["batteries"][c][e]["spec"]
+    fresh = _STATE["fresh"].get(c)
     out = []
     for k, epsilon in enumerate(_STATE["epsilons"]):
         hypothesis = battery.parse(spec, cohort.schema, epsilon)
@@ -99,11 +100,15 @@ def _answers(task: tuple[int, int]) -> tuple[int, int, list[tuple]]:
             rng = np.random.default_rng([SEED, c, e, k, rep])
             try:
                 a = answer(cohort.frame, cohort.schema, hypothesis, rng=rng, min_subgroup=MIN_SUBGROUP)
+                # a simulation's coverage: the same hypothesis on a fresh draw of the process (one per repetition)
+                b = None if fresh is None else answer(fresh[rep], cohort.schema, hypothesis, rng=rng,
+                                                      min_subgroup=MIN_SUBGROUP)
             except Exception as exc:  # noqa: BLE001 - a mechanism being rewritten must not stop the run
-                out.append((epsilon, rep, "error", None, None, None, f"{type(exc).__name__}: {exc}", None))
+                out.append((epsilon, rep, "error", None, None, None, f"{type(exc).__name__}: {exc}", None, None))
                 continue
+            fresh_ci = None if b is None or b.withheld else (b.ci_low, b.ci_high)
             out.append((epsilon, rep, a.verdict, a.estimate, a.ci_low, a.ci_high, a.method if rep == 0 else None,
-                        a.informative))
+                        a.informative, fresh_ci))
     return c, e, out
 
 
@@ -180,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"population values of {len(specs)} simulated hypotheses on {population_rows} rows")
 
     _STATE["batteries"] = batteries  # before the answering pool forks
+    t = time.perf_counter()
+    _STATE["fresh"] = {c: [cohorts.typed(cohorts.simulate(len(cohort.frame), np.random.default_rng([SEED, 1, c, rep])),
+                                         cohort.schema) for rep in range(reps)]
+                       for c, cohort in enumerate(all_cohorts) if cohort.simulated}
+    timings["fresh_draws_s"] = time.perf_counter() - t
     with context.Pool(args.workers, initializer=_limit_threads) as pool:
         tasks = [(c, e) for c, b in enumerate(batteries) for e in range(len(b))]
         # the slow kinds first, so that the two workers finish together
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     "np_verdict": real["verdict"], "np_ci": real["ci"], "target": target, "ratio": ratio, "n": len(cohort.frame)}
             synthetic_rows.append({**base, "dp_verdict": entry["synthetic"]["verdict"], "dp_ci": entry["synthetic"]["ci"]})
             per_eps: dict[str, list] = {}
-            for epsilon, rep, verdict, estimate, low, high, method, informative in answers[(c, e)]:
+            for epsilon, rep, verdict, estimate, low, high, method, informative, fresh_ci in answers[(c, e)]:
                 if verdict == "error":
                     errors.append({"cohort": cohort.name, "label": entry["label"], "epsilon": epsilon, "error": method})
                     verdict, method = None, None
@@ -213,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = {**base, "epsilon": epsilon, "dp_verdict": verdict,
                        "dp_ci": None if verdict is None else [_finite(low), _finite(high)],
                        "informative": informative}
+                if cohort.simulated:
+                    row["coverage_ci"] = None if fresh_ci is None else [_finite(fresh_ci[0]), _finite(fresh_ci[1])]
                 rows.append(row)
                 per_eps.setdefault(f"{epsilon:g}", []).append(row)
             entry["dp"] = {}

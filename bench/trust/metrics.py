@@ -3,7 +3,10 @@
 A row is a dict with ``dp_verdict`` (``None`` when withheld), ``np_verdict`` (the non-private verdict
 on the same real rows), ``dp_ci`` and ``np_ci`` (``[low, high]``, ``None`` for an open side),
 ``target`` (what the CI should cover: the population value of a simulation, the non-private estimate
-on a real cohort; ``None`` when there is none) and ``ratio`` (a ratio kind: widths on the log scale).
+on a real cohort; ``None`` when there is none), ``ratio`` (a ratio kind: widths on the log scale) and,
+optionally, ``coverage_ci``: the CI whose coverage counts, when it is not ``dp_ci`` (a simulation's
+coverage is measured on a fresh draw of the process per repetition, so that the repetitions do not
+share one sample's error).
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     opposite = sum(is_opposite(r["dp_verdict"], r["np_verdict"]) for r in rows)
     decisive = [r for r in rows if r["np_verdict"] in DECISIVE]
     reproduced = sum(r["dp_verdict"] == r["np_verdict"] for r in decisive)
-    covered = [c for c in (covers(r["dp_ci"], r["target"]) for r in rows) if c is not None]
+    covered = [c for c in (covers(r["coverage_ci"] if "coverage_ci" in r else r["dp_ci"], r["target"]) for r in rows)
+               if c is not None]
     ratios = [x for x in (width_ratio(r["dp_ci"], r["np_ci"], r["ratio"]) for r in rows) if x is not None]
     return {
         "answers": n, "withheld": sum(r["dp_verdict"] is None for r in rows),

@@ -50,7 +50,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.append({"target": f"coverage of the population value {COVERAGE_RANGE[0]:g}–{COVERAGE_RANGE[1]:g} per kind per "
                           "simulated cohort",
                 "figure": (f"{min(values):.3f}–{max(values):.3f} over {len(values)} cells; {len(outside)} outside"
-                           if values else "n/a") + (f": {', '.join(outside)}" if outside else ""),
+                           if values else "n/a") + (f": {', '.join(outside[:10])}" + (", …" if len(outside) > 10 else "") if outside else ""),
                 "status": _status(None if not values else not outside)})
     agreement = f["overall"].get("agreement")
     out.append({"target": "agreement with the non-private verdict ≥ 90 % overall", "figure": _p(agreement),
@@ -97,8 +97,9 @@ def write_docs(results: dict[str, Any]) -> None:
                f"{cfg['reps']} times per ε (fresh noise) and judged against the non-private verdict on the same real "
                "rows (lifelines Cox / statsmodels Logit / Kaplan–Meier log-log band / Wald / Fisher z / order "
                "statistics; `bench/trust/reference.py`). Coverage: of the population value for the simulations "
-               f"({cfg['population_rows']} rows drawn from the same process), of the non-private estimate for the real "
-               "cohorts. Width ratio: DP CI width over the non-private one (of the logs for ratio kinds), median over "
+               f"({cfg['population_rows']} rows drawn from the same process, non-private estimators), counted on a fresh "
+               "draw of the cohort's size per repetition (so the repetitions do not share one sample's error); of "
+               "the non-private estimate for the real cohorts. Width ratio: DP CI width over the non-private one (of the logs for ratio kinds), median over "
                "answers with two finite bounds. A withheld answer counts as a disagreement. *Synthetic alone*: the "
                "release's own non-private verdict against the real one.", "",
              f"**Targets at ε = {TARGET_EPSILON}** (the issue's):", "", "| target | figure | status |", "|---|---|---|"]
