@@ -10,5 +10,7 @@ whatever mechanism is in place); ``reference.py`` gives the non-private verdict 
 ``metrics.py`` compares them (agreement, false supported / contradicted, opposite verdicts, power,
 coverage, CI width ratio, and the synthetic release's own verdicts); ``summary.py`` checks the
 issue's targets at ε = 1 and writes the section of docs/benchmarks.md. Figures in
-bench/results/trust.json. About 3 minutes on 2 cores with the default 20 draws; ``--quick`` about one.
+bench/results/trust.json. About 6 minutes on 2 cores with the default 20 draws (a third of it the
+population values on 200k rows); ``--quick`` (3 draws, no 10k simulation, a 20k population) about 75 s,
+into bench/results/trust-quick.json and without touching the docs.
 """

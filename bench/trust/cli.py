@@ -23,6 +23,7 @@ SEED = 20261202
 EPSILONS = (0.5, 1.0, 3.0)
 MIN_SUBGROUP = 10
 RESULTS_FILE = ROOT / "bench" / "results" / "trust.json"
+QUICK_RESULTS_FILE = ROOT / "bench" / "results" / "trust-quick.json"
 PACKAGES = ("numpy", "scipy", "pandas", "lifelines", "statsmodels", "torch")
 
 #: What the workers read (set before the pool forks).
@@ -136,10 +137,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 noise draws, no 10k-row simulation, a 20k-row population (about a minute)")
     parser.add_argument("--reps", type=int, default=None, help="noise draws per hypothesis and ε (default 20; --quick 3)")
-    parser.add_argument("--out", type=Path, default=RESULTS_FILE, help="the JSON figures (default bench/results/trust.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the JSON figures (default bench/results/trust.json; with --quick trust-quick.json, "
+                             "which git ignores)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--docs", action="store_true", help="write the docs/benchmarks.md section even with --quick")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_RESULTS_FILE if args.quick else RESULTS_FILE
+    write_section = not args.no_docs and (args.docs or not args.quick)
     warnings.simplefilter("ignore")
     reps = args.reps if args.reps is not None else (3 if args.quick else 20)
     population_rows = 20_000 if args.quick else cohorts.POPULATION_ROWS
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(safe, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     log(f"wrote {args.out}")
-    if not args.no_docs:
+    if write_section:
         write_docs(safe)
         log(f"wrote {DOCS_FILE.relative_to(ROOT)}")
     return 0
