@@ -74,6 +74,15 @@ bench-verification: install
 bench-preview: install
 	$(PY) -m bench.preview
 
+# Trust benchmark: do DP verdicts tell true findings from artefacts of a synthetic release? A battery
+# read off a copula release of GBSG2, Rossi, kidney transplant, lung and simulated cohorts (500, 2k,
+# 10k rows, known truth), answered at ε 0.5/1/3 against the non-private verdict; figures in
+# bench/results/trust.json and docs/benchmarks.md. About 6 minutes on 2 cores; BENCH_ARGS="--quick" about 75 s
+# (into bench/results/trust-quick.json, docs untouched).
+.PHONY: bench-trust
+bench-trust: install
+	$(PY) -m bench.trust $(BENCH_ARGS)
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
