@@ -3,7 +3,7 @@ Pure: no Django.
 
 Privacy (unit: one row; neighbours add or remove one row; pure ε-DP per answer)
 -----------------------------------------------------------------------------------
-The time axis is cut by a **public grid**: :data:`BINS` = 50 equal bins over the duration
+(The log-rank's exit table is described at the end of this docstring.) The time axis is cut by a **public grid**: :data:`BINS` = 50 equal bins over the duration
 column's declared bounds ``[min, max]`` (for GBSG2, 0–3000 days: 60-day bins). Durations are
 clamped to the bounds; a duration equal to ``max`` falls in the last bin. Rows with a missing
 duration or event are left out (a per-row rule). Each remaining row falls in exactly **one cell**
@@ -46,17 +46,16 @@ estimate is ``None`` with the reason "median not reached" (not an error) and the
 where the lower band crosses 0.5 (or the support's end); if the upper band never does, the CI's
 upper end is open (``None``).
 
-*Log-rank* (``logrank``, group ``a`` vs ``b``), over the bins in both groups' supports: per bin
-the events ``d = d̃_a + d̃_b`` and effective at-risk ``n = n'_a + n'_b`` (each floored at 0),
-``E_a = d·n'_a/n`` and the hypergeometric variance ``V_j = d (n'_a n'_b / n²)(n - d)/(n - 1)``.
-``U = Σ (d̃_a - E_a)``, ``V = Σ V_j``. The estimate is the observed/expected hazard ratio
-``(O_a/E_a)/(O_b/E_b)`` (a vs b), with ``O`` the noisy event totals, ``E_a = O_a - U`` and
-``E_b = O_b + U``; its log has sampling variance ``1/E_a + 1/E_b``, and the noise adds the
-delta-method variance of the log ratio (Jacobian over the ``4·BINS`` cells). Peto's one-step
-``exp(U/V)`` was tried first: it is biased away from 1 and its ``1/V`` too small there (coverage
-0.89 at HR 1.5 even without noise); the O/E ratio covers 0.956 at ε = 1 (500 cohorts of 2000). The test statistic in ``details`` is
-``U² / (V + noise variance of U)`` (chi-square, 1 df) with its p-value: the log-rank test on the
-grouped times, widened for noise.
+*Log-rank* (``logrank``, group ``a`` vs ``b``) is not read off the life tables: it uses the noisy
+**exit table** of :mod:`.tables` with the two groups as its cells (patients leaving follow-up per
+group × public time bin with and without an event, and the fractions of the bin they lived; bins at
+the synthetic release's event-time quantiles, so that an early cluster of deaths is not lumped
+into one bin: on equal 60-day bins the ratio was biased towards 1 when most of a group's deaths fell
+in the first bin). Per bin the events ``D_j`` are expected in each group in proportion to its
+person-time, ``U = Σ (E_aj - D_j p_j)``, ``V = Σ D_j p_j (1 - p_j)``; the estimate is the
+observed/expected ratio ``(O_a/E_a)/(O_b/E_b)`` with ``E_a = O_a - U``, ``E_b = O_b + U``; its log
+has sampling variance ``1/E_a + 1/E_b`` plus the delta-method noise variance over every released
+number. The test statistic in ``details`` is ``U² / (V + noise variance of U)`` (chi-square, 1 df).
 
 EXACT (``synthetic_estimate``, no noise, unbinned): lifelines' KaplanMeierFitter median and
 ``survival_function_at_times``; for ``logrank`` the same O/E ratio over the distinct event times
@@ -547,8 +546,8 @@ register(Kind(
     compute=_logrank,
     exact=_exact_logrank,
     description=("params: group {column, a, b} (two categories, not the survival event). Needs a survival pair. "
-                 "Estimate: the log-rank observed/expected hazard ratio of group a vs group b on noisy life "
-                 "tables."),
+                 "Estimate: the log-rank observed/expected hazard ratio of group a vs group b on a noisy exit "
+                 "table (time bins at the synthetic release's event-time quantiles)."),
     example_params={"group": {"column": "horTh", "a": "yes", "b": "no"}},
     needs_survival=True,
     ratio=True,
