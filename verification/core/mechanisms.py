@@ -58,6 +58,7 @@ __all__ = [
     "noisy_quantile",
     "noisy_sum",
     "noisy_vector_sum",
+    "vector_sum_noise_sd",
     "normal_quantile",
 ]
 
@@ -251,10 +252,14 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
     x = rows / gamma
     floor = np.floor(x)
     ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
-    sensitivity = GRID_STEPS + rows.shape[1]
-    scale = sensitivity / epsilon
+    scale = (GRID_STEPS + rows.shape[1]) / epsilon
     total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, rng, size=rows.shape[1])
-    return total * gamma, discrete_laplace_sd(scale) * gamma
+    return total * gamma, vector_sum_noise_sd(l1_bound, epsilon, rows.shape[1])
+
+
+def vector_sum_noise_sd(l1_bound: float, epsilon: float, coordinates: int) -> float:
+    """The noise sd per coordinate that :func:`noisy_vector_sum` adds (in value units)."""
+    return discrete_laplace_sd((GRID_STEPS + coordinates) / epsilon) * l1_bound / GRID_STEPS
 
 
 # --- histograms (parallel composition) -------------------------------------------------------

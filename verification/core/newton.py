@@ -46,14 +46,16 @@ hypothesis's (:data:`SPLIT`, :data:`BLOCK_SHARES`). The per-patient bounds:
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 
 import numpy as np
 from scipy.special import expit
 
 from clearinghouse.fitting import fit_logistic
 
-from .mechanisms import noisy_count, noisy_vector_sum
+from .mechanisms import noisy_count, noisy_vector_sum, vector_sum_noise_sd
 from .tables import FIT_BOUND, Fit
 
 __all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "SPLIT", "STEPS", "NewtonFit", "hazards_newton",
@@ -74,9 +76,26 @@ CLIP_FACTOR = 1.25
 #: A Newton step moves no coordinate by more than this (a noisy score on a flat information).
 MAX_STEP = 2.0
 #: Parametric-bootstrap runs of the mechanism on the synthetic release (for the CI and the bias),
-#: on at most BOOTSTRAP_ROWS of its rows (a fixed public subsample; the noise's spread is rescaled).
-BOOTSTRAP_DRAWS = 30
-BOOTSTRAP_ROWS = 2000
+#: on at most BOOTSTRAP_ROWS of its rows (the first ones: a release's rows are exchangeable) at an ε
+#: scaled to keep the noise in β at its size on the whole release.
+BOOTSTRAP_DRAWS = 100
+BOOTSTRAP_ROWS = 500
+#: The bootstrap is a function of public inputs only (the release's rows, the start, the bounds,
+#: the clip, ε); its noise is seeded from their digest, so the same public inputs give the same
+#: correction, and its result is kept for the last BOOTSTRAP_CACHE inputs (a preview asks the
+#: same hypothesis many times).
+BOOTSTRAP_CACHE = 32
+_bootstraps: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+
+def public_digest(*parts) -> bytes:
+    """A digest of public arrays and numbers (the bootstrap's cache key and seed)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        array = np.ascontiguousarray(np.asarray(part, dtype=np.float64))
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.digest()
 
 
 class NewtonFit(Fit):
@@ -106,20 +125,42 @@ def _inverse(info: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(info)
 
 
-def _blocks(rows_head: np.ndarray, head_bound: float, rows_slopes: np.ndarray, bounds: tuple[float, float],
-            step_epsilon: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Release the score's blocks (head, exposure, adjusters) with their shares of the step's ε;
-    the noise variance of every coordinate."""
+def _block_layout(head: int, slopes: int) -> list[tuple[str, slice]]:
+    """The score's blocks: (name, coordinates)."""
+    layout = [("head", slice(0, head)), ("exposure", slice(head, head + 1))]
+    if slopes > 1:
+        layout.append(("adjusters", slice(head + 1, head + slopes)))
+    return layout
+
+
+def _block_epsilon(layout, step_epsilon: float) -> dict[str, float]:
+    total = sum(BLOCK_SHARES[name] for name, _ in layout)
+    return {name: BLOCK_SHARES[name] / total * step_epsilon for name, _ in layout}
+
+
+def _blocks(rows: np.ndarray, head: int, bounds: dict[str, float], step_epsilon: float,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Release the score's blocks (head, exposure, adjusters: per-row L1 ``bounds``) with their
+    shares of the step's ε; the noise variance of every coordinate."""
+    layout = _block_layout(head, rows.shape[1] - head)
+    eps = _block_epsilon(layout, step_epsilon)
     parts, variances = [], []
-    blocks = [(rows_head, head_bound, "head"), (rows_slopes[:, :1], bounds[0], "exposure")]
-    if rows_slopes.shape[1] > 1:
-        blocks.append((rows_slopes[:, 1:], bounds[1], "adjusters"))
-    total = sum(BLOCK_SHARES[name] for _, _, name in blocks)
-    for rows, bound, name in blocks:
-        noisy, sd = noisy_vector_sum(rows, bound, BLOCK_SHARES[name] / total * step_epsilon, rng)
+    for name, columns in layout:
+        noisy, sd = noisy_vector_sum(rows[:, columns], bounds[name], eps[name], rng)
         parts.append(noisy)
-        variances.append(np.full(rows.shape[1], sd**2))
+        variances.append(np.full(noisy.shape, sd**2))
     return np.concatenate(parts), np.concatenate(variances)
+
+
+def _block_sd(head: int, coordinates: int, bounds: dict[str, float], step_epsilon: float) -> np.ndarray:
+    """What :func:`_blocks` adds, as an sd per coordinate (for the bootstrap's simulated noise)."""
+    layout = _block_layout(head, coordinates - head)
+    eps = _block_epsilon(layout, step_epsilon)
+    sd = np.zeros(coordinates)
+    for name, columns in layout:
+        width = columns.stop - columns.start
+        sd[columns] = vector_sum_noise_sd(bounds[name], eps[name], width)
+    return sd
 
 
 def _steps(start: np.ndarray, info_at, noisy_score, eps: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,15 +176,51 @@ def _steps(start: np.ndarray, info_at, noisy_score, eps: dict[str, float]) -> tu
     return theta, info, noise_var
 
 
+def _bootstrap(key: bytes, batch, eps: dict[str, float], slopes: slice) -> np.ndarray:
+    """The final slopes of BOOTSTRAP_DRAWS runs of the steps on the synthetic release, all at once
+    (``batch.score(Θ)``, ``batch.info(Θ)`` for a stack of θ; ``batch.sd(ε_step)`` the noise sd per
+    coordinate), with Laplace noise of the mechanism's variance (a simulation, not a release)."""
+    key = key + public_digest([eps[name] for name in STEPS])
+    if key in _bootstraps:
+        _bootstraps.move_to_end(key)
+        return _bootstraps[key]
+    rng = np.random.default_rng(int.from_bytes(key[:16], "little"))
+    theta = np.tile(batch.start, (BOOTSTRAP_DRAWS, 1))
+    eye = 1e-9 * np.eye(len(batch.start))
+    for name in STEPS:
+        sd = batch.sd(eps[name])
+        score = batch.score(theta) + rng.laplace(scale=sd / math.sqrt(2.0), size=theta.shape)
+        try:
+            step = np.linalg.solve(batch.info(theta) + eye, score[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.stack([_step(info + eye, s) for info, s in zip(batch.info(theta), score)])
+        largest = np.abs(step).max(axis=1, keepdims=True)
+        theta = theta + np.where(largest > MAX_STEP, step * (MAX_STEP / np.maximum(largest, 1e-300)), step)
+    draws = theta[:, slopes]
+    _bootstraps[key] = draws
+    while len(_bootstraps) > BOOTSTRAP_CACHE:
+        _bootstraps.popitem(last=False)
+    return draws
+
+
+class _Batch:
+    """The bootstrap's view of one model on its synthetic rows: ``start`` is the model's fit on
+    those rows (the steps' fixed point there), ``score`` and ``info`` for a stack of θ, ``sd`` the
+    noise per coordinate at a step's ε."""
+
+    def __init__(self, start, score, info, sd):
+        self.start, self.score, self.info, self.sd = start, score, info, sd
+
+
 def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: np.random.Generator,
-         synthetic_info, noisy_score, first_slope: int) -> NewtonFit:
-    """The steps of the module docstring; ``noisy_score(θ, ε_step, on) -> (Ũ, noise variances)`` on
-    the real rows (``on="real"``) or the synthetic ones (``"synthetic"``: the bootstrap)."""
+         synthetic_info, noisy_score, first_slope: int, key: bytes, batch: _Batch, rows: int) -> NewtonFit:
+    """The steps of the module docstring; ``noisy_score(θ, ε_step) -> (Ũ, noise variances)`` on the
+    real rows; ``batch`` the bootstrap's model on ``rows`` synthetic rows."""
     eps = {part: share * epsilon for part, share in SPLIT.items()}
     noisy_n = noisy_count(n_rows, eps["count"], rng)
     scale = max(noisy_n, 1) / n_synthetic
     theta, info, noise_var = _steps(start, lambda t: synthetic_info(t) * scale,
-                                    lambda t, e: noisy_score(t, e, "real"), eps)
+                                    noisy_score, eps)
     slopes = slice(first_slope, None)
     sampling = _inverse(synthetic_info(theta) * scale + 1e-9 * np.eye(len(theta)))[slopes, slopes]
     step_inverse = _inverse(info)
@@ -151,14 +228,14 @@ def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: 
     # Parametric bootstrap through the mechanism on the synthetic release (public): the same steps
     # from its own fit, with fresh noise; their spread is the noise's covariance including the first
     # step and the steps' nonlinearity, their mean minus the start the mechanism's bias.
-    rows = min(n_synthetic, BOOTSTRAP_ROWS)
-    draws = np.array([_steps(start, lambda t: synthetic_info(t, rows),
-                             lambda t, e: noisy_score(t, e, "synthetic"), eps)[0][slopes]
-                      for _ in range(BOOTSTRAP_DRAWS)])
-    # The bootstrap ran on `rows` rows: the noise's effect on β falls like 1/n (a score sum of fixed
-    # sensitivity over an information that grows like n), its second-order bias like 1/n².
-    ratio = rows / max(noisy_n, 1)
-    bias = (draws.mean(axis=0) - start[slopes]) * ratio**2
+    # The bootstrap runs on `rows` synthetic rows at ε scaled by n_synthetic/rows, so that the noise
+    # it adds to β has the size it has on n_synthetic rows (β's noise falls like 1/(ε·n)): the steps'
+    # nonlinearity is simulated at the real noise level. Its spread and bias are then carried from
+    # the synthetic size to the noisy real one (noise like 1/n, its second-order bias like 1/n²).
+    boot_eps = {part: value * n_synthetic / rows for part, value in eps.items()}
+    draws = _bootstrap(key, batch, boot_eps, slopes)
+    ratio = n_synthetic / max(noisy_n, 1)
+    bias = (draws.mean(axis=0) - batch.start[slopes]) * ratio**2
     spread = np.atleast_2d(np.cov(draws, rowvar=False)) * ratio**2
     noise = np.where(np.eye(len(bias), dtype=bool), np.maximum(np.diag(spread), np.diag(analytic)), spread)
     beta = theta[slopes] - bias
@@ -194,18 +271,28 @@ def logistic_newton(x: np.ndarray, y: np.ndarray, x_synthetic: np.ndarray, y_syn
     L1 bounds of the exposure's and the adjusters' columns). ``beta`` excludes the intercept."""
     x, x_synthetic, bounds = _centred(x, x_synthetic, bounds, 1)
     start = fit_logistic(x_synthetic, y_synthetic)[0][0]
+    block_bounds = {"head": 1.0, "exposure": bounds[0], "adjusters": bounds[1]}
+
+    def noisy_score(theta: np.ndarray, step_epsilon: float):
+        rows = x * (y - expit(x @ theta))[:, None]
+        return _blocks(rows, 1, block_bounds, step_epsilon, rng)
 
     rows = min(len(y_synthetic), BOOTSTRAP_ROWS)
-    data = {"real": (x, y), "synthetic": (x_synthetic[:rows], y_synthetic[:rows])}
+    xs, ys = x_synthetic[:rows], y_synthetic[:rows].astype(np.float64)
 
-    def noisy_score(theta: np.ndarray, step_epsilon: float, on: str):
-        design, outcome = data[on]
-        rows = design * (outcome - expit(design @ theta))[:, None]
-        return _blocks(rows[:, :1], 1.0, rows[:, 1:], bounds, step_epsilon, rng)
+    def batch_score(theta: np.ndarray) -> np.ndarray:
+        return (xs.T @ (ys[:, None] - expit(xs @ theta.T))).T
 
-    fit = _run(start, len(y), len(y_synthetic), epsilon, rng,
-               lambda t, rows=None: _logistic_info(x_synthetic[:rows], t), noisy_score, 1)
-    fit.details.update(score_bounds={"intercept": 1.0, "exposure": bounds[0], "adjusters": bounds[1]})
+    def batch_info(theta: np.ndarray) -> np.ndarray:
+        p = expit(xs @ theta.T)
+        return np.einsum("mi,mb,mj->bij", xs, p * (1 - p), xs)
+
+    boot_start = start if rows == len(y_synthetic) else fit_logistic(xs, ys)[0][0]
+    batch = _Batch(boot_start, batch_score, batch_info, lambda e: _block_sd(1, x.shape[1], block_bounds, e))
+    key = public_digest(xs, ys, bounds, [1.0])
+    fit = _run(start, len(y), len(y_synthetic), epsilon, rng, lambda t: _logistic_info(x_synthetic, t), noisy_score,
+               1, key, batch, rows)
+    fit.details.update(score_bounds=block_bounds)
     return fit
 
 
@@ -269,24 +356,49 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
     expected = _hazards_parts(x_synthetic, at_risk_s, start).sum(axis=1)
     clip = max(1.0, CLIP_FACTOR * float(np.quantile(expected, CLIP_QUANTILE))) if len(expected) else 1.0
     bins = len(edges) - 1
+    scale = max(1.0, clip)
+    block_bounds = {"head": 1.0 + clip, "exposure": bounds[0] * scale, "adjusters": bounds[1] * scale}
+
+    def clipped(mu: np.ndarray) -> np.ndarray:
+        total = mu.sum(axis=-1, keepdims=True)
+        return mu * np.minimum(1.0, clip / np.maximum(total, 1e-300))
+
+    def noisy_score(theta: np.ndarray, step_epsilon: float):
+        mu = clipped(_hazards_parts(x, at_risk, theta))
+        rows = np.column_stack([events - mu, x * (events.sum(axis=1) - mu.sum(axis=1))[:, None]])
+        return _blocks(rows, bins, block_bounds, step_epsilon, rng)
+
     rows = min(len(time_synthetic), BOOTSTRAP_ROWS)
-    data = {"real": (x, at_risk, events), "synthetic": (x_synthetic[:rows], at_risk_s[:rows], events_s[:rows])}
+    xs, ts, es = x_synthetic[:rows], at_risk_s[:rows], events_s[:rows]
+    died = es.sum(axis=1)
 
-    def noisy_score(theta: np.ndarray, step_epsilon: float, on: str):
-        design, exposure_time, happened = data[on]
-        died = happened.sum(axis=1)
-        mu = _hazards_parts(design, exposure_time, theta)
-        total = mu.sum(axis=1)
-        shrink = np.minimum(1.0, clip / np.maximum(total, 1e-300))
-        mu = mu * shrink[:, None]
-        scale = max(1.0, clip)
-        return _blocks(happened - mu, 1.0 + clip, design * (died - mu.sum(axis=1))[:, None],
-                       (bounds[0] * scale, bounds[1] * scale), step_epsilon, rng)
+    def batch_mu(theta: np.ndarray) -> np.ndarray:  # rows × draws × bins
+        risk = np.exp(np.clip(xs @ theta[:, bins:].T, -50.0, 50.0))  # rows × draws
+        return (risk[:, :, None] * np.exp(np.clip(theta[:, :bins], -50.0, 50.0))[None, :, :]) * ts[:, None, :]
 
+    def batch_score(theta: np.ndarray) -> np.ndarray:
+        mu = clipped(batch_mu(theta))
+        baseline = (es[:, None, :] - mu).sum(axis=0)
+        slopes = np.einsum("mp,mb->bp", xs, died[:, None] - mu.sum(axis=2))
+        return np.concatenate([baseline, slopes], axis=1)
+
+    def batch_info(theta: np.ndarray) -> np.ndarray:
+        mu = batch_mu(theta)
+        draws, p = theta.shape[0], xs.shape[1]
+        info = np.zeros((draws, bins + p, bins + p))
+        index = np.arange(bins)
+        info[:, index, index] = mu.sum(axis=0)
+        cross = np.einsum("mbj,mp->bjp", mu, xs)
+        info[:, :bins, bins:], info[:, bins:, :bins] = cross, np.transpose(cross, (0, 2, 1))
+        info[:, bins:, bins:] = np.einsum("mb,mp,mq->bpq", mu.sum(axis=2), xs, xs)
+        return info
+
+    boot_start = start if rows == len(time_synthetic) else _hazards_start(xs, ts, es)
+    batch = _Batch(boot_start, batch_score, batch_info, lambda e: _block_sd(bins, bins + x.shape[1], block_bounds, e))
+    key = public_digest(xs, ts, es, bounds, [clip])
     fit = _run(start, len(time), len(time_synthetic), epsilon, rng,
-               lambda t, rows=None: _hazards_info(x_synthetic[:rows], at_risk_s[:rows], t), noisy_score, bins)
-    fit.details.update(clip_expected_events=clip, score_bounds={"baseline": 1.0 + clip, "exposure": bounds[0] * max(
-                           1.0, clip), "adjusters": bounds[1] * max(1.0, clip)},
+               lambda t: _hazards_info(x_synthetic, at_risk_s, t), noisy_score, bins, key, batch, rows)
+    fit.details.update(clip_expected_events=clip, score_bounds=block_bounds,
                        clipped_share_synthetic=float(np.mean(expected > clip)) if len(expected) else 0.0)
     if not math.isfinite(clip):
         raise ValueError("clip must be finite")

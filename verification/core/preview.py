@@ -106,7 +106,9 @@ def _simulate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, se
     lows: list[float] = []
     highs: list[float] = []
     for _ in range(draws):
-        result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=min_subgroup, synthetic=None)
+        # the release stands in for the real rows and is itself the public release the mechanism reads
+        # (bins, a start, a bootstrap), as a real answer on it would
+        result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=min_subgroup, synthetic=frame)
         decisive.append(result.verdict in DECISIVE)  # withheld: verdict None
         if result.withheld:
             withheld += 1
