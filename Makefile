@@ -83,6 +83,12 @@ bench-preview: install
 bench-trust: install
 	$(PY) -m bench.trust $(BENCH_ARGS)
 
+# The demo's two findings (the horTh HR, true; the age HR, an artefact of the release) over 200 noise
+# draws each, against the release `make demo` wrote; figures in bench/results/story.json. Under a minute.
+.PHONY: bench-story
+bench-story: demo
+	$(PY) -m bench.story
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

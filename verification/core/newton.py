@@ -97,7 +97,8 @@ CLIP_FACTOR = 1.25
 SCORE_QUANTILE = 0.99
 SCORE_FACTOR = 1.5
 SCORE_FLOOR = 0.05
-#: A Newton step moves no coordinate by more than this (a noisy score on a flat information).
+#: A Newton step moves no coordinate by more than this (a noisy score on a flat information);
+#: each coordinate is capped on its own.
 MAX_STEP = 2.0
 #: Parametric-bootstrap runs of the mechanism on the synthetic release (for the CI and the bias),
 #: on at most BOOTSTRAP_ROWS of its rows (the first ones: a release's rows are exchangeable) at an ε
@@ -138,8 +139,9 @@ def _step(info: np.ndarray, score: np.ndarray) -> np.ndarray:
         step = np.linalg.solve(info, score)
     except np.linalg.LinAlgError:
         step = np.linalg.lstsq(info, score, rcond=None)[0]
-    largest = np.abs(step).max() if len(step) else 0.0
-    return step * (MAX_STEP / largest) if largest > MAX_STEP else step
+    # each coordinate on its own: scaling the whole step would let a noisy baseline coordinate
+    # shrink the slopes' step too (and anchor the answer at the synthetic release's start)
+    return np.clip(step, -MAX_STEP, MAX_STEP)
 
 
 def _inverse(info: np.ndarray) -> np.ndarray:
@@ -259,8 +261,7 @@ def _bootstrap(key: bytes, full: "_Batch", sub: "_Batch", eps: dict[str, float],
             step = np.linalg.solve(sub.info(theta) + eye, score[..., None])[..., 0]
         except np.linalg.LinAlgError:
             step = np.stack([_step(info + eye, s) for info, s in zip(sub.info(theta), score)])
-        largest = np.abs(step).max(axis=1, keepdims=True)
-        theta = theta + np.where(largest > MAX_STEP, step * (MAX_STEP / np.maximum(largest, 1e-300)), step)
+        theta = theta + np.clip(step, -MAX_STEP, MAX_STEP)
     result = (theta[:, slopes] - _root(sub)[slopes], (_root(full) - full.start)[slopes])
     _bootstraps[key] = result
     while len(_bootstraps) > BOOTSTRAP_CACHE:
