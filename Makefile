@@ -89,6 +89,11 @@ bench-trust: install
 bench-story: demo
 	$(PY) -m bench.story
 
+# Regression kinds' engine time per mechanism at 10k rows (target p50 <= 100 ms); under a minute.
+.PHONY: bench-regression-latency
+bench-regression-latency: install
+	$(PY) -m bench.regression_latency
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
