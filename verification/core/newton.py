@@ -68,6 +68,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -75,7 +77,7 @@ from scipy.special import expit
 from clearinghouse.fitting import fit_logistic
 
 from .mechanisms import noisy_count, noisy_vector_sum, vector_sum_noise_sd
-from .tables import FIT_BOUND, Fit
+from .tables import FIT_BOUND, Fit, information_inverse
 
 __all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "SPLIT", "STEPS", "NewtonFit", "hazards_newton",
            "logistic_newton", "piecewise_arrays"]
@@ -123,15 +125,14 @@ def public_digest(*parts) -> bytes:
     return digest.digest()
 
 
+@dataclass(frozen=True)
 class NewtonFit(Fit):
-    """A :class:`~verification.core.tables.Fit` with what the steps used."""
+    """A :class:`~verification.core.tables.Fit` with what the steps used: the noisy size, the ε
+    split and the public facts of the fit (start, bounds, bootstrap)."""
 
-    def __init__(self, beta, sampling_cov, noise_cov, converged, bounded, *, noisy_n: int, split: dict[str, float],
-                 details: dict):
-        super().__init__(beta, sampling_cov, noise_cov, converged, bounded)
-        object.__setattr__(self, "noisy_n", noisy_n)
-        object.__setattr__(self, "split", split)
-        object.__setattr__(self, "details", details)
+    noisy_n: int = 0
+    split: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _step(info: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -142,13 +143,6 @@ def _step(info: np.ndarray, score: np.ndarray) -> np.ndarray:
     # each coordinate on its own: scaling the whole step would let a noisy baseline coordinate
     # shrink the slopes' step too (and anchor the answer at the synthetic release's start)
     return np.clip(step, -MAX_STEP, MAX_STEP)
-
-
-def _inverse(info: np.ndarray) -> np.ndarray:
-    try:
-        return np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(info)
 
 
 def _block_layout(head: int, slopes: int) -> list[tuple[str, slice]]:
@@ -288,8 +282,8 @@ def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: 
     theta, info, noise_var = _steps(start, lambda t: synthetic_info(t) * scale,
                                     noisy_score, eps)
     slopes = slice(first_slope, None)
-    sampling = _inverse(synthetic_info(theta) * scale + 1e-9 * np.eye(len(theta)))[slopes, slopes]
-    step_inverse = _inverse(info)
+    sampling = information_inverse(synthetic_info(theta) * scale + 1e-9 * np.eye(len(theta)))[slopes, slopes]
+    step_inverse = information_inverse(info)
     analytic = (step_inverse @ np.diag(noise_var) @ step_inverse)[slopes, slopes]
     # Parametric bootstrap through the mechanism on the synthetic release (public): the same steps
     # from its own fit, with fresh noise; their spread is the noise's covariance including the first

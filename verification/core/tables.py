@@ -71,7 +71,7 @@ and person-time floored at 0 in a sparse cell. Simulated coverage is in the test
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,7 @@ __all__ = [
     "exposure_levels",
     "fit_grouped_hazards",
     "fit_grouped_logistic",
+    "information_inverse",
     "logistic_table",
     "tabulable",
     "time_edges",
@@ -356,7 +357,7 @@ def fit_grouped_hazards(table: Table) -> Fit:
 
     beta, converged, bounded = _newton(score_info, x.shape[1])
     _, info, risk, xbar, w, d, used = _hazard_score(x, events, persontime, use, beta)
-    info_inv = _inverse(info)
+    info_inv = information_inverse(info)
     # dU/dE_cj = x_c - x̄_j (bins in use); dU/dT_cj = -D_j e^{x_c β} (x_c - x̄_j) / W_j
     centred = x[:, :, None] - xbar[None, :, :]  # cells × p × bins
     centred[:, :, ~used] = 0.0
@@ -393,7 +394,7 @@ def fit_grouped_logistic(table: Table) -> Fit:
 
     theta, converged, bounded = _newton(score_info, x.shape[1] + 1)
     _, info, xt, p = _logistic_score(x, ones, zeros, theta)
-    info_inv = _inverse(info)
+    info_inv = information_inverse(info)
     noise = (table.noise_var["outcome_1"] * (xt * ((1 - p) ** 2)[:, None]).T @ xt
              + table.noise_var["outcome_0"] * (xt * (p**2)[:, None]).T @ xt)
     noise_cov = info_inv @ noise @ info_inv
@@ -401,7 +402,8 @@ def fit_grouped_logistic(table: Table) -> Fit:
     return Fit(theta[1:], info_inv[1:, 1:], noise_cov[1:, 1:], converged, bounded)
 
 
-def _inverse(info: np.ndarray) -> np.ndarray:
+def information_inverse(info: np.ndarray) -> np.ndarray:
+    """The inverse of an information matrix (the pseudo-inverse if it is singular)."""
     try:
         return np.linalg.inv(info)
     except np.linalg.LinAlgError:
