@@ -437,7 +437,7 @@ def _logrank(req: Request) -> Answer:
     event = req.frame[survival.event].to_numpy(dtype=np.float64, na_value=np.nan)
     codes = np.where(level_mask(req.frame, group["column"], group["a"]), 0,
                      np.where(level_mask(req.frame, group["column"], group["b"]), 1, -1))
-    levels = Levels(group["column"], codes.astype(np.int64), np.array([[0.0], [1.0]]), (str(group["a"]),))
+    levels = Levels(group["column"], codes.astype(np.int64), np.array([[0.0], [1.0]]))
     cells = covariate_cells([levels], np.isfinite(time) & np.isfinite(event))
     edges = time_edges(req.schema, req.synthetic)
     table = exit_table(cells, time[cells.keep], event[cells.keep] == 1, edges, req.epsilon, req.rng)

@@ -419,23 +419,27 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
     at_risk, events = piecewise_arrays(time, event, edges)
     at_risk_s, events_s = piecewise_arrays(time_synthetic, event_synthetic, edges)
     start = _hazards_start(x_synthetic, at_risk_s, events_s)
-    expected = _hazards_parts(x_synthetic, at_risk_s, start).sum(axis=1)
+    mu_start = _hazards_parts(x_synthetic, at_risk_s, start)
+    expected = mu_start.sum(axis=1)
     clip = max(1.0, CLIP_FACTOR * float(np.quantile(expected, CLIP_QUANTILE))) if len(expected) else 1.0
+    if not math.isfinite(clip):
+        raise ValueError("clip must be finite")
     bins = len(edges) - 1
     scale = max(1.0, clip)
-    block_bounds = {"head": 1.0 + clip, "exposure": bounds[0] * scale, "adjusters": bounds[1] * scale}
-    mu_s = _hazards_parts(x_synthetic, at_risk_s, start)
-    mu_s = mu_s * np.minimum(1.0, clip / np.maximum(mu_s.sum(axis=1, keepdims=True), 1e-300))
-    block_bounds = _tight_bounds(np.column_stack([events_s - mu_s, x_synthetic * (events_s.sum(axis=1) - mu_s.sum(
-        axis=1))[:, None]]), bins, block_bounds)
 
     def clipped(mu: np.ndarray) -> np.ndarray:
         total = mu.sum(axis=-1, keepdims=True)
         return mu * np.minimum(1.0, clip / np.maximum(total, 1e-300))
 
+    def score_rows(design: np.ndarray, happened: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """Per patient: the baseline's ``d_j - μ_j`` and the slopes' ``x (d - μ)`` (μ clipped)."""
+        return np.column_stack([happened - mu, design * (happened.sum(axis=1) - mu.sum(axis=1))[:, None]])
+
+    block_bounds = _tight_bounds(score_rows(x_synthetic, events_s, clipped(mu_start)), bins,
+                                 {"head": 1.0 + clip, "exposure": bounds[0] * scale, "adjusters": bounds[1] * scale})
+
     def noisy_score(theta: np.ndarray, step_epsilon: float):
-        mu = clipped(_hazards_parts(x, at_risk, theta))
-        rows = np.column_stack([events - mu, x * (events.sum(axis=1) - mu.sum(axis=1))[:, None]])
+        rows = score_rows(x, events, clipped(_hazards_parts(x, at_risk, theta)))
         return _blocks(rows, bins, block_bounds, step_epsilon, rng)
 
     def batch(m: int) -> _Batch:
@@ -471,6 +475,4 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
                lambda t: _hazards_info(x_synthetic, at_risk_s, t), noisy_score, bins, key, batch)
     fit.details.update(clip_expected_events=clip, score_bounds=block_bounds,
                        clipped_share_synthetic=float(np.mean(expected > clip)) if len(expected) else 0.0)
-    if not math.isfinite(clip):
-        raise ValueError("clip must be finite")
     return fit

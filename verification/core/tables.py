@@ -155,7 +155,6 @@ class Levels:
     name: str
     codes: np.ndarray
     design: np.ndarray  # levels × columns (treatment coding, level 0 the reference)
-    labels: tuple[str, ...]
 
     @property
     def count(self) -> int:
@@ -186,15 +185,14 @@ def exposure_levels(frame: pd.DataFrame, exposure: dict[str, Any]) -> Levels:
     match = _category_codes(frame, name, [exposure["value"]]) == 0
     present = frame[name].notna().to_numpy(dtype=bool)
     codes = np.where(match, 1, np.where(present, 0, -1)).astype(np.int64)
-    return Levels(name, codes, np.array([[0.0], [1.0]]), (f"{name}={exposure['value']}",))
+    return Levels(name, codes, np.array([[0.0], [1.0]]))
 
 
 def adjuster_levels(frame: pd.DataFrame, schema: Schema, name: str) -> Levels:
     """An ``adjust_for`` column (categorical or event) as dummies of its public levels."""
     column = schema[name]
     categories = list(column.categories) if column.type == "categorical" else [0, 1]
-    labels = tuple(f"{name}={c}" for c in categories[1:])
-    return Levels(name, _category_codes(frame, name, categories), _dummies(len(categories)), labels)
+    return Levels(name, _category_codes(frame, name, categories), _dummies(len(categories)))
 
 
 @dataclass(frozen=True)
