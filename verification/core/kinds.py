@@ -29,8 +29,11 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
     the full ε. ``p = k̃/(k̃ + m̃)``; variance ``p(1-p)/ñ`` (sampling) ``+ σ²(k̃² + m̃²)/ñ⁴``
     (noise, delta method), Wald CI clipped to [0, 1].
 ``mean``
-    :func:`~verification.core.mechanisms.noisy_mean`: 20 % count, 60 % centred sum, 20 % centred
-    sum of squares (sequential). Variance ``s̃²/ñ + noise variance``, normal CI.
+    :func:`~verification.core.mechanisms.noisy_mean` with the clipping range, centre and split
+    chosen on the synthetic release (:mod:`~verification.core.tuning`; without a release: the
+    schema's bounds, the midpoint, 20 % count, 60 % centred sum, 20 % centred sum of squares,
+    sequential); the clipping bias measured on the release is added back. Variance ``s̃²/ñ +
+    noise variance + the correction's sampling variance``, normal CI.
 ``quantile``
     :func:`~verification.core.mechanisms.noisy_quantile` (on the integer grid for an integer
     column, so tied whole numbers answer in whole numbers): 10 % count, 40 % estimate, 25 % per CI
@@ -42,11 +45,13 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
 ``difference_in_proportions``
     four disjoint cells (group × match): each gets the full ε; variances of the two proportions add.
 ``correlation``
-    rows with both values present; each value is scaled by the public bounds to ``u ∈ [-1, 1]``;
-    six sufficient statistics ``n, Σu, Σv, Σu², Σv², Σuv`` (each of sensitivity 1) share ε
-    sequentially: 10 % count, 15 % each linear sum, 20 % each quadratic sum. Pearson's r from the
-    noisy statistics; CI on Fisher's z with variance ``1/(ñ - 3)`` (sampling) plus the noise
-    variance of r (delta method) divided by ``(1 - r²)²``.
+    rows with both values present; each value is clamped to a public range and scaled into
+    ``[-1, 1]``; six sufficient statistics ``n, Σu, Σv, Σu², Σv², Σuv`` (each of sensitivity at
+    most 1) share ε sequentially. With a release the ranges, centres and split are tuned on it
+    (:mod:`~verification.core.tuning`) and the clipping bias is added back on Fisher's z; without
+    one: the schema's bounds, 10 % count, 15 % each linear sum, 20 % each quadratic sum. Pearson's
+    r from the noisy statistics; CI on Fisher's z with variance ``1/(ñ - 3)`` (sampling) plus the
+    noise variance of r (delta method) divided by ``(1 - r²)²``, plus the correction's variance.
 ``odds_ratio``
     four disjoint cells of the 2x2 table: each gets the full ε. Cells are clamped at 0 and, if one
     is below 0.5, all get +0.5 (Haldane–Anscombe). CI on log OR with variance
@@ -94,6 +99,15 @@ from .mechanisms import (
     noisy_sum,
     normal_quantile,
 )
+from .tuning import (
+    CORRELATION_SPLIT,
+    MeanSettings,
+    correlation_settings,
+    mean_settings,
+    pearson,
+    scaled,
+    statistic_bounds,
+)
 
 __all__ = [
     "CORRELATION_SPLIT",
@@ -108,8 +122,6 @@ __all__ = [
     "register",
 ]
 
-#: ε shares of the correlation's six sufficient statistics (sequential composition).
-CORRELATION_SPLIT = {"count": 0.1, "sum_x": 0.15, "sum_y": 0.15, "sum_xx": 0.2, "sum_yy": 0.2, "sum_xy": 0.2}
 #: Fisher's z is clipped to r in [-R_MAX, R_MAX] so that a noisy |r| = 1 still gives a finite CI.
 R_MAX = 1 - 1e-9
 
@@ -283,6 +295,11 @@ def _values(frame: pd.DataFrame, column: Column) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
+def _public(frame: pd.DataFrame | None, column: Column) -> np.ndarray | None:
+    """The column's values on the synthetic release (public), or None without one."""
+    return None if frame is None else _values(frame, column)
+
+
 def _noisy_proportion(k: int, m: int, epsilon: float, rng: np.random.Generator) -> dict[str, float]:
     """``k`` matches and ``m`` non-matches (disjoint rows): each gets a noisy count at full ε."""
     k_noisy, m_noisy = noisy_count(k, epsilon, rng), noisy_count(m, epsilon, rng)
@@ -386,21 +403,32 @@ register(Kind(
 # --- mean ------------------------------------------------------------------------------------------
 
 
-MEAN_METHOD = ("mean from an integer-scaled geometric sum and a discrete-Laplace count of values clamped to the "
-               "public bounds and centred on their midpoint; CI = noisy sample variance / n + noise variance")
+MEAN_METHOD = ("mean from an integer-scaled geometric sum and a discrete-Laplace count of values clamped to a "
+               "public range (the schema's bounds, narrowed to where the synthetic release puts its values, with "
+               "the clipping bias measured on the release added back); CI = noisy sample variance / n + noise "
+               "variance")
+
+
+def _tuned_mean(values: np.ndarray, public: np.ndarray | None, column: Column, req: Request):
+    """One DP mean with the settings tuned on the release's ``public`` values: the release, its
+    settings, and the estimate with the clipping bias added back (within the schema's bounds)."""
+    settings: MeanSettings = mean_settings(public, column.min, column.max, req.epsilon)
+    release = noisy_mean(values, settings.lo, settings.hi, req.epsilon, req.rng, split=settings.split,
+                         center=settings.center)
+    return release, settings, min(max(release.estimate + settings.bias, column.min), column.max)
 
 
 def _mean(req: Request) -> Answer:
     column = req.schema[req.params["column"]]
-    release = noisy_mean(_values(req.frame, column), column.min, column.max, req.epsilon, req.rng)
+    release, settings, estimate = _tuned_mean(_values(req.frame, column), _public(req.synthetic, column), column, req)
     split = dict(release.epsilon_split)
-    details = dict(SEQUENTIAL, center=release.center)
+    details = dict(SEQUENTIAL, **settings.details())
     if req.too_small(release.noisy_n):
         return req.withhold(release.noisy_n, MEAN_METHOD, split, details)
     details.update(sampling_sd=math.sqrt(release.sampling_variance), noise_sd=math.sqrt(release.noise_variance),
                    noisy_sd=math.sqrt(release.variance))
-    low, high = release.ci(req.confidence)
-    return req.release(release.estimate, low, high, release.noisy_n, MEAN_METHOD, split, details)
+    low, high = _normal_ci(estimate, release.total_variance + settings.bias_variance, req.z)
+    return req.release(estimate, low, high, release.noisy_n, MEAN_METHOD, split, details)
 
 
 def _exact_mean(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
@@ -478,18 +506,22 @@ def _difference_in_means(req: Request) -> Answer:
     method = "difference of two DP means (each: " + MEAN_METHOD + ")"
     column = req.schema[req.params["column"]]
     frame_a, frame_b = _groups(req.frame, req.params["group"])
-    a = noisy_mean(_values(frame_a, column), column.min, column.max, req.epsilon, req.rng)
-    b = noisy_mean(_values(frame_b, column), column.min, column.max, req.epsilon, req.rng)
+    public_a, public_b = (None, None) if req.synthetic is None else _groups(req.synthetic, req.params["group"])
+    a, settings_a, estimate_a = _tuned_mean(_values(frame_a, column), _public(public_a, column), column, req)
+    b, settings_b, estimate_b = _tuned_mean(_values(frame_b, column), _public(public_b, column), column, req)
     split = {f"a.{part}": eps for part, eps in a.epsilon_split.items()}
     split.update({f"b.{part}": eps for part, eps in b.epsilon_split.items()})
-    details = dict(_parallel("groups a and b"), noisy_n_a=a.noisy_n, noisy_n_b=b.noisy_n)
+    details = dict(_parallel("groups a and b"), noisy_n_a=a.noisy_n, noisy_n_b=b.noisy_n,
+                   **{f"a.{k}": v for k, v in settings_a.details().items()},
+                   **{f"b.{k}": v for k, v in settings_b.details().items()})
     if req.too_small(a.noisy_n, b.noisy_n):
         return req.withhold(a.noisy_n + b.noisy_n, method, split, details)
-    estimate = a.estimate - b.estimate
-    details.update(estimate_a=a.estimate, estimate_b=b.estimate,
+    estimate = estimate_a - estimate_b
+    details.update(estimate_a=estimate_a, estimate_b=estimate_b,
                    sampling_sd=math.sqrt(a.sampling_variance + b.sampling_variance),
                    noise_sd=math.sqrt(a.noise_variance + b.noise_variance))
-    low, high = _normal_ci(estimate, a.total_variance + b.total_variance, req.z)
+    variance = a.total_variance + b.total_variance + settings_a.bias_variance + settings_b.bias_variance
+    low, high = _normal_ci(estimate, variance, req.z)
     return req.release(estimate, low, high, a.noisy_n + b.noisy_n, method, split, details)
 
 
@@ -566,69 +598,60 @@ register(Kind(
 # --- correlation -------------------------------------------------------------------------------------
 
 
-def _scaled_pairs(frame: pd.DataFrame, schema: Schema, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Complete pairs, each value clamped and mapped linearly from its public bounds onto [-1, 1]."""
-    x_col, y_col = schema[params["x"]], schema[params["y"]]
-    x, y = numeric_values(frame, x_col), numeric_values(frame, y_col)
+def _pairs(frame: pd.DataFrame, schema: Schema, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The complete pairs (x, y), unclamped."""
+    x, y = numeric_values(frame, schema[params["x"]]), numeric_values(frame, schema[params["y"]])
     keep = ~(np.isnan(x) | np.isnan(y))
-
-    def scale(values: np.ndarray, column: Column) -> np.ndarray:
-        center, half = (column.min + column.max) / 2.0, (column.max - column.min) / 2.0
-        return np.clip((values[keep] - center) / half, -1.0, 1.0)
-
-    return scale(x, x_col), scale(y, y_col)
+    return x[keep], y[keep]
 
 
-def _pearson(n: float, su: float, sv: float, suu: float, svv: float, suv: float):
-    """Pearson's r from sufficient statistics, and its gradient in (n, su, sv, suu, svv, suv)."""
-    a = n * suv - su * sv
-    b = n * suu - su * su
-    d = n * svv - sv * sv
-    if b <= 0 or d <= 0:
-        return None, None
-    root = math.sqrt(b * d)
-    r = a / root
-    da = np.array([suv, -sv, -su, 0.0, 0.0, n])
-    db = np.array([suu, -2 * su, 0.0, n, 0.0, 0.0])
-    dd = np.array([svv, 0.0, -2 * sv, 0.0, n, 0.0])
-    gradient = da / root - (r / 2.0) * (db / b + dd / d)
-    return r, gradient
+CORRELATION_METHOD = (
+    "Pearson r from six noisy sufficient statistics (discrete-Laplace count, integer-scaled geometric sums) of the "
+    "values clamped to public ranges and scaled into [-1, 1] (the schema's bounds, narrowed to where the synthetic "
+    "release puts its values; the ε split minimises the noise predicted on the release; the clipping bias measured "
+    "on the release is added back on Fisher's z); Fisher-z CI with sampling and noise variance")
 
 
 def _correlation(req: Request) -> Answer:
-    method = ("Pearson r from six noisy sufficient statistics (discrete-Laplace count, integer-scaled geometric sums of "
-              "bound-scaled values); Fisher-z CI with sampling and noise variance")
-    u, v = _scaled_pairs(req.frame, req.schema, req.params)
-    eps = {part: share * req.epsilon for part, share in CORRELATION_SPLIT.items()}
+    x_col, y_col = req.schema[req.params["x"]], req.schema[req.params["y"]]
+    public = (None, None) if req.synthetic is None else _pairs(req.synthetic, req.schema, req.params)
+    settings = correlation_settings(*public, (x_col.min, x_col.max), (y_col.min, y_col.max), req.epsilon)
+    x, y = _pairs(req.frame, req.schema, req.params)
+    u, v = scaled(x, settings.x), scaled(y, settings.y)
+    eps = {part: share * req.epsilon for part, share in settings.split.items()}
     noisy_n = noisy_count(len(u), eps["count"], req.rng)
+    bounds = statistic_bounds(settings.x, settings.y)
     sums = {}
-    for part, values, lo in (("sum_x", u, -1.0), ("sum_y", v, -1.0), ("sum_xx", u * u, 0.0),
-                             ("sum_yy", v * v, 0.0), ("sum_xy", u * v, -1.0)):
-        sums[part] = noisy_sum(values, lo, 1.0, eps[part], req.rng)
-    details = dict(SEQUENTIAL)
+    for part, values in (("sum_x", u), ("sum_y", v), ("sum_xx", u * u), ("sum_yy", v * v), ("sum_xy", u * v)):
+        sums[part] = noisy_sum(values, *bounds[part], eps[part], req.rng)
+    details = dict(SEQUENTIAL, **settings.details())
     if req.too_small(noisy_n) or noisy_n <= 3:
-        return req.withhold(noisy_n, method, eps, details)
-    stats = [float(noisy_n)] + [sums[p][0] for p in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")]
-    sds = np.array([count_noise_sd(eps["count"])] + [sums[p][1] for p in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")])
-    r, gradient = _pearson(*stats)
+        return req.withhold(noisy_n, CORRELATION_METHOD, eps, details)
+    parts = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+    stats = [float(noisy_n)] + [sums[p][0] for p in parts]
+    sds = np.array([count_noise_sd(eps["count"])] + [sums[p][1] for p in parts])
+    r, gradient = pearson(*stats)
     if r is None:
-        return req.release(None, -1.0, 1.0, noisy_n, method, eps, details,
+        return req.release(None, -1.0, 1.0, noisy_n, CORRELATION_METHOD, eps, details,
                            reason="the noisy variance of x or y is not positive: the noise swamps the signal")
     r = min(max(r, -R_MAX), R_MAX)
     noise_var = float(np.sum((gradient * sds) ** 2))
     sampling_var_z = 1.0 / (noisy_n - 3)
     noise_var_z = noise_var / (1 - r * r) ** 2
-    half = req.z * math.sqrt(sampling_var_z + noise_var_z)
-    z = math.atanh(r)
+    half = req.z * math.sqrt(sampling_var_z + noise_var_z + settings.bias_variance_z)
+    z = math.atanh(r) + settings.bias_z
     details.update(sampling_sd_z=math.sqrt(sampling_var_z), noise_sd_z=math.sqrt(noise_var_z), noise_sd_r=math.sqrt(noise_var))
-    return req.release(r, math.tanh(z - half), math.tanh(z + half), noisy_n, method, eps, details)
+    return req.release(math.tanh(z), math.tanh(z - half), math.tanh(z + half), noisy_n, CORRELATION_METHOD, eps,
+                       details)
 
 
 def _exact_correlation(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
-    u, v = _scaled_pairs(frame, schema, hypothesis.params)
+    x_col, y_col = schema[hypothesis.params["x"]], schema[hypothesis.params["y"]]
+    x, y = _pairs(frame, schema, hypothesis.params)
+    u, v = np.clip(x, x_col.min, x_col.max), np.clip(y, y_col.min, y_col.max)
     if len(u) < 2 or u.std() == 0 or v.std() == 0:
         return None
-    return float(np.corrcoef(u, v)[0, 1])  # r is invariant to the linear scaling
+    return float(np.corrcoef(u, v)[0, 1])
 
 
 def _params_correlation(p: dict, schema: Schema) -> dict:

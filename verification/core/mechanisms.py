@@ -364,17 +364,19 @@ class NoisyMean:
 
 
 def noisy_mean(values: Any, lo: float, hi: float, epsilon: float, rng: np.random.Generator, *,
-               split: dict[str, float] | None = None) -> NoisyMean:
+               split: dict[str, float] | None = None, center: float | None = None) -> NoisyMean:
     """An ε-DP mean of values clamped to ``[lo, hi]``, with what a CI needs.
 
-    Values are centred on ``c = (lo + hi)/2`` so each lies in ``[-h, h]``, ``h = (hi - lo)/2``:
-    that halves the sum's add/remove sensitivity from ``max(|lo|, |hi|)`` to at most ``h``.
+    Values are centred on a public ``c`` in ``[lo, hi]`` (default the midpoint ``(lo + hi)/2``),
+    so each lies in ``[lo - c, hi - c]`` and one row moves the centred sum by at most
+    ``d = max(c - lo, hi - c)`` (the midpoint gives the smallest, ``h = (hi - lo)/2``; a centre
+    near the mean makes the count's noise nearly irrelevant, see ``noise_variance``).
     Three mechanisms compose sequentially (each row enters all three), with ε split by
     :data:`MEAN_SPLIT` (20 % count, 60 % centred sum, 20 % centred sum of squares):
 
     * ``ñ = noisy_count(n, ε_count)``;
-    * ``S̃ = noisy_sum(v - c, -h, h, ε_sum)``;
-    * ``Q̃ = noisy_sum((v - c)², 0, h², ε_sumsq)``.
+    * ``S̃ = noisy_sum(v - c, lo - c, hi - c, ε_sum)``;
+    * ``Q̃ = noisy_sum((v - c)², 0, d², ε_sumsq)``.
 
     The estimate is ``c + S̃/ñ`` (clamped to ``[lo, hi]``); the noisy sample variance
     ``(Q̃ - S̃²/ñ)/(ñ - 1)`` is clamped to ``[0, h²]`` (Popoviciu's bound) and gives the sampling
@@ -385,11 +387,15 @@ def noisy_mean(values: Any, lo: float, hi: float, epsilon: float, rng: np.random
     split = dict(MEAN_SPLIT if split is None else split)
     _check_split(split, tuple(MEAN_SPLIT))
     eps = {part: share * epsilon for part, share in split.items()}
-    center, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+    half = (hi - lo) / 2.0
+    center = (lo + hi) / 2.0 if center is None else float(center)
+    if not lo <= center <= hi:
+        raise ValueError("center must lie within [lo, hi]")
+    reach = max(center - lo, hi - center)
     centred = np.clip(_as_values(values), lo, hi) - center
     noisy_n = noisy_count(len(centred), eps["count"], rng)
-    total, sum_sd = noisy_sum(centred, -half, half, eps["sum"], rng)
-    squares, squares_sd = noisy_sum(centred**2, 0.0, half * half, eps["sum_of_squares"], rng)
+    total, sum_sd = noisy_sum(centred, lo - center, hi - center, eps["sum"], rng)
+    squares, squares_sd = noisy_sum(centred**2, 0.0, reach * reach, eps["sum_of_squares"], rng)
     n_eff = max(noisy_n, 2)
     estimate = min(max(center + total / n_eff, lo), hi)
     variance = (squares - total * total / n_eff) / (n_eff - 1)
