@@ -388,32 +388,55 @@ def piecewise_arrays(time: np.ndarray, event: np.ndarray, edges: np.ndarray) -> 
 def _hazards_parts(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray) -> np.ndarray:
     bins = at_risk.shape[1]
     alpha, beta = theta[:bins], theta[bins:]
-    return np.exp(alpha[None, :] + (x @ beta)[:, None]) * at_risk  # μ_ij
+    mu = np.add(alpha[None, :], (x @ beta)[:, None])  # in place from here: the same values, no temporaries
+    np.exp(mu, out=mu)
+    mu *= at_risk
+    return mu  # μ_ij
 
 
-def _hazards_info(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray, mu: np.ndarray | None = None) -> np.ndarray:
-    """The Fisher information at ``theta``; ``mu`` is :func:`_hazards_parts` there, when the caller has it."""
-    if mu is None:
-        mu = _hazards_parts(x, at_risk, theta)
+def _hazards_factors(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_hazards_parts` as its factors ``μ_ij = e^{x_i β} e^{α_j} t_ij``: per row ``e^{xβ}``,
+    per bin ``e^{α}`` and per row ``μ_i = Σ_j μ_ij`` (one exponential per row and per bin instead of
+    one per row and bin; its sums are matrix products)."""
+    bins = at_risk.shape[1]
+    risk, base = np.exp(x @ theta[bins:]), np.exp(theta[:bins])
+    return risk, base, risk * (at_risk @ base)
+
+
+def _hazards_info(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray, factors=None) -> np.ndarray:
+    """The Fisher information at ``theta``; ``factors`` are :func:`_hazards_factors` there, when the
+    caller has them."""
+    risk, base, total = _hazards_factors(x, at_risk, theta) if factors is None else factors
     bins, p = at_risk.shape[1], x.shape[1]
     info = np.zeros((bins + p, bins + p))
-    info[:bins, :bins] = np.diag(mu.sum(axis=0))
-    cross = mu.T @ x
+    info[:bins, :bins] = np.diag(base * (risk @ at_risk))
+    cross = base[:, None] * ((risk[:, None] * x).T @ at_risk).T  # Σ_i μ_ij x_i
     info[:bins, bins:], info[bins:, :bins] = cross, cross.T
-    info[bins:, bins:] = (x * mu.sum(axis=1)[:, None]).T @ x
+    info[bins:, bins:] = (x * total[:, None]).T @ x
     return info
 
 
 def _hazards_start(x: np.ndarray, at_risk: np.ndarray, events: np.ndarray, iterations: int = 50) -> np.ndarray:
     """The piecewise-exponential MLE on the synthetic release (Newton, a tiny ridge so that a bin
-    without events or a constant column still converges)."""
-    bins = at_risk.shape[1]
-    theta = np.concatenate([np.log((events.sum(axis=0) + 0.5) / (at_risk.sum(axis=0) + 1e-9)), np.zeros(x.shape[1])])
+    without events or a constant column still converges).
+
+    Its arithmetic is kept exactly as it is (μ_ij as one exponential per row and bin, its sums over
+    the rows × bins array): the clip and the tight bounds are taken at this fit, and the bootstrap's
+    seed is a digest of them, so a change in its last bit would change the bootstrap's draws."""
+    bins, p = at_risk.shape[1], x.shape[1]
+    died = events.sum(axis=1)
+    theta = np.concatenate([np.log((events.sum(axis=0) + 0.5) / (at_risk.sum(axis=0) + 1e-9)), np.zeros(p)])
     ridge = 1e-6 * np.eye(len(theta))
+    info = np.zeros((bins + p, bins + p))
     for _ in range(iterations):
         mu = _hazards_parts(x, at_risk, theta)
-        score = np.concatenate([(events - mu).sum(axis=0), x.T @ (events.sum(axis=1) - mu.sum(axis=1))])
-        step = _step(_hazards_info(x, at_risk, theta, mu) + ridge, score - ridge @ theta)
+        expected = mu.sum(axis=1)
+        score = np.concatenate([(events - mu).sum(axis=0), x.T @ (died - expected)])
+        info[:bins, :bins] = np.diag(mu.sum(axis=0))
+        cross = mu.T @ x
+        info[:bins, bins:], info[bins:, :bins] = cross, cross.T
+        info[bins:, bins:] = (x * expected[:, None]).T @ x
+        step = _step(info + ridge, score - ridge @ theta)
         theta = theta + step
         if np.abs(step).max() < 1e-9:
             break
