@@ -166,7 +166,8 @@ def _blocks(rows: np.ndarray, head: int, bounds: dict[str, float], step_epsilon:
     eps = _block_epsilon(layout, step_epsilon)
     parts, variances = [], []
     for name, columns in layout:
-        noisy, sd = noisy_vector_sum(rows[:, columns], bounds[name], eps[name], rng)
+        # a contiguous copy of the block: the same values, and the sum's passes over it run faster
+        noisy, sd = noisy_vector_sum(np.ascontiguousarray(rows[:, columns]), bounds[name], eps[name], rng)
         parts.append(noisy)
         variances.append(np.full(noisy.shape, sd**2))
     return np.concatenate(parts), np.concatenate(variances)
@@ -215,7 +216,7 @@ def _steps(start: np.ndarray, info_at, noisy_score, eps: dict[str, float]) -> tu
     step's noise variances."""
     theta = start.copy()
     eye = 1e-9 * np.eye(len(theta))
-    info, noise_var = info_at(theta) + eye, np.zeros(len(theta))
+    info, noise_var = None, np.zeros(len(theta))
     for name in STEPS:
         info = info_at(theta) + eye
         score, noise_var = noisy_score(theta, eps[name])
@@ -228,7 +229,8 @@ def _root(batch: "_Batch", iterations: int = 30) -> np.ndarray:
     theta = batch.start[None, :].copy()
     eye = 1e-9 * np.eye(theta.shape[1])
     for _ in range(iterations):
-        step = _step(batch.info(theta)[0] + eye, batch.score(theta)[0])
+        score, info = batch.score_info(theta)
+        step = _step(info[0] + eye, score[0])
         theta = theta + step
         if np.abs(step).max() < 1e-10:
             break
@@ -250,11 +252,12 @@ def _bootstrap(key: bytes, full: "_Batch", sub: "_Batch", eps: dict[str, float],
     eye = 1e-9 * np.eye(len(sub.start))
     for name in STEPS:
         sd = sub.sd(eps[name])
-        score = sub.score(theta) + rng.laplace(scale=sd / math.sqrt(2.0), size=theta.shape)
+        score, infos = sub.score_info(theta)
+        score = score + rng.laplace(scale=sd / math.sqrt(2.0), size=theta.shape)
         try:
-            step = np.linalg.solve(sub.info(theta) + eye, score[..., None])[..., 0]
+            step = np.linalg.solve(infos + eye, score[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            step = np.stack([_step(info + eye, s) for info, s in zip(sub.info(theta), score)])
+            step = np.stack([_step(info + eye, s) for info, s in zip(infos, score)])
         theta = theta + np.clip(step, -MAX_STEP, MAX_STEP)
     result = (theta[:, slopes] - _root(sub)[slopes], (_root(full) - full.start)[slopes])
     _bootstraps[key] = result
@@ -268,8 +271,15 @@ class _Batch:
     those rows (the steps' fixed point there), ``score`` and ``info`` for a stack of θ, ``sd`` the
     noise per coordinate at a step's ε."""
 
-    def __init__(self, start, score, info, sd):
+    def __init__(self, start, score, info, sd, score_info=None):
         self.start, self.score, self.info, self.sd = start, score, info, sd
+        self._score_info = score_info
+
+    def score_info(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(score(θ), info(θ))``, sharing their per-row work where the model can."""
+        if self._score_info is not None:
+            return self._score_info(theta)
+        return self.score(theta), self.info(theta)
 
 
 def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: np.random.Generator,
@@ -379,35 +389,128 @@ def piecewise_arrays(time: np.ndarray, event: np.ndarray, edges: np.ndarray) -> 
 def _hazards_parts(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray) -> np.ndarray:
     bins = at_risk.shape[1]
     alpha, beta = theta[:bins], theta[bins:]
-    return np.exp(alpha[None, :] + (x @ beta)[:, None]) * at_risk  # μ_ij
+    mu = np.add(alpha[None, :], (x @ beta)[:, None])  # in place from here: the same values, no temporaries
+    np.exp(mu, out=mu)
+    mu *= at_risk
+    return mu  # μ_ij
 
 
-def _hazards_info(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    mu = _hazards_parts(x, at_risk, theta)
+def _hazards_factors(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_hazards_parts` as its factors ``μ_ij = e^{x_i β} e^{α_j} t_ij``: per row ``e^{xβ}``,
+    per bin ``e^{α}`` and per row ``μ_i = Σ_j μ_ij`` (one exponential per row and per bin instead of
+    one per row and bin; its sums are matrix products)."""
+    bins = at_risk.shape[1]
+    risk, base = np.exp(x @ theta[bins:]), np.exp(theta[:bins])
+    return risk, base, risk * (at_risk @ base)
+
+
+def _hazards_info(x: np.ndarray, at_risk: np.ndarray, theta: np.ndarray, factors=None) -> np.ndarray:
+    """The Fisher information at ``theta``; ``factors`` are :func:`_hazards_factors` there, when the
+    caller has them."""
+    risk, base, total = _hazards_factors(x, at_risk, theta) if factors is None else factors
     bins, p = at_risk.shape[1], x.shape[1]
     info = np.zeros((bins + p, bins + p))
-    info[:bins, :bins] = np.diag(mu.sum(axis=0))
-    cross = mu.T @ x
+    info[:bins, :bins] = np.diag(base * (risk @ at_risk))
+    cross = base[:, None] * ((risk[:, None] * x).T @ at_risk).T  # Σ_i μ_ij x_i
     info[:bins, bins:], info[bins:, :bins] = cross, cross.T
-    info[bins:, bins:] = (x * mu.sum(axis=1)[:, None]).T @ x
+    info[bins:, bins:] = (x * total[:, None]).T @ x
     return info
 
 
 def _hazards_start(x: np.ndarray, at_risk: np.ndarray, events: np.ndarray, iterations: int = 50) -> np.ndarray:
     """The piecewise-exponential MLE on the synthetic release (Newton, a tiny ridge so that a bin
-    without events or a constant column still converges)."""
-    bins = at_risk.shape[1]
-    theta = np.concatenate([np.log((events.sum(axis=0) + 0.5) / (at_risk.sum(axis=0) + 1e-9)), np.zeros(x.shape[1])])
+    without events or a constant column still converges).
+
+    Its arithmetic is kept exactly as it is (μ_ij as one exponential per row and bin, its sums over
+    the rows × bins array): the clip and the tight bounds are taken at this fit, and the bootstrap's
+    seed is a digest of them, so a change in its last bit would change the bootstrap's draws."""
+    bins, p = at_risk.shape[1], x.shape[1]
+    died = events.sum(axis=1)
+    theta = np.concatenate([np.log((events.sum(axis=0) + 0.5) / (at_risk.sum(axis=0) + 1e-9)), np.zeros(p)])
     ridge = 1e-6 * np.eye(len(theta))
+    info = np.zeros((bins + p, bins + p))
     for _ in range(iterations):
         mu = _hazards_parts(x, at_risk, theta)
-        score = np.concatenate([(events - mu).sum(axis=0), x.T @ (events.sum(axis=1) - mu.sum(axis=1))])
-        step = _step(_hazards_info(x, at_risk, theta) + ridge, score - ridge @ theta)
+        expected = mu.sum(axis=1)
+        score = np.concatenate([(events - mu).sum(axis=0), x.T @ (died - expected)])
+        info[:bins, :bins] = np.diag(mu.sum(axis=0))
+        cross = mu.T @ x
+        info[:bins, bins:], info[bins:, :bins] = cross, cross.T
+        info[bins:, bins:] = (x * expected[:, None]).T @ x
+        step = _step(info + ridge, score - ridge @ theta)
         theta = theta + step
         if np.abs(step).max() < 1e-9:
             break
     theta[:bins] = np.maximum(theta[:bins], -50.0)
     return theta
+
+
+def _hazards_batch(xs: np.ndarray, ts: np.ndarray, es: np.ndarray, clip: float, block_bounds: dict[str, float]):
+    """The bootstrap's clipped score and information of the piecewise-exponential model on the rows
+    ``xs`` (slopes' columns), ``ts`` (time at risk per bin), ``es`` (events per bin), for a stack of
+    θ (draws × coordinates): ``(score, info, score_info)``, the score's μ clipped at ``clip`` and
+    each of its blocks per row scaled onto ``block_bounds`` as :func:`_clip_rows` does."""
+    m, bins = ts.shape
+    died = es.sum(axis=1)
+    p = xs.shape[1]
+    squares = (xs[:, :, None] * xs[:, None, :]).reshape(m, p * p)  # the slopes' information per row
+    index, rows = np.arange(bins), np.arange(m)
+    # μ_ij = e^{x_i β} e^{α_j} t_ij factors into a row part and a bin part, so the rows × draws ×
+    # bins array is never built: its sums over bins or rows are products with ``ts`` and ``es``.
+    # A row's events sit in one bin (its exit's), so the L1 norm of its baseline block
+    # Σ_j |d_ij - μ_ij| is Σ_j μ_ij - μ_ij* + |d_ij* - μ_ij*| with j* that bin.
+    exit_bin = np.argmax(es, axis=1) if bins else np.zeros(m, dtype=int)
+    exit_events, exit_at_risk = es[rows, exit_bin], ts[rows, exit_bin]
+    # the slopes' blocks (columns of xs) with their bound and each row's L1 norm of x: a row's
+    # block of the score is x (d - μ), whose L1 norm is |d - μ| times that of x
+    slope_blocks = [(block_bounds[name], slice(columns.start - bins, columns.stop - bins))
+                    for name, columns in _block_layout(bins, p) if name != "head"]
+    slope_norms = [np.abs(xs[:, columns]).sum(axis=1) for _, columns in slope_blocks]
+
+    def parts(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row and draw e^{xβ}, per draw and bin e^{α}, per row and draw Σ_j μ_ij."""
+        risk = np.exp(np.clip(xs @ theta[:, bins:].T, -50.0, 50.0))  # rows × draws
+        base = np.exp(np.clip(theta[:, :bins], -50.0, 50.0))  # draws × bins
+        return risk, base, risk * (ts @ base.T)
+
+    def score_of(risk: np.ndarray, base: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """The clipped score rows summed over the rows, each block of a row scaled onto its
+        bound as :func:`_clip_rows` does."""
+        shrink = np.minimum(1.0, clip / np.maximum(total, 1e-300))  # clipped(μ) = μ · shrink
+        total = total * shrink
+        at_exit = risk * shrink * base[:, exit_bin].T * exit_at_risk[:, None]  # μ_ij* (clipped)
+        norms = total - at_exit + np.abs(exit_events[:, None] - at_exit)
+        head = np.minimum(1.0, block_bounds["head"] / np.maximum(norms, 1e-300))  # rows × draws
+        out = np.empty((risk.shape[1], bins + p))
+        out[:, :bins] = head.T @ es - base * ((head * risk * shrink).T @ ts)
+        residual = died[:, None] - total  # rows × draws
+        for (bound, columns), x_norm in zip(slope_blocks, slope_norms):
+            norms = x_norm[:, None] * np.abs(residual)
+            scaled = residual * np.minimum(1.0, bound / np.maximum(norms, 1e-300))
+            out[:, bins + columns.start:bins + columns.stop] = scaled.T @ xs[:, columns]
+        return out
+
+    def info_of(risk: np.ndarray, base: np.ndarray, total: np.ndarray) -> np.ndarray:
+        draws = risk.shape[1]
+        out = np.zeros((draws, bins + p, bins + p))
+        out[:, index, index] = base * (risk.T @ ts)
+        cross = ((risk[:, :, None] * xs[:, None, :]).reshape(m, draws * p).T @ ts).reshape(draws, p, bins)
+        cross = cross * base[:, None, :]
+        out[:, bins:, :bins], out[:, :bins, bins:] = cross, np.transpose(cross, (0, 2, 1))
+        out[:, bins:, bins:] = (total.T @ squares).reshape(draws, p, p)
+        return out
+
+    def score(theta: np.ndarray) -> np.ndarray:
+        return score_of(*parts(theta))
+
+    def info(theta: np.ndarray) -> np.ndarray:
+        return info_of(*parts(theta))
+
+    def score_info(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = parts(theta)
+        return score_of(*values), info_of(*values)
+
+    return score, info, score_info
 
 
 def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthetic: np.ndarray,
@@ -427,48 +530,34 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
     bins = len(edges) - 1
     scale = max(1.0, clip)
 
-    def clipped(mu: np.ndarray) -> np.ndarray:
+    def clipped(mu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         total = mu.sum(axis=-1, keepdims=True)
-        return mu * np.minimum(1.0, clip / np.maximum(total, 1e-300))
+        return np.multiply(mu, np.minimum(1.0, clip / np.maximum(total, 1e-300)), out=out)
 
-    def score_rows(design: np.ndarray, happened: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """Per patient: the baseline's ``d_j - μ_j`` and the slopes' ``x (d - μ)`` (μ clipped)."""
-        return np.column_stack([happened - mu, design * (happened.sum(axis=1) - mu.sum(axis=1))[:, None]])
+    def score_rows(design: np.ndarray, happened: np.ndarray, mu: np.ndarray, died: np.ndarray | None = None) -> np.ndarray:
+        """Per patient: the baseline's ``d_j - μ_j`` and the slopes' ``x (d - μ)`` (μ clipped);
+        ``died`` is ``happened.sum(axis=1)`` when the caller has it. The same values as a column
+        stack of the two, written into one array."""
+        died = happened.sum(axis=1) if died is None else died
+        rows = np.empty((len(mu), bins + design.shape[1]))
+        np.subtract(happened, mu, out=rows[:, :bins])
+        np.multiply(design, (died - mu.sum(axis=1))[:, None], out=rows[:, bins:])
+        return rows
 
     block_bounds = _tight_bounds(score_rows(x_synthetic, events_s, clipped(mu_start)), bins,
                                  {"head": 1.0 + clip, "exposure": bounds[0] * scale, "adjusters": bounds[1] * scale})
+    died_real = events.sum(axis=1)
 
     def noisy_score(theta: np.ndarray, step_epsilon: float):
-        rows = score_rows(x, events, clipped(_hazards_parts(x, at_risk, theta)))
+        mu = _hazards_parts(x, at_risk, theta)
+        rows = score_rows(x, events, clipped(mu, out=mu), died_real)
         return _blocks(rows, bins, block_bounds, step_epsilon, rng)
 
     def batch(m: int) -> _Batch:
         xs, ts, es = x_synthetic[:m], at_risk_s[:m], events_s[:m]
-        died = es.sum(axis=1)
-
-        def mu_of(theta: np.ndarray) -> np.ndarray:  # rows × draws × bins
-            risk = np.exp(np.clip(xs @ theta[:, bins:].T, -50.0, 50.0))
-            return (risk[:, :, None] * np.exp(np.clip(theta[:, :bins], -50.0, 50.0))[None, :, :]) * ts[:, None, :]
-
-        def score(theta: np.ndarray) -> np.ndarray:
-            mu = clipped(mu_of(theta))
-            rows = np.concatenate([es[:, None, :] - mu,
-                                   xs[:, None, :] * (died[:, None] - mu.sum(axis=2))[:, :, None]], axis=2)
-            return _clip_rows(rows, bins, block_bounds).sum(axis=0)
-
-        def info(theta: np.ndarray) -> np.ndarray:
-            mu = mu_of(theta)
-            draws, p = theta.shape[0], xs.shape[1]
-            out = np.zeros((draws, bins + p, bins + p))
-            index = np.arange(bins)
-            out[:, index, index] = mu.sum(axis=0)
-            cross = np.einsum("mbj,mp->bjp", mu, xs)
-            out[:, :bins, bins:], out[:, bins:, :bins] = cross, np.transpose(cross, (0, 2, 1))
-            out[:, bins:, bins:] = np.einsum("mb,mp,mq->bpq", mu.sum(axis=2), xs, xs)
-            return out
-
+        score, info, score_info = _hazards_batch(xs, ts, es, clip, block_bounds)
         fitted = start if m == len(time_synthetic) else _hazards_start(xs, ts, es)
-        return _Batch(fitted, score, info, lambda e: _block_sd(bins, bins + x.shape[1], block_bounds, e))
+        return _Batch(fitted, score, info, lambda e: _block_sd(bins, bins + x.shape[1], block_bounds, e), score_info)
 
     key = public_digest(x_synthetic, at_risk_s, events_s, list(block_bounds.values()), [clip])
     fit = _run(start, len(time), len(time_synthetic), epsilon, rng,

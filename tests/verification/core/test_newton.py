@@ -127,3 +127,44 @@ def test_without_a_synthetic_release_sample_and_aggregate_answers(gbsg2, gbsg2_s
     result = kinds.answer(gbsg2, gbsg2_schema, hyp(gbsg2_schema, "hazard_ratio", params, epsilon=1.0),
                           rng=np.random.default_rng(0))
     assert result.method.startswith("sample-and-aggregate")
+
+
+@pytest.mark.parametrize("adjusters", [0, 2])
+def test_the_bootstraps_factored_hazards_score_is_the_clipped_rows_sum(adjusters):
+    """The bootstrap's piecewise-exponential score and information never build the rows × draws ×
+    coordinates array; they equal the sums of those rows (μ clipped, each block scaled onto its
+    bound), also where most rows are clipped (θ far from the fit)."""
+    from verification.core import newton
+
+    rng = np.random.default_rng(3)
+    m, p = 300, 1 + adjusters
+    edges = np.array([0.0, 5.0, 12.0, 30.0, 60.0, 100.0])
+    bins = len(edges) - 1
+    xs = np.column_stack([rng.integers(0, 20, m) - 4.0] + [rng.normal(size=m) for _ in range(adjusters)])
+    time = rng.uniform(0, 100, m)
+    ts, es = newton.piecewise_arrays(time, rng.random(m) < 0.6, edges)
+    clip = 1.5
+    bounds = {"head": 1.8, "exposure": 6.0, "adjusters": 2.0}  # a head bound below 1 + clip bites too
+    theta = np.column_stack([rng.normal(-3.5, 1.5, (40, bins)), rng.normal(0, 0.15, (40, p))])
+
+    mu = np.exp(np.clip(xs @ theta[:, bins:].T, -50, 50))[:, :, None] * np.exp(np.clip(theta[:, :bins], -50, 50))[None]
+    mu = mu * ts[:, None, :]
+    clipped = mu * np.minimum(1.0, clip / np.maximum(mu.sum(axis=2, keepdims=True), 1e-300))
+    rows = np.concatenate([es[:, None, :] - clipped,
+                           xs[:, None, :] * (es.sum(axis=1)[:, None] - clipped.sum(axis=2))[:, :, None]], axis=2)
+    expected_score = newton._clip_rows(rows, bins, bounds).sum(axis=0)
+    expected_info = np.zeros((len(theta), bins + p, bins + p))
+    expected_info[:, np.arange(bins), np.arange(bins)] = mu.sum(axis=0)
+    cross = np.einsum("mbj,mp->bjp", mu, xs)
+    expected_info[:, :bins, bins:], expected_info[:, bins:, :bins] = cross, np.transpose(cross, (0, 2, 1))
+    expected_info[:, bins:, bins:] = np.einsum("mb,mp,mq->bpq", mu.sum(axis=2), xs, xs)
+    assert (mu.sum(axis=2) > clip).mean() > 0.2  # the clip bites
+    assert (np.abs(rows[..., :bins]).sum(axis=2) > bounds["head"]).mean() > 0.05  # and so do the bounds
+    assert (np.abs(rows[..., bins]) > bounds["exposure"]).mean() > 0.05
+
+    score, info, score_info = newton._hazards_batch(xs, ts, es, clip, bounds)
+    both = score_info(theta)
+    np.testing.assert_allclose(score(theta), expected_score, rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(info(theta), expected_info, rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(both[0], expected_score, rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(both[1], expected_info, rtol=1e-11, atol=1e-9)
