@@ -101,6 +101,7 @@ from .mechanisms import (
 )
 from .tuning import (
     CORRELATION_SPLIT,
+    R_MAX,
     MeanSettings,
     correlation_settings,
     mean_settings,
@@ -122,8 +123,6 @@ __all__ = [
     "register",
 ]
 
-#: Fisher's z is clipped to r in [-R_MAX, R_MAX] so that a noisy |r| = 1 still gives a finite CI.
-R_MAX = 1 - 1e-9
 
 
 # --- frames -----------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ TUNING_DRAWS = 32
 #: on Fisher's z.
 FAILED_DRAW_ERROR = 4.0
 _PARTS = tuple(CORRELATION_SPLIT)
+#: Fisher's z is clipped to r in [-R_MAX, R_MAX] so that a noisy |r| = 1 still gives a finite CI.
+R_MAX = 1 - 1e-9
 
 
 def _laplace_var(sensitivity: float, epsilon: float) -> float:
@@ -261,10 +263,8 @@ def _pearson_z(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     b, d = n * suu - su * su, n * svv - sv * sv
     ok = (b > 0) & (d > 0)
     r = np.where(ok, (n * suv - su * sv) / np.sqrt(np.where(ok, b * d, 1.0)), 0.0)
-    return np.arctanh(np.clip(r, -R_CLIP, R_CLIP)), ok
+    return np.arctanh(np.clip(r, -R_MAX, R_MAX)), ok
 
-
-R_CLIP = 1 - 1e-9
 
 
 def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | None, x_bounds: tuple[float, float],
@@ -291,7 +291,7 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
     target = _r(np.clip(public_x, *x_bounds), np.clip(public_y, *y_bounds))
     if target is None:
         return default
-    target_z = math.atanh(min(max(target, -R_CLIP), R_CLIP))
+    target_z = math.atanh(min(max(target, -R_MAX), R_MAX))
     x_scales = [Scale(a, b, c) for a, b in _ranges(public_x, *x_bounds) for c in _centres(public_x, a, b)]
     y_scales = [Scale(a, b, c) for a, b in _ranges(public_y, *y_bounds) for c in _centres(public_y, a, b)]
     us = np.stack([scaled(public_x, x) for x in x_scales])
@@ -349,7 +349,7 @@ def _batch_z(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y = y - y.mean(axis=1, keepdims=True)
     denominator = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
     r = np.where(denominator > 0, (x * y).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), 0.0)
-    return np.arctanh(np.clip(r, -R_CLIP, R_CLIP))
+    return np.arctanh(np.clip(r, -R_MAX, R_MAX))
 
 
 def _bias_variance(schema_x: np.ndarray, schema_y: np.ndarray, u: np.ndarray, v: np.ndarray,
