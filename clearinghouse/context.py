@@ -17,7 +17,7 @@ __all__ = ["RequestContext", "bound", "current", "reset", "use"]
 class RequestContext:
     request_id: str
     client_ip: str | None
-    channel: str  # "api", "admin", "command", "task"
+    channel: str  # "api", "admin", "portal", "command", "task"
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request_context", default=None)

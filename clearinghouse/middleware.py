@@ -28,6 +28,15 @@ def client_ip(meta) -> str | None:
         return None
 
 
+def _channel(path: str) -> str:
+    """``admin`` (the admin site), ``api`` (the API, the OpenAPI pages, health) or ``portal`` (the pages)."""
+    if path.startswith("/admin/"):
+        return "admin"
+    if path.startswith("/api/") or path == "/healthz":
+        return "api"
+    return "portal"
+
+
 class RequestContextMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -35,7 +44,7 @@ class RequestContextMiddleware:
     def __call__(self, request):
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-        channel = "admin" if request.path.startswith("/admin/") else "api"
+        channel = _channel(request.path)
         token = context.use(context.RequestContext(request_id=request_id, client_ip=client_ip(request.META), channel=channel))
         request.request_id = request_id
         try:

@@ -105,6 +105,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 8 * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # the portal's forms carry the token in a hidden field; no script reads the cookie
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
 
 # --- applications ------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -122,6 +127,7 @@ INSTALLED_APPS = [
     "generators.apps.GeneratorsConfig",
     "releases.apps.ReleasesConfig",
     "verification.apps.VerificationConfig",
+    "portal.apps.PortalConfig",
 ]
 
 MIDDLEWARE = [

@@ -68,9 +68,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny],
                                                      authentication_classes=[]), name="swagger-ui"),
     path("admin/", custodian_admin_site.urls),
+    path("", include("portal.urls")),
 ]
 
-handler400 = "clearinghouse.api.errors.handler400"
-handler403 = "clearinghouse.api.errors.handler403"
-handler404 = "clearinghouse.api.errors.handler404"
-handler500 = "clearinghouse.api.errors.handler500"
+# The API answers JSON under /api/; every other address gets the portal's house pages.
+handler400 = "portal.errors.handler400"
+handler403 = "portal.errors.handler403"
+handler404 = "portal.errors.handler404"
+handler500 = "portal.errors.handler500"

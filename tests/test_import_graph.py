@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("clearinghouse", "accounts", "generators", "releases", "verification", "bench")
+PACKAGES = ("clearinghouse", "accounts", "generators", "releases", "verification", "portal", "bench")
 
 
 def _modules() -> dict[str, Path]:
