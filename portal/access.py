@@ -17,13 +17,14 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import View
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from accounts import permissions
 from clearinghouse.errors import ApplicationError
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_record
 
-__all__ = ["PortalView", "SignedIn", "audit_page_refusal", "ROLE_LABELS", "roles_of"]
+__all__ = ["PortalView", "SignedIn", "audit_page_refusal", "error_page", "throttle_refusal", "ROLE_LABELS", "roles_of"]
 
 
 class SignedIn(permissions._Role):
@@ -59,6 +60,22 @@ def audit_page_refusal(request: HttpRequest, view: Any, *, status_code: int, cod
     )
 
 
+def throttle_refusal(request: HttpRequest, view: Any, throttle_classes) -> HttpResponse | None:
+    """The API's rate limits (``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']``, the same cache buckets as the
+    API's, keyed by client address for strangers and by user for accounts): a 429 page when one is
+    exceeded, audited; else ``None``."""
+    for throttle_class in throttle_classes:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, view):
+            wait = max(1, round(throttle.wait() or 1))
+            message = f"Too many requests; try again in {wait} seconds."
+            audit_page_refusal(request, view, status_code=429, code="throttled", message=message)
+            response = error_page(request, 429, message)
+            response["Retry-After"] = str(wait)
+            return response
+    return None
+
+
 class PortalView(View):
     """The base of every portal page.
 
@@ -69,6 +86,7 @@ class PortalView(View):
     """
 
     permission_classes: tuple[type, ...] = ()
+    throttle_classes: tuple[type, ...] = (UserRateThrottle,)
     audit_action: str = ""
     audit_object_type: str = ""
 
@@ -96,6 +114,9 @@ class PortalView(View):
             if not permission().allowed(user):
                 audit_page_refusal(request, self, status_code=403, code="permission_denied", message=permission.message)
                 return error_page(request, 403, permission.message)
+        refusal = throttle_refusal(request, self, self.throttle_classes)
+        if refusal is not None:
+            return refusal
         try:
             response = super().dispatch(request, *args, **kwargs)
         except Http404 as exc:

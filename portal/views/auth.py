@@ -18,11 +18,13 @@ from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
 from django.utils.decorators import method_decorator
 
+from rest_framework.throttling import AnonRateThrottle
+
 from accounts import login_throttle
 from clearinghouse import context
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_record
-from portal.access import PortalView, SignedIn, roles_of
+from portal.access import PortalView, SignedIn, roles_of, throttle_refusal
 
 __all__ = ["urlpatterns"]
 
@@ -48,9 +50,17 @@ class PortalLoginForm(AuthenticationForm):
 
 
 class PortalLoginView(LoginView):
+    """Django's sign-in view with the API's lockout (the backend) and its rate limit for strangers (the same
+    ``anon`` bucket as ``POST /api/v1/auth/token/``)."""
+
     template_name = "portal/login.html"
     authentication_form = PortalLoginForm
     redirect_authenticated_user = True
+    audit_action = "auth.portal_login"
+
+    def post(self, request, *args, **kwargs):
+        refusal = throttle_refusal(request, self, (AnonRateThrottle,))
+        return refusal if refusal is not None else super().post(request, *args, **kwargs)
 
 
 class LogoutView(PortalView):

@@ -110,3 +110,25 @@ def test_an_unknown_page_gets_the_house_404_and_the_api_keeps_json():
 def test_an_unverified_researcher_is_told_to_wait(unverified):
     page = session_client(unverified[0]).get("/home/")
     assert page.status_code == 200 and b"Awaiting verification" in page.content
+
+
+def test_sign_in_attempts_share_the_api_rate_limit_for_strangers(researcher):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import AnonRateThrottle
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "anon": "2/min"}
+    cache.delete("throttle_anon_127.0.0.1")
+    try:
+        AnonRateThrottle.THROTTLE_RATES = rates
+        client = Client()
+        api = client.post("/api/v1/auth/token/", {"username": "rhea", "password": "wrong"}, content_type="application/json")
+        assert api.status_code == 401
+        assert client.post("/login/", {"username": "rhea", "password": "wrong"}).status_code == 200
+        response = client.post("/login/", {"username": "rhea", "password": PASSWORD})
+        assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+        assert b"Too many requests" in response.content
+        assert "_auth_user_id" not in client.session
+        assert events("auth.portal_login")[-1] == ("refused", "", "portal")  # a 429, as the API records it
+    finally:
+        AnonRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        cache.delete("throttle_anon_127.0.0.1")
