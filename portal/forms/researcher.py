@@ -75,6 +75,31 @@ def _number(text: str) -> Any:
         else value
 
 
+class _Keeping:
+    """A select that shows a posted value it does not offer (so a refused form re-shows what was sent)."""
+
+    def get_context(self, name, value, attrs):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        known: set[str] = set()
+        for option, label in self.choices:
+            if isinstance(label, (list, tuple)):
+                known |= {str(v) for v, _ in label}
+            else:
+                known.add(str(option))
+        extra = [(str(v), f"{v} (not in this schema)") for v in values if v not in (None, "") and str(v) not in known]
+        if extra:
+            self.choices = [*self.choices, *extra]
+        return super().get_context(name, value, attrs)
+
+
+class KeepingSelect(_Keeping, forms.Select):
+    pass
+
+
+class KeepingSelectMultiple(_Keeping, forms.SelectMultiple):
+    pass
+
+
 class VerifyForm(forms.Form):
     """Every field is optional text: the service decides what is missing or wrong."""
 
@@ -93,7 +118,7 @@ class VerifyForm(forms.Form):
 
         def select(choices, label, help_text="", **attrs):
             return forms.CharField(required=False, label=label, help_text=help_text,
-                                   widget=forms.Select(choices=choices, attrs=attrs))
+                                   widget=KeepingSelect(choices=choices, attrs=attrs))
 
         def text(label, help_text="", **attrs):
             return forms.CharField(required=False, label=label, help_text=help_text,
@@ -127,7 +152,7 @@ class VerifyForm(forms.Form):
                                      **{"data-levels-of": "exposure_column"})
         f["adjust_for"] = forms.Field(required=False, label="Adjust for (covariates)",
                                       help_text=_used_by("adjust_for") + " Hold Ctrl or ⌘ to choose several.",
-                                      widget=forms.SelectMultiple(choices=[(c.name, c.name) for c in kept]))
+                                      widget=KeepingSelectMultiple(choices=[(c.name, c.name) for c in kept]))
         f["time"] = text("Time (in the duration's unit)", _used_by("time"))
         for i in range(WHERE_ROWS):
             f[f"where_column_{i}"] = select(every, f"Filter {i + 1}: column",
