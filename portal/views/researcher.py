@@ -270,7 +270,7 @@ class VerificationDetailView(PortalView):
             "verification": verification, "answer": answer, "claim": claim, "ratio": ratio,
             "statement": describe(verification.kind, verification.hypothesis),
             "verdict_sentence": verdict_sentence(verification), "verdict": verdict_label(answer),
-            "epsilon": format(verification.epsilon.normalize(), "f"),
+            "epsilon": format(verification.epsilon.normalize(), "f"), "claim_text": claim_words(verification),
             "budget": _budget_on(request.user, verification.dataset.slug),
             "plot": forest_svg(answer.get("estimate"), answer.get("ci_low"), answer.get("ci_high"),
                                claim.get("value"), answer.get("synthetic_estimate"), log=ratio)})
