@@ -121,7 +121,8 @@ class ReleaseDetailView(PortalView):
         audience = _audience(request.user)
         override = release.gate_override if audience == "custodian" else public_override(release.gate_override)
         return render(request, "portal/researcher/release.html", {
-            "release": release, "datasheet": release.datasheet or {}, "report": report_status(release, audience=audience),
+            "release": release, "datasheet": release.datasheet or {},
+            "report": report_status(release, audience=audience),
             "override": override, "files": [{"kind": kind, "name": name, "bytes": getattr(release, f"{kind}_bytes"),
                                              "sha256": getattr(release, f"{kind}_sha256")}
                                             for kind, name in DATA_FILES.items()],
@@ -229,8 +230,11 @@ class VerifyView(PortalView):
 
 def _preview_view(figures: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     ratio = REGISTRY[figures["kind"]].ratio if figures.get("kind") in REGISTRY else False
-    return {**figures, "ratio": ratio, "p_decisive_pct": _pct(figures.get("p_decisive")),
-            "p_withheld_pct": _pct(figures.get("p_withheld")), "p_uninformative_pct": _pct(figures.get("p_uninformative")),
+    width_log = figures.get("expected_ci_width_log")
+    factor = math.exp(width_log) if ratio and _finite(width_log) and width_log < 700 else None
+    return {**figures, "ratio": ratio, "ci_factor": factor, "p_decisive_pct": _pct(figures.get("p_decisive")),
+            "p_withheld_pct": _pct(figures.get("p_withheld")),
+            "p_uninformative_pct": _pct(figures.get("p_uninformative")),
             "searched": [{**s, "pct": _pct(s.get("p_decisive"))} for s in figures.get("searched") or []]}
 
 

@@ -216,3 +216,44 @@ def test_the_forest_plot_draws_ratios_on_a_log_scale():
     svg = forest_svg(0.8, 0.5, 1.3, 1, 0.9, log=True)
     assert svg.startswith("<svg") and 'class="ci"' in svg and "claim 1" in svg and ">0.5<" in svg
     assert forest_svg(None, None, None, None) == ""
+
+
+FORMS = [  # what the form posts → the params the service normalized
+    pytest.param({"kind": "hazard_ratio", "exposure_column": "horTh", "exposure_value": "yes", "adjust_for": ["age"],
+                  "claim_direction": "less", "claim_value": "1"},
+                 {"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]}, id="hazard_ratio"),
+    pytest.param({"kind": "odds_ratio", "a_column": "horTh", "a_value": "yes", "b_column": "cens", "b_value": "1",
+                  "claim_value": "1"},
+                 {"a": {"column": "cens", "value": 1}, "b": {"column": "horTh", "value": "yes"}}, id="odds_ratio"),
+    pytest.param({"kind": "km_median", "group_column": "horTh", "group_value": "no", "claim_value": "500"},
+                 {"group": {"column": "horTh", "value": "no"}}, id="km_median"),
+    pytest.param({"kind": "survival_at", "time": "1000", "claim_value": "0.5"}, {"time": 1000, "group": None},
+                 id="survival_at"),
+    pytest.param({"kind": "logrank", "group_column": "horTh", "group_a": "yes", "group_b": "no", "claim_value": "1",
+                  "claim_direction": "less"}, {"group": {"column": "horTh", "a": "yes", "b": "no"}}, id="logrank"),
+    pytest.param({"kind": "difference_in_means", "column": "tsize", "group_column": "menostat", "group_a": "Post",
+                  "group_b": "Pre", "claim_value": "0"},
+                 {"column": "tsize", "group": {"column": "menostat", "a": "Post", "b": "Pre"}}, id="difference_in_means"),
+    pytest.param({"kind": "correlation", "x": "age", "y": "tsize", "claim_value": "0"}, None, id="correlation"),
+    pytest.param({"kind": "count", "where_column_0": "tgrade", "where_op_0": "in", "where_value_0": "II, III",
+                  "where_column_2": "age", "where_op_2": ">=", "where_value_2": "40", "claim_value": "2"}, {},
+                 id="count-with-filters"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("posted, params", FORMS)
+def test_the_form_asks_each_kind_as_the_api_takes_it(released, posted, params):
+    user = released.user("researcher")
+    before = budget_state()
+    data = {"claim_direction": "greater", "epsilon": "0.5", "action": "preview", **posted}
+    response = session_client(user).post(_verify_url(released), data)
+    assert response.status_code == 200, response.context["form"].errors
+    hypothesis = response.context["preview"]["hypothesis"]
+    assert hypothesis["kind"] == posted["kind"]
+    if params is not None:
+        assert hypothesis["params"] == params
+    if posted["kind"] == "count":
+        assert hypothesis["where"] == [{"column": "age", "op": ">=", "value": 40},
+                                       {"column": "tgrade", "op": "in", "value": ["II", "III"]}]
+    assert budget_state() == before
