@@ -126,6 +126,9 @@ def test_it_charges_exactly_epsilon_and_shows_the_answer_in_words(released):
     else:
         assert words[verdict] in html
     assert '<svg' in html and 'class="ci"' in html and "claim 40" in html
+    assert 'data-field="withheld">no<' in html
+    informative = "no" if verification.answer.get("informative") is False else "yes"
+    assert f'data-field="informative">{informative}<' in html
     assert 'data-field="epsilon-charged">0.25' in html
     assert 'data-field="budget-left">1.75<' in html  # the default allocation of 2, less 0.25
     assert REAL_MARKER not in html
@@ -145,6 +148,7 @@ def test_a_withheld_answer_does_not_read_as_a_finding(released):
     html = client.get(response["Location"]).content.decode()
     assert "No answer: the subgroup is too small" in html and "This is not a finding" in html
     assert "support the claim" not in html and "contradict the claim" not in html
+    assert 'data-field="withheld">yes' in html
     assert 'class="ci"' not in html
 
 
@@ -265,3 +269,17 @@ def test_the_form_asks_each_kind_as_the_api_takes_it(released, posted, params):
         assert hypothesis["where"] == [{"column": "age", "op": ">=", "value": 40},
                                        {"column": "tgrade", "op": "in", "value": ["II", "III"]}]
     assert budget_state() == before
+
+
+@pytest.mark.django_db
+def test_asking_the_same_question_again_reuses_the_answer_at_no_charge(released):
+    user = released.user("researcher")
+    client = session_client(user)
+    first = client.post(_verify_url(released), {**MEAN_AGE, "action": "verify"})
+    again = client.post(_verify_url(released), {**MEAN_AGE, "claim_value": "50", "action": "verify"})
+    original, reuse = Verification.objects.filter(user=user).order_by("id")
+    assert (first["Location"], again["Location"]) == (f"/verifications/{original.pk}/", f"/verifications/{reuse.pk}/")
+    assert (reuse.status, reuse.reused_from_id, reuse.epsilon_micro) == ("reused", original.pk, 0)
+    assert LedgerEntry.objects.filter(user=user, kind=LedgerEntry.Kind.CHARGE).count() == 1
+    html = client.get(again["Location"]).content.decode()
+    assert "an identical question was answered before: no charge" in html and "greater than 50" in html
