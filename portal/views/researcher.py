@@ -36,6 +36,24 @@ __all__ = ["urlpatterns"]
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
+#: The report's headline scores in words (their keys stay the report's own).
+HEADLINE_LABELS = {
+    "fidelity.overall": "Overall fidelity (0 to 1, higher is closer to the real cohort)",
+    "fidelity.csf": "Column shapes (higher is better)",
+    "fidelity.gsf": "Binary-column agreement (higher is better)",
+    "fidelity.detection_auc": "Real-vs-synthetic detection AUC (0.5 is ideal: indistinguishable)",
+    "survival.km_divergence": "Survival-curve divergence (lower is better)",
+    "survival.cox_sign_agreement": "Cox hazard ratios with the same direction (higher is better)",
+    "survival.c_index_synthetic": "C-index of a model trained on the synthetic rows",
+    "privacy.ims": "Synthetic rows identical to a real one (share; 0 is best)",
+    "privacy.leakage_coefficient": "Privacy leakage coefficient (lower is better)",
+    "privacy.dcr_ratio": "Distance to training vs holdout rows (about 1 or more is safe)",
+    "privacy.mia_auc": "Membership-inference AUC (0.5 is ideal: no one can tell who was trained on)",
+    "utility.classification_ratio": "Classifier trained on synthetic vs on real (1 = as good)",
+    "utility.c_index_ratio": "Survival model trained on synthetic vs on real (1 = as good)",
+}
+
+
 def _visible_releases(user):
     """As ``releases.api``: custodians see every release; researchers only published ones (others are 404)."""
     releases = release_selectors.release_list()
@@ -120,9 +138,12 @@ class ReleaseDetailView(PortalView):
         release = get_object_or_404(_visible_releases(request.user), pk=release_id)
         audience = _audience(request.user)
         override = release.gate_override if audience == "custodian" else public_override(release.gate_override)
+        report = report_status(release, audience=audience)
+        scores = [{"key": key, "label": HEADLINE_LABELS.get(key, key), "value": value}
+                  for key, value in ((report or {}).get("headline") or {}).items()]
         return render(request, "portal/researcher/release.html", {
             "release": release, "datasheet": release.datasheet or {},
-            "report": report_status(release, audience=audience),
+            "report": report, "scores": scores,
             "override": override, "files": [{"kind": kind, "name": name, "bytes": getattr(release, f"{kind}_bytes"),
                                              "sha256": getattr(release, f"{kind}_sha256")}
                                             for kind, name in DATA_FILES.items()],

@@ -203,6 +203,7 @@ def test_the_pages_show_public_metadata_and_no_real_statistic(released):
     assert f"/releases/{released.release.pk}/" in dataset and f"/releases/{released.draft.pk}/" not in dataset
     release = client.get(f"/releases/{released.release.pk}/").content.decode()
     assert "Verify a finding" in release and "copula" in release and "Known limits" in release
+    assert "Membership-inference AUC (0.5 is ideal" in release and "privacy.mia_auc" in release  # words, key as title
     assert f"/releases/{released.release.pk}/data.csv" in release and f"/releases/{released.release.pk}/report/" in release
     budget = client.get("/budget/").content.decode()
     assert released.dataset.slug in budget
@@ -283,3 +284,12 @@ def test_asking_the_same_question_again_reuses_the_answer_at_no_charge(released)
     assert LedgerEntry.objects.filter(user=user, kind=LedgerEntry.Kind.CHARGE).count() == 1
     html = client.get(again["Location"]).content.decode()
     assert "an identical question was answered before: no charge" in html and "greater than 50" in html
+
+
+@pytest.mark.django_db
+def test_only_a_verified_researcher_gets_the_researcher_links_and_tiles(released):
+    rhea = session_client(released.user("researcher")).get("/home/").content.decode()
+    uma = session_client(released.user("unverified")).get("/home/").content.decode()
+    for link in ('href="/datasets/"', 'href="/verifications/"', 'href="/budget/"'):
+        assert link in rhea and link not in uma
+    assert "Awaiting verification" in uma
