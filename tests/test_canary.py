@@ -7,7 +7,9 @@ successes and the refusals (duplicate slug, failing rows that carry the markers,
 fields, wrong content types, bad filters, 404s, 405s, an oversized upload), a generator
 trained on the cohort and its synthetic releases (made, published, listed, downloaded), ε-DP
 verifications of the published release on the real rows (a mean of ``bmi``, charged, then
-reused) and their free previews on the synthetic release, budgets, policies and allocations, the audit log and its export, the OpenAPI document, and every admin page a custodian can open.
+reused) and their free previews on the synthetic release, budgets, policies and allocations, the audit log and its export, the OpenAPI document, and every admin page a custodian can open; and every researcher page of the
+portal (datasets, the release, its report and downloads, the verify form's preview and refusals, the answer,
+the history and the budget), signed in as each role.
 Every response is collected, and one loop checks that no marker appears in any body or header
 (in synthetic rows, only the identifier marker is looked for: see ``find_in_synthetic_rows``).
 
@@ -40,6 +42,7 @@ from clearinghouse.custody import custody_read
 from clearinghouse.models import AuditEvent, Dataset
 from releases.models import Release
 from generators.models import GeneratorRun
+from portal.views import researcher as researcher_pages
 from tests.conftest import ROLES, make_user
 from verification.models import Verification
 
@@ -586,6 +589,53 @@ def exercise_admin(rec: Recorder, users: dict[str, User]) -> None:
     rec.call("admin logout", admin, "POST", "/admin/logout/", {}, expect=200)
 
 
+def exercise_portal(rec: Recorder, users: dict[str, User], world: dict) -> None:
+    """The researcher's portal pages (a session signed in as each role), with the canary dataset, its published
+    release and draft, and the researcher's verification of the mean bmi: the successes as the researcher (and the
+    custodian), the refusals for the others, and the verify form's free preview and refused hypotheses."""
+    readers = by_role(302, 403, 200, 403, 200)  # releases: custodians (all) and verified researchers (published)
+    draft_readers = by_role(302, 403, 404, 403, 200)
+    researchers = by_role(302, 403, 200, 403, 403)
+    verified = by_role(302, 403, 200, 200, 200)
+    release, draft, mine = world["release"], world["draft"], world["verification"]
+    pages = [
+        ("portal home", "/home/", by_role(302, 200, 200, 200, 200)),
+        ("portal datasets", "/datasets/", verified),
+        ("portal canary dataset", f"/datasets/{SLUG}/", verified),
+        ("portal unknown dataset", "/datasets/no-such-cohort/", by_role(302, 403, 404, 404, 404)),
+        ("portal published release", f"/releases/{release}/", readers),
+        ("portal draft release", f"/releases/{draft}/", draft_readers),
+        ("portal published release's report", f"/releases/{release}/report/", readers),
+        ("portal draft's pending report", f"/releases/{draft}/report/", by_role(302, 403, 404, 403, 409)),
+        ("portal download (csv)", f"/releases/{release}/data.csv", readers),
+        ("portal download (parquet)", f"/releases/{release}/data.parquet", readers),
+        ("portal download the draft (csv)", f"/releases/{draft}/data.csv", draft_readers),
+        ("portal verify form", f"/releases/{release}/verify/", researchers),
+        ("portal verify form of the draft", f"/releases/{draft}/verify/", by_role(302, 403, 404, 403, 403)),
+        ("portal own verifications", "/verifications/", researchers),
+        ("portal own verification", f"/verifications/{mine}/", researchers),
+        ("portal unknown verification", "/verifications/987654/", by_role(302, 403, 404, 403, 403)),
+        ("portal ε budget", "/budget/", researchers),
+    ]
+    # the mean of bmi, the column that holds the numeric marker, as the verify form posts it
+    mean_bmi = {"kind": "mean", "column": "bmi", "where_column_0": "arm", "where_op_0": "in", "where_value_0": "a,b",
+                "claim_direction": "greater", "claim_value": "25", "epsilon": "0.5"}
+    for role in ROLES:
+        client = Client()
+        if role != "anonymous":
+            client.force_login(users[role])
+        for label, path, statuses in pages:
+            rec.call(f"{label} as {role}", client, "GET", path, expect=statuses[role])
+        verify = f"/releases/{release}/verify/"
+        rec.call(f"portal preview the mean bmi as {role}", client, "POST", verify, {**mean_bmi, "action": "preview"},
+                 expect=researchers[role])
+        allowed = researchers[role] == 200
+        for label, change in (("ε above the maximum", {"epsilon": "5"}), ("the dropped identifier", {"column": "pid"}),
+                              ("an unknown category", {"where_value_0": "a,c"}), ("no claim", {"claim_value": ""})):
+            rec.call(f"portal verify, {label}, as {role}", client, "POST", verify,
+                     {**mean_bmi, **change, "action": "verify"}, expect=400 if allowed else researchers[role])
+
+
 def train_and_release(rec: Recorder, custodian_client, capture_on_commit) -> dict[str, int]:
     """A custodian trains a generator on the canary cohort through the API (the eager task runs when the
     request's transaction commits) and makes a published release and a draft (a rebalanced one)."""
@@ -644,6 +694,7 @@ def exercised(clients, custodian, researcher, unverified, auditor, caplog, djang
         world["other_token"] = not_yours["custodian" if role == "auditor" else "auditor"]
         exercise_api(rec, role, clients[role], world)
     exercise_admin(rec, users)
+    exercise_portal(rec, users, world)
     return Exercised(rec=rec, dataset=dataset, logs=caplog.text)
 
 
@@ -671,6 +722,11 @@ def test_it_never_returns_a_canary_marker_in_any_response_to_any_role(exercised)
     reports = [s for s in seen if s.label.startswith("read the published release's report") and s.status == 200]
     assert len(reports) == 6  # JSON, HTML and JSON again, to each of the two
     assert sum(b"real_details" in s.body for s in reports) == 2 and sum(b"<img" in s.body for s in reports) == 2
+    # the researcher's portal pages came back whole too: eleven pages and the verify form's preview
+    portal = [s for s in seen if s.label.startswith("portal ") and s.label.endswith(" as researcher") and s.status == 200]
+    assert len(portal) == 12
+    assert sum(s.path.endswith(("/data.csv", "/data.parquet")) for s in portal) == 2
+    assert all(b"real_details" not in s.body for s in portal)
     assert find_needles(exercised.logs.encode()) == []  # nor in anything logged meanwhile
     # the workload reached both sides of every door
     statuses = {s.status for s in seen}
@@ -702,6 +758,9 @@ def test_it_calls_every_route_in_the_canary_workload(exercised):
     wanted = {p.name for p in api.url_patterns} | {"swagger-ui", "healthz"}
     called = {resolve(s.path).url_name for s in exercised.rec.seen if not s.path.startswith("/api/v1/no-such")}
     assert wanted <= called, wanted - called
+    portal_pages = {f"portal:{p.name}" for p in researcher_pages.urlpatterns}
+    called_pages = {resolve(s.path).view_name for s in exercised.rec.seen if not s.path.startswith(("/api/", "/admin/"))}
+    assert portal_pages <= called_pages, portal_pages - called_pages
     admin_views = {resolve(s.path).url_name for s in exercised.rec.seen if s.path.startswith("/admin/")}
     for name in ("dataset", "auditevent", "user", "apitoken"):
         app = "accounts" if name in ("user", "apitoken") else "clearinghouse"
