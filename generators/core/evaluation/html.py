@@ -40,7 +40,9 @@ h3 { margin: 1.2rem 0 .3rem; font-size: 1.05rem; }
 .audience.custodian { background: #fff4e5; border-color: #f0c98a; }
 .summary { border: 1px solid #c5d5ee; background: #f7faff; border-radius: .4rem; padding: .4rem 1.2rem 1rem;
            margin-top: 1.2rem; }
-.summary h2 { border: 0; margin-top: .6rem; }
+.summary h2 { border: 0; margin: 1.1rem 0 .3rem; font-size: 1.15rem; }
+.summary .kicker { text-transform: uppercase; letter-spacing: .08em; font-size: .8rem; color: #345; margin: .8rem 0 0; }
+.gates ~ .no-gates, .override ~ .no-gates { display: none; }
 .summary .lead { font-size: 1.08rem; }
 .summary ul { margin: .2rem 0 .6rem; padding-left: 1.3rem; } .summary li { margin: .25rem 0; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
@@ -102,10 +104,7 @@ def gates_block(report: Mapping[str, Any]) -> str:
 def with_gates(page: str, report: Mapping[str, Any]) -> str:
     """A stored page with the gate results as judged now (the dataset's gates may have changed
     since the page was rendered), in its summary."""
-    block = gates_block(report)
-    if block:
-        page = page.replace(NO_GATES, "", 1)
-    return page.replace(GATES_MARKER, block + GATES_MARKER, 1)
+    return page.replace(GATES_MARKER, gates_block(report) + GATES_MARKER, 1)
 
 
 def render_html(report: Mapping[str, Any], figures: Iterable[Figure], *, title: str, audience: str) -> str:
@@ -118,12 +117,11 @@ def render_html(report: Mapping[str, Any], figures: Iterable[Figure], *, title: 
         raise ValueError(f"audience must be one of {AUDIENCES}")
     public = audience == "public"
     sections: Mapping[str, list] = report.get("sections") or {}
-    block = gates_block(report)
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="audience {_e(audience)}">{_e(NOTES[audience])}</p>',
-        _summary(sections, gates_pending=not block),
-        block, GATES_MARKER, "</section>",
+        _summary(sections),
+        gates_block(report), GATES_MARKER, NO_GATES, "</section>",
     ]
     for name, metrics in sections.items():
         body.append(f'<h2 id="section-{_e(name)}">{_e(SECTION_TITLES.get(name, name.title()))}</h2>')
@@ -312,7 +310,7 @@ def _better_words(metric: Mapping[str, Any]) -> str:
     return f"{better}, range {bounds}" if better else f"range {bounds}"
 
 
-def _summary(sections: Mapping[str, list], gates_pending: bool) -> str:
+def _summary(sections: Mapping[str, list]) -> str:
     metrics = {m.get("key"): m for ms in sections.values() for m in ms or ()}
     verdict = {key: _judge(m) for key, m in metrics.items()}
 
@@ -359,16 +357,16 @@ def _summary(sections: Mapping[str, list], gates_pending: bool) -> str:
     counts = {word: sum(1 for v in verdict.values() if v == word) for word in ("good", "fair", "poor")}
     lead = (f"Of the {sum(counts.values())} scores with a verdict, {counts['good']} are good, {counts['fair']} fair "
             f"and {counts['poor']} weak.")
-    parts = ['<section class="summary" id="summary"><h2>Summary</h2>', f'<p class="lead">{_e(lead)}</p>',
-             "<h3>What this release is fit for</h3><ul>", *(f"<li>{_e(line)}</li>" for line in fit), "</ul>",
-             "<h3>What to be careful about</h3><ul>", *(f"<li>{_e(line)}</li>" for line in careful), "</ul>"]
-    if gates_pending:
-        parts.append(NO_GATES)
+    parts = ['<section class="summary" id="summary" aria-label="Summary"><p class="kicker">Summary</p>',
+             f'<p class="lead">{_e(lead)}</p>',
+             "<h2>What this release is fit for</h2><ul>", *(f"<li>{_e(line)}</li>" for line in fit), "</ul>",
+             "<h2>What to be careful about</h2><ul>", *(f"<li>{_e(line)}</li>" for line in careful), "</ul>"]
     return "".join(parts)
 
 
-#: Shown in the summary until :func:`with_gates` puts the gate results there.
-NO_GATES = ('<div class="no-gates"><h3>Publication gates</h3>'
+#: Stays after the gates marker; hidden by the CSS once :func:`with_gates` puts gate results before it (so the
+#: stored page is the served page less the gates block).
+NO_GATES = ('<div class="no-gates"><h2>Publication gates</h2>'
             '<p class="muted">No publication gate is set for this dataset.</p></div>')
 
 
@@ -379,7 +377,8 @@ def _meta(meta: Mapping[str, Any]) -> str:
 
 def _gates(gates: list[Mapping[str, Any]], labels: Mapping[str, Any]) -> str:
     failed = sum(1 for g in gates if not g.get("passed"))
-    verdict = (f'<p class="pass">Every publication gate passed ({len(gates)} of {len(gates)}).</p>' if not failed
+    verdict = (f'<p class="pass">Every publication gate passed. <span class="muted">({len(gates)} of {len(gates)})</span></p>'
+               if not failed
                else f'<p class="fail">{failed} of {len(gates)} publication gates failed.</p>')
     rows = []
     for gate in gates:
@@ -389,7 +388,7 @@ def _gates(gates: list[Mapping[str, Any]], labels: Mapping[str, Any]) -> str:
         rows.append(f"<tr><td>{_e(labels.get(metric) or metric)} <span class=\"muted\">{_e(gate.get('gate', ''))}</span>"
                     f"</td>{_cell(gate.get('value'))}<td>{_e(rule)}</td>{result}"
                     f"<td>{_e(gate.get('reason', ''))}</td></tr>")
-    return ('<div class="gates"><h3>Publication gates</h3>' + verdict + "<table><thead><tr><th>Score (gate)</th>"
+    return ('<h2>Publication gates</h2><div class="gates">' + verdict + "<table><thead><tr><th>Score (gate)</th>"
             "<th>Value</th><th>Rule</th><th>Result</th><th>Reason</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table></div>")
 

@@ -285,13 +285,19 @@ def _km_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str) ->
             ax.text(tick, y_row, str(int((all_times >= tick).sum())), transform=transform, ha="center",
                     va="center", fontsize=7.5)
     who = "the real and synthetic rows" if REAL in frames else "the synthetic rows"
-    by = "" if group is None else f" by {column_label(group)} ({group.name})"
-    title = "Kaplan–Meier: " + " vs ".join(frames) + by
-    caption = (f"Kaplan–Meier estimate of {column_label(duration_column)} ({duration}, in {unit}) with event "
-               f"{column_label(schema_column(schema, event))} ({event}) for {who}{by}; "
+    by = "" if group is None else f" by {_named(group)}"
+    title = "Kaplan–Meier: " + " vs ".join(frames)
+    caption = (f"Kaplan–Meier estimate of {_named(duration_column)}, in {unit}, with event "
+               f"{_named(schema_column(schema, event))}, for {who}{by}; "
                + ("shaded: 95% pointwise confidence band (Greenwood, log(−log) scale). " if group is None else "")
                + "Under the plot: the number of rows still at risk at each marked time.")
     return [Figure(f"{prefix}km", title, caption, _png(fig))]
+
+
+def _named(column: Column) -> str:
+    """The column's label, with its name in brackets where they differ."""
+    label = column_label(column)
+    return label if label == column.name else f"{label} ({column.name})"
 
 
 def schema_column(schema: Schema, name: str) -> Column:
