@@ -1,5 +1,5 @@
 """The auditor's forms: the audit log's filters (the same fields and checks as the API's
-:class:`clearinghouse.api.audit.AuditFilterSerializer`)."""
+:class:`clearinghouse.api.audit.AuditFilterSerializer`, and the channel the event came through)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ class AuditFilterForm(forms.Form):
                              help_text="Exact, or a prefix ending in <code>*</code> (<code>release.*</code>).")
     outcome = forms.ChoiceField(required=False, label="Outcome",
                                 choices=[("", "Any"), *AuditEvent.Outcome.choices])
+    channel = forms.ChoiceField(required=False, label="Channel", choices=[
+        ("", "Any"), ("portal", "portal (these pages)"), ("api", "api"), ("admin", "admin"),
+        ("command", "command (manage.py)"), ("task", "task (background jobs)")])
     object_type = forms.CharField(required=False, max_length=64, label="Object type")
     object_id = forms.CharField(required=False, max_length=128, label="Object id")
     since = forms.DateTimeField(required=False, label="From (UTC)",
@@ -33,6 +36,7 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["outcome"].error_messages["invalid_choice"] = self.error_messages_["invalid_outcome"]
+        self.fields["channel"].error_messages["invalid_choice"] = "Choose one of: portal, api, admin, command, task."
         for name in ("since", "until"):
             self.fields[name].error_messages["invalid"] = "Enter a date as YYYY-MM-DD, or YYYY-MM-DD HH:MM."
 

@@ -45,6 +45,6 @@ def test_auditor_filters_the_log_opens_an_event_and_checks_the_chain(browser_pag
     actions = [e.action for e in portal]
     assert actions[-4:] == ["audit.events.list", "audit.events.read", "audit.chain.read", "audit.verify"]
     assert portal.filter(action="audit.events.list").last().details == {
-        "query": {"user": "rhea", "action": "", "outcome": "denied", "object_type": "", "object_id": "",
+        "query": {"user": "rhea", "action": "", "outcome": "denied", "channel": "", "object_type": "", "object_id": "",
                   "since": "", "until": ""}}
     assert portal.last().details == {"valid": True, "events_checked": checked, "first_broken_seq": None}

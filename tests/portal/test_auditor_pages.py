@@ -71,6 +71,10 @@ def test_the_log_is_newest_first_and_filters_narrow_the_rows(client, auditor, se
     assert shown_seqs(client.get("/audit/", {"action": "release.*"})) == [seeded[3].seq, seeded[2].seq]
     assert shown_seqs(client.get("/audit/", {"outcome": "denied", "user": "alice"})) == [seeded[2].seq]
     assert shown_seqs(client.get("/audit/", {"object_type": "dataset", "object_id": "rossi"})) == [seeded[1].seq]
+    portal_reads = shown_seqs(client.get("/audit/", {"channel": "portal"}))
+    assert portal_reads and set(portal_reads) == set(
+        AuditEvent.objects.filter(channel="portal", seq__lte=max(portal_reads)).values_list("seq", flat=True))
+    assert not set(portal_reads) & {e.seq for e in seeded}  # written outside a request: channel "command"
     tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
     assert shown_seqs(client.get("/audit/", {"since": tomorrow})) == []
     page = client.get("/audit/", {"action": "dataset.*", "until": tomorrow})
@@ -99,6 +103,7 @@ def test_the_log_pages_by_fifty(client):
     ({"since": "31/02/2026"}, "since", "Enter a date as YYYY-MM-DD"),
     ({"outcome": "maybe", "user": "alice"}, "outcome", "Choose one of: success, denied, refused, failed."),
     ({"since": "2026-02-01", "until": "2026-01-01"}, "until", "Must be after"),
+    ({"channel": "email"}, "channel", "Choose one of: portal, api, admin, command, task."),
 ])
 @pytest.mark.parametrize("url, action", [("/audit/", "audit.events.list"), ("/audit/export.csv", "audit.events.export")])
 def test_bad_filters_are_reshown_with_a_message_and_audited(client, auditor, seeded, query, field, message, url, action):
@@ -109,7 +114,7 @@ def test_bad_filters_are_reshown_with_a_message_and_audited(client, auditor, see
     body = response.content.decode()
     assert message in body and 'class="field-error"' in body
     for value in query.values():  # the input is shown again as typed
-        assert f'value="{value}"' in body or f'<option value="{value}" selected>' in body or value == "maybe"
+        assert f'value="{value}"' in body or f'<option value="{value}" selected>' in body or field in ("outcome", "channel")
     assert "<tr data-seq=" not in body and "Export" not in body
     events = portal_events_after(seq)
     assert [(e.action, e.outcome, e.actor_id) for e in events] == [(action, "refused", auditor.pk)]
