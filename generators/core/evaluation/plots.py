@@ -399,12 +399,14 @@ def _column_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str
         rows = -(-len(chunk) // PER_ROW)
         cols = min(PER_ROW, len(chunk))
         width, height = PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows + 0.4
-        fig = _fixed(width, height, left=0.55, bottom=0.75, right=0.1, top=0.55)
+        fig = _fixed(width, height, left=0.8, bottom=0.75, right=0.3, top=0.55)
         fig.subplots_adjust(wspace=0.38, hspace=0.7)
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, column in zip(axes, chunk):
             drawn = (_numeric_panel if column.is_numeric else _category_panel)(ax, column, frames)
-            ax.set_title("\n".join(textwrap.wrap(column.name, 34)) or column.name, fontsize=9 if len(column.name) <= 34 else 7.5, parse_math=False)
+            title = _named(column)  # the schema's description with the column's name, wrapped, never cut
+            ax.set_title("\n".join(textwrap.wrap(title, 36)) or column.name, fontsize=9 if len(title) <= 36 else 7.5,
+                         parse_math=False)
             ax.tick_params(labelsize=7)
             if not drawn:
                 ax.set_axis_off()
