@@ -62,9 +62,11 @@ class Figure:
     png: bytes
 
 
-def render_figures(ctx: EvalContext, audience: str) -> list[Figure]:
+def render_figures(ctx: EvalContext, audience: str, *, km_group: str | None = None) -> list[Figure]:
     """The figures ``audience`` may see. Figures that do not apply (no survival pair, fewer than
-    two usable columns for a heatmap, …) are left out, not drawn empty."""
+    two usable columns for a heatmap, …) are left out, not drawn empty. ``km_group`` names the column
+    whose categories split the KM curves (a conditional release's column); by default the first
+    categorical column of the schema (:func:`km_group_column`)."""
     if audience not in AUDIENCES:
         raise ValueError(f"audience must be one of {AUDIENCES}")
     if audience == "public":
@@ -76,7 +78,7 @@ def render_figures(ctx: EvalContext, audience: str) -> list[Figure]:
         prefix = ""
     schema = ctx.schema
     return [
-        *_km_figures(frames, schema, prefix),
+        *_km_figures(frames, schema, prefix, km_group),
         *_column_figures(frames, schema, prefix),
         *_correlation_figures(frames, schema, prefix),
         *_pca_figures(frames, schema, prefix, seed=ctx.seed),
@@ -213,22 +215,25 @@ def time_unit(column: Column) -> str:
     return found.group(1).lower() if found else "time units"
 
 
-def km_group_column(schema: Schema) -> Column | None:
-    """The main groups of the KM figure: the first categorical column of the schema with 2 to
-    ``MAX_KM_GROUPS`` categories (not the survival pair), or none."""
+def km_group_column(schema: Schema, preferred: str | None = None) -> Column | None:
+    """The main groups of the KM figure: ``preferred`` (the column a release was conditioned on) when it
+    is such a column, else the first categorical column of the schema with 2 to ``MAX_KM_GROUPS``
+    categories (not the survival pair), or none."""
     pair = {schema.survival.duration, schema.survival.event} if schema.survival else set()
-    return next((c for c in schema.kept if c.type == "categorical" and c.name not in pair
-                 and 2 <= len(c.categories) <= MAX_KM_GROUPS), None)
+    candidates = [c for c in schema.kept if c.type == "categorical" and c.name not in pair
+                  and 2 <= len(c.categories) <= MAX_KM_GROUPS]
+    return next((c for c in candidates if c.name == preferred), candidates[0] if candidates else None)
 
 
-def _km_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str) -> list[Figure]:
+def _km_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str,
+                preferred: str | None = None) -> list[Figure]:
     if schema.survival is None:
         return []
     from lifelines import KaplanMeierFitter
 
     duration, event = schema.survival.duration, schema.survival.event
     duration_column = schema_column(schema, duration)
-    group = km_group_column(schema)
+    group = km_group_column(schema, preferred)
     unit = time_unit(duration_column)
     curves = []  # (frame, group label or None, times, survival, band, all times)
     for name, frame in frames.items():

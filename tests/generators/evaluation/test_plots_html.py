@@ -368,7 +368,7 @@ def test_detection_auc_reads_with_half_as_ideal(gbsg2_report, gbsg2_pages):
     assert "0.5 is ideal: the attack does no better than chance" in mia[:mia.index("</summary>")]
 
 
-def test_km_curves_by_group_with_numbers_at_risk_and_time_unit(custodian_figures, public_figures):
+def test_km_curves_by_group_with_numbers_at_risk_and_time_unit(ctx, custodian_figures, public_figures):
     km, public_km = custodian_figures[0], public_figures[0]
     assert (km.title, public_km.title) == ("Kaplan–Meier: real vs synthetic", "Kaplan–Meier: synthetic")
     assert "for the real and synthetic rows by hormonal therapy (horTh);" in km.caption
@@ -376,6 +376,8 @@ def test_km_curves_by_group_with_numbers_at_risk_and_time_unit(custodian_figures
     for figure in (km, public_km):
         assert "of recurrence-free survival time (days) (time), in days," in figure.caption
         assert "the number of rows still at risk at each marked time" in figure.caption
+    by_grade = render_figures(ctx, "public", km_group="tgrade")[0]
+    assert "for the synthetic rows by tumour grade (tgrade);" in by_grade.caption
     # the public KM has two curves (synthetic, no/yes): two rows at risk, 0.4 inches less than the custodian's
     assert _decoded(public_km.png).shape[:2] == (445, 630)
 
@@ -384,6 +386,8 @@ def test_km_groups_labels_and_units_come_from_the_schema(gbsg2_schema):
     from generators.core.evaluation.plots import column_label, km_group_column, time_unit
 
     assert km_group_column(gbsg2_schema).name == "horTh"  # the first categorical column
+    assert km_group_column(gbsg2_schema, "tgrade").name == "tgrade"  # the column a release was conditioned on
+    assert km_group_column(gbsg2_schema, "age").name == "horTh"  # not a grouping column: the default
     time = next(c for c in gbsg2_schema.columns if c.name == "time")
     assert (column_label(time), time_unit(time)) == ("recurrence-free survival time (days)", "days")
     bare = Schema.from_dict({"columns": [{"name": "t", "type": "duration", "min": 0, "max": 10},
