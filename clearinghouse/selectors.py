@@ -22,6 +22,7 @@ def audit_event_list(
     object_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    channel: str | None = None,
 ) -> QuerySet[AuditEvent]:
     """Events in chain order. ``action`` ending in ``.`` or ``*`` matches a prefix (``dataset.*``)."""
     qs = AuditEvent.objects.order_by("seq")
@@ -39,4 +40,6 @@ def audit_event_list(
         qs = qs.filter(created_at__gte=since)
     if until:
         qs = qs.filter(created_at__lt=until)
+    if channel:
+        qs = qs.filter(channel=channel)
     return qs

@@ -132,9 +132,11 @@ def report_compute(report_id: int) -> ReleaseReport | None:
         result = evaluate_context(ctx, progress=lambda done, total, name: _progress(report, done, PARTS[done]))
         content, public = result.to_dict("custodian"), result.to_dict("public")
         title = f"Validation report: release {release.pk} of {release.dataset.slug} ({release.run.model})"
-        html = render_html(content, render_figures(ctx, "custodian"), title=title, audience="custodian")
+        group = next(iter(release.conditions or {}), None)  # KM curves by the conditioned column, if any
+        html = render_html(content, render_figures(ctx, "custodian", km_group=group), title=title, audience="custodian")
         _progress(report, len(PARTS) - 1, PARTS[-1])
-        public_html = render_html(public, render_figures(ctx, "public"), title=title, audience="public")
+        public_html = render_html(public, render_figures(ctx, "public", km_group=group), title=title,
+                                  audience="public")
     except (CustodyError, FileNotFoundError, ValueError) as exc:
         return _finish(report, Status.FAILED, error=f"could not compute the report: {exc}")
     except SoftTimeLimitExceeded:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +62,11 @@ class Figure:
     png: bytes
 
 
-def render_figures(ctx: EvalContext, audience: str) -> list[Figure]:
+def render_figures(ctx: EvalContext, audience: str, *, km_group: str | None = None) -> list[Figure]:
     """The figures ``audience`` may see. Figures that do not apply (no survival pair, fewer than
-    two usable columns for a heatmap, …) are left out, not drawn empty."""
+    two usable columns for a heatmap, …) are left out, not drawn empty. ``km_group`` names the column
+    whose categories split the KM curves (a conditional release's column); by default the first
+    categorical column of the schema (:func:`km_group_column`)."""
     if audience not in AUDIENCES:
         raise ValueError(f"audience must be one of {AUDIENCES}")
     if audience == "public":
@@ -74,7 +78,7 @@ def render_figures(ctx: EvalContext, audience: str) -> list[Figure]:
         prefix = ""
     schema = ctx.schema
     return [
-        *_km_figures(frames, schema, prefix),
+        *_km_figures(frames, schema, prefix, km_group),
         *_column_figures(frames, schema, prefix),
         *_correlation_figures(frames, schema, prefix),
         *_pca_figures(frames, schema, prefix, seed=ctx.seed),
@@ -192,36 +196,117 @@ def _heatmaps(panels: list[Panel], names: list[str]) -> MplFigure:
 
 
 # --------------------------------------------------------------------------------- Kaplan–Meier
-def _km_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str) -> list[Figure]:
+#: KM curves are drawn per group of the first categorical column with at most this many categories.
+MAX_KM_GROUPS = 4
+GROUP_STYLES = ("-", "--", ":", "-.")
+KM_AXES = (7.0, 3.2)  # inches: the plot itself; the numbers at risk go under it
+AT_RISK_ROW = 0.2  # inches per row of the numbers-at-risk table
+_UNIT = re.compile(r"\b(seconds|minutes|hours|days|weeks|months|years)\b", re.IGNORECASE)
+
+
+def column_label(column: Column) -> str:
+    """What a column is called on an axis: its description from the schema, else its name."""
+    return (column.description or column.name).strip()
+
+
+def time_unit(column: Column) -> str:
+    """The duration's unit if the schema names one (``… (days)``), else "time units"."""
+    found = _UNIT.search(column.description or "")
+    return found.group(1).lower() if found else "time units"
+
+
+def km_group_column(schema: Schema, preferred: str | None = None) -> Column | None:
+    """The main groups of the KM figure: ``preferred`` (the column a release was conditioned on) when it
+    is such a column, else the first categorical column of the schema with 2 to ``MAX_KM_GROUPS``
+    categories (not the survival pair), or none."""
+    pair = {schema.survival.duration, schema.survival.event} if schema.survival else set()
+    candidates = [c for c in schema.kept if c.type == "categorical" and c.name not in pair
+                  and 2 <= len(c.categories) <= MAX_KM_GROUPS]
+    return next((c for c in candidates if c.name == preferred), candidates[0] if candidates else None)
+
+
+def _km_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str,
+                preferred: str | None = None) -> list[Figure]:
     if schema.survival is None:
         return []
     from lifelines import KaplanMeierFitter
 
     duration, event = schema.survival.duration, schema.survival.event
-    curves = {}
+    duration_column = schema_column(schema, duration)
+    group = km_group_column(schema, preferred)
+    unit = time_unit(duration_column)
+    curves = []  # (frame, group label or None, times, survival, band, all times)
     for name, frame in frames.items():
         times, events = _numbers(frame[duration]), _numbers(frame[event])
         ok = ~(np.isnan(times) | np.isnan(events))
         if ok.sum() < 2:
             return []
-        fitter = KaplanMeierFitter(alpha=0.05).fit(times[ok], events[ok] > 0)
-        curves[name] = (fitter.survival_function_.index.to_numpy(dtype="float64"),
-                        fitter.survival_function_.iloc[:, 0].to_numpy(), fitter.confidence_interval_.to_numpy())
-    fig = _fixed(7.0, 4.2, left=0.7, bottom=0.55)
-    ax = fig.add_subplot()
-    for name, (t, s, band) in curves.items():
-        ax.step(t, s, where="post", color=COLOURS[name], linewidth=1.6, label=name)
-        ax.fill_between(t, band[:, 0], band[:, 1], step="post", color=COLOURS[name], alpha=0.2, linewidth=0)
+        if group is None:
+            subsets = [(None, ok)]
+        else:
+            text = labels(frame[group.name], group).to_numpy(dtype=object)
+            subsets = [(value, ok & (text == value)) for value in categories(group)]
+        for value, rows in subsets:
+            if rows.sum() < 2:
+                continue
+            fitter = KaplanMeierFitter(alpha=0.05).fit(times[rows], events[rows] > 0)
+            curves.append((name, value, fitter.survival_function_.index.to_numpy(dtype="float64"),
+                           fitter.survival_function_.iloc[:, 0].to_numpy(), fitter.confidence_interval_.to_numpy(),
+                           times[rows]))
+    width, axes_h = KM_AXES
+    left, right, top, label_room, header = 1.6, 0.3, 0.35, 0.6, 0.3
+    height = top + axes_h + label_room + header + AT_RISK_ROW * len(curves) + 0.1
+    fig = MplFigure(figsize=(width, height))
+    ax = fig.add_axes(((left) / width, (height - top - axes_h) / height, (width - left - right) / width, axes_h / height))
+    styles = {value: GROUP_STYLES[i % len(GROUP_STYLES)] for i, value in enumerate(dict.fromkeys(c[1] for c in curves))}
+    for name, value, t, s, band, _ in curves:
+        label = name if value is None else f"{name}, {value}"
+        ax.step(t, s, where="post", color=COLOURS[name], linestyle=styles[value], linewidth=1.6, label=label)
+        if group is None:
+            ax.fill_between(t, band[:, 0], band[:, 1], step="post", color=COLOURS[name], alpha=0.2, linewidth=0)
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(left=min(0.0, *(t[0] for t, _, _ in curves.values())))
-    ax.set_xlabel(_short(duration, 40), parse_math=False)
-    ax.set_ylabel("survival probability")
+    ax.set_xlim(left=min(0.0, *(c[2][0] for c in curves)), right=max(np.nanmax(c[5]) for c in curves))
+    xlabel = column_label(duration_column)
+    if unit == "time units":
+        xlabel += " (time units)"
+    ax.set_xlabel("\n".join(textwrap.wrap(xlabel, 80)), parse_math=False)
+    ax.set_ylabel("share without the event\n(survival probability)")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    title = "Kaplan–Meier: " + (" vs ".join(curves))
-    caption = (f"Kaplan–Meier estimate of {duration} with event {event} for the {_who(frames)}; "
-               "shaded: 95% pointwise confidence band (Greenwood, log(−log) scale).")
+    legend_title = None if group is None else column_label(group)
+    ax.legend(frameon=False, fontsize=8, title=legend_title, title_fontsize=8)
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    # Numbers at risk: one row per curve, one column per tick, in the axes' x coordinates.
+    transform = ax.get_xaxis_transform()
+    ax.text(0.1 / width, (height - top - axes_h - label_room - header * 0.6) / height,
+            f"Number at risk (time in {unit})", transform=fig.transFigure, ha="left", va="center", fontsize=8,
+            fontweight="bold")
+    for row, (name, value, _, _, _, all_times) in enumerate(curves):
+        y_row = -(label_room + header + AT_RISK_ROW * (row + 0.5)) / axes_h
+        label = name if value is None else f"{name}, {value}"
+        ax.text(0.1 / width, (height - top - axes_h - label_room - header - AT_RISK_ROW * (row + 0.5)) / height,
+                _short(label, 24), transform=fig.transFigure, ha="left", va="center", fontsize=7.5,
+                color=COLOURS[name], parse_math=False)
+        for tick in ticks:
+            ax.text(tick, y_row, str(int((all_times >= tick).sum())), transform=transform, ha="center",
+                    va="center", fontsize=7.5)
+    who = "the real and synthetic rows" if REAL in frames else "the synthetic rows"
+    by = "" if group is None else f" by {_named(group)}"
+    title = "Kaplan–Meier: " + " vs ".join(frames)
+    caption = (f"Kaplan–Meier estimate of {_named(duration_column)}, in {unit}, with event "
+               f"{_named(schema_column(schema, event))}, for {who}{by}; "
+               + ("shaded: 95% pointwise confidence band (Greenwood, log(−log) scale). " if group is None else "")
+               + "Under the plot: the number of rows still at risk at each marked time.")
     return [Figure(f"{prefix}km", title, caption, _png(fig))]
+
+
+def _named(column: Column) -> str:
+    """The column's label, with its name in brackets where they differ."""
+    label = column_label(column)
+    return label if label == column.name else f"{label} ({column.name})"
+
+
+def schema_column(schema: Schema, name: str) -> Column:
+    return next(c for c in schema.columns if c.name == name)
 
 
 # ------------------------------------------------------------------------------ column panels
@@ -319,12 +404,14 @@ def _column_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str
         rows = -(-len(chunk) // PER_ROW)
         cols = min(PER_ROW, len(chunk))
         width, height = PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows + 0.4
-        fig = _fixed(width, height, left=0.55, bottom=0.75, right=0.1, top=0.55)
+        fig = _fixed(width, height, left=0.8, bottom=0.75, right=0.3, top=0.55)
         fig.subplots_adjust(wspace=0.38, hspace=0.7)
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, column in zip(axes, chunk):
             drawn = (_numeric_panel if column.is_numeric else _category_panel)(ax, column, frames)
-            ax.set_title(_short(column.name, 30), fontsize=9, parse_math=False)
+            title = _named(column)  # the schema's description with the column's name, wrapped, never cut
+            ax.set_title("\n".join(textwrap.wrap(title, 36)) or column.name, fontsize=9 if len(title) <= 36 else 7.5,
+                         parse_math=False)
             ax.tick_params(labelsize=7)
             if not drawn:
                 ax.set_axis_off()

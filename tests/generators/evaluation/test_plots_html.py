@@ -84,7 +84,9 @@ def test_pngs_decode_at_the_fixed_size(custodian_figures, public_figures):
         assert pixels.ndim == 3 and min(pixels.shape[:2]) > 200
         assert pixels[..., :3].std() > 0.05  # something is drawn, not a blank canvas
     km = _decoded(custodian_figures[0].png)
-    assert km.shape[:2] == (378, 630)  # 7 × 4.2 inches at 90 dpi, exactly
+    # 7 inches wide; 3.2 for the plot, 1.35 for its labels and margins, 0.2 per row at risk (real and synthetic
+    # by hormonal therapy no/yes: 4 rows), at 90 dpi, exactly
+    assert km.shape[:2] == (481, 630)
     assert sum(len(f.png) for f in custodian_figures + public_figures) < 1_000_000  # 10 columns: well under 1 MB
 
 
@@ -238,7 +240,8 @@ def test_custodian_page(custodian_figures):
     assert "custodian view: includes statistics of the real data" in page
     for label in ("Overall fidelity", "KM divergence", "DCR ratio", "Identical match share"):
         assert label in page
-    assert re.search(r'<span class="na">n/a</span> <span class="reason">no survival pair in the schema</span>', page)
+    assert re.search(r'<span class="reason">no survival pair in the schema</span></span>'
+                     r'<span class="value na">n/a</span><span class="verdict na">not measured</span>', page)
     assert ">0.877<" in page and ">1.02<" in page  # three significant digits
     assert "≥ 0" in page and "[0, 1]" in page  # an open and a closed range
     assert "9.88e+05" in page and "4242" in page  # custodians see both sides
@@ -275,3 +278,131 @@ def test_unknown_audience_is_refused(ctx):
         render_figures(ctx, "everyone")
     with pytest.raises(ValueError):
         render_html({}, [], title="t", audience="everyone")
+
+
+# ------------------------------------------------------------------ the page reads well for a clinician
+@pytest.fixture(scope="module")
+def gbsg2_report(ctx) -> Report:
+    from generators.core.evaluation import evaluate_context
+
+    return evaluate_context(ctx)
+
+
+@pytest.fixture(scope="module")
+def gbsg2_pages(gbsg2_report, custodian_figures, public_figures) -> dict[str, str]:
+    return {"custodian": render_html(gbsg2_report.to_dict("custodian"), custodian_figures, title="GBSG2 release 1",
+                                     audience="custodian"),
+            "public": render_html(gbsg2_report.to_dict("public"), public_figures, title="GBSG2 release 1",
+                                  audience="public")}
+
+
+def _gates_for(report: dict) -> dict:
+    return {**report, "gates": [
+        {"gate": "fidelity_min", "metric": "fidelity.overall", "value": 0.95, "comparison": ">=", "threshold": 0.85,
+         "passed": True, "reason": ""},
+        {"gate": "binary_min", "metric": "fidelity.gsf", "value": 0.90, "comparison": ">=", "threshold": 0.95,
+         "passed": False, "reason": "below the threshold"}]}
+
+
+@pytest.mark.parametrize("audience", ["custodian", "public"])
+def test_a_plain_language_summary_comes_first(gbsg2_pages, audience):
+    page = gbsg2_pages[audience]
+    summary = page.index('<section class="summary" id="summary" aria-label="Summary">')
+    assert summary < page.index('id="section-fidelity"') < page.index("<h2>Figures</h2>")
+    section = page[summary:page.index("</section>", summary)]
+    assert "What this release is fit for" in section and "What to be careful about" in section
+    # the copula fits GBSG2 well: exploring and drafting survival analyses are named, in words
+    assert "Exploring the data, teaching, and writing and testing analysis code" in section
+    assert "Drafting survival analyses" in section
+    assert "check it on the real data with a verification" in section
+    assert "No publication gate is set for this dataset." in section  # until with_gates adds them
+
+
+def test_the_gates_are_judged_in_the_summary(gbsg2_report):
+    from generators.core.evaluation.html import with_gates
+
+    content = gbsg2_report.to_dict("custodian")
+    page = with_gates(render_html(content, [], title="t", audience="custodian"), _gates_for(content))
+    section = page[page.index('id="summary"'):page.index("</section>")]
+    assert "1 of 2 publication gates failed." in section
+    assert "Overall fidelity" in section and "Yes/no-column fidelity (GSF)" in section
+    assert page.index("1 of 2 publication gates failed.") < page.index('<div class="no-gates">')  # hidden by .gates ~
+    passing = {**content, "gates": _gates_for(content)["gates"][:1]}
+    page = with_gates(render_html(content, [], title="t", audience="custodian"), passing)
+    assert "Every publication gate passed. <span class=\"muted\">(1 of 1)</span>" in page
+
+
+@pytest.mark.parametrize("audience", ["custodian", "public"])
+def test_one_folded_line_per_metric(gbsg2_report, gbsg2_pages, audience):
+    page = gbsg2_pages[audience]
+    metrics = [m for ms in gbsg2_report.to_dict(audience)["sections"].values() for m in ms]
+    assert page.count('<li class="metric"') == len(metrics)
+    for metric in metrics:
+        line = page[page.index(f'<li class="metric" id="metric-{metric["key"]}">'):]
+        line = line[:line.index("</li>")]
+        assert line.startswith(f'<li class="metric" id="metric-{metric["key"]}"><details><summary>')
+        assert "<details open" not in line  # folded: the description and breakdowns open on a click
+        assert _number(metric["value"]) in line[:line.index("</summary>")]
+
+
+@pytest.mark.parametrize("audience", ["custodian", "public"])
+def test_names_fit_the_data_no_genomic_on_gbsg2(gbsg2_report, gbsg2_pages, audience):
+    page = gbsg2_pages[audience]
+    assert "genomic" not in page.lower()
+    assert "Yes/no-column fidelity (GSF)" in page
+    assert "on the yes/no columns (horTh, menostat, cens)" in page
+    # the JSON report keeps its metric names and labels
+    gsf = next(m for m in gbsg2_report.to_dict(audience)["sections"]["fidelity"] if m["key"] == "fidelity.gsf")
+    assert gsf["label"] == "Genomic synthetic fidelity (GSF)"
+
+
+def test_detection_auc_reads_with_half_as_ideal(gbsg2_report, gbsg2_pages):
+    auc = gbsg2_report.metric("fidelity.detection_auc").value
+    page = gbsg2_pages["public"]
+    line = page[page.index('id="metric-fidelity.detection_auc"'):]
+    line = line[:line.index("</summary>")]
+    assert "0.5 is ideal: a classifier cannot tell synthetic from real rows" in line
+    assert f"this is {_number(abs(auc - 0.5))} from 0.5" in line
+    assert "lower is better" not in line and "lower ↓" not in page
+    mia = page[page.index('id="metric-privacy.mia_auc"'):]
+    assert "0.5 is ideal: the attack does no better than chance" in mia[:mia.index("</summary>")]
+
+
+def test_km_curves_by_group_with_numbers_at_risk_and_time_unit(ctx, custodian_figures, public_figures):
+    km, public_km = custodian_figures[0], public_figures[0]
+    assert (km.title, public_km.title) == ("Kaplan–Meier: real vs synthetic", "Kaplan–Meier: synthetic")
+    assert "for the real and synthetic rows by hormonal therapy (horTh);" in km.caption
+    assert "for the synthetic rows by hormonal therapy (horTh);" in public_km.caption
+    for figure in (km, public_km):
+        assert "of recurrence-free survival time (days) (time), in days," in figure.caption
+        assert "the number of rows still at risk at each marked time" in figure.caption
+    by_grade = render_figures(ctx, "public", km_group="tgrade")[0]
+    assert "for the synthetic rows by tumour grade (tgrade);" in by_grade.caption
+    # the public KM has two curves (synthetic, no/yes): two rows at risk, 0.4 inches less than the custodian's
+    assert _decoded(public_km.png).shape[:2] == (445, 630)
+
+
+def test_km_groups_labels_and_units_come_from_the_schema(gbsg2_schema):
+    from generators.core.evaluation.plots import column_label, km_group_column, time_unit
+
+    assert km_group_column(gbsg2_schema).name == "horTh"  # the first categorical column
+    assert km_group_column(gbsg2_schema, "tgrade").name == "tgrade"  # the column a release was conditioned on
+    assert km_group_column(gbsg2_schema, "age").name == "horTh"  # not a grouping column: the default
+    time = next(c for c in gbsg2_schema.columns if c.name == "time")
+    assert (column_label(time), time_unit(time)) == ("recurrence-free survival time (days)", "days")
+    bare = Schema.from_dict({"columns": [{"name": "t", "type": "duration", "min": 0, "max": 10},
+                                         {"name": "e", "type": "event"},
+                                         {"name": "site", "type": "categorical", "categories": list("abcdefg")}],
+                             "survival": {"duration": "t", "event": "e"}})
+    assert km_group_column(bare) is None  # seven sites are not "main groups"
+    assert (column_label(bare.columns[0]), time_unit(bare.columns[0])) == ("t", "time units")
+
+
+@pytest.mark.parametrize("audience", ["custodian", "public"])
+def test_the_page_prints_cleanly(gbsg2_pages, audience):
+    page = gbsg2_pages[audience]
+    style = page[page.index("<style>"):page.index("</style>")]
+    assert "@media print" in style and "@page" in style
+    printed = style[style.index("@media print"):]
+    assert "break-inside: avoid" in printed and "max-width: 100%" in printed
+    assert '<link rel="stylesheet"' not in page  # inline CSS: a standalone document
