@@ -168,9 +168,7 @@ class UploadView(PortalView):
             audit_record(action="dataset.upload", outcome=AuditEvent.Outcome.REFUSED, actor=request.user,
                          object_type="dataset", details={"status": 413, "code": "upload_too_large",
                                                          "message": str(exc.detail)})
-            form = UploadForm()
-            form.add_error(None, str(exc.detail))
-            return self._show(request, form, status=413)
+            return self._show(request, UploadForm(), status=413, too_large=str(exc.detail))
         csrf_failure = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
         if csrf_failure is not None:
             return csrf_failure
@@ -203,8 +201,9 @@ class UploadView(PortalView):
             initial = {name: form.data.get(name, "") for name in ("slug", "name", "description")}
             initial["schema"] = draft_text(draft)
             return self._show(request, UploadForm(initial=initial), drafted=True)
+        slug = form.cleaned_data["slug"]
         try:
-            dataset = dataset_create(slug=form.cleaned_data["slug"], name=form.cleaned_data["name"],
+            dataset = dataset_create(slug=slug, name=form.cleaned_data["name"],
                                      description=form.cleaned_data["description"], schema=schema, data=data,
                                      by=request.user)
         except ApplicationError as exc:
@@ -217,7 +216,7 @@ class UploadView(PortalView):
             for failure in (exc.details or {}).get("failures", [])[:10]:
                 form.add_error("file", f"Row {failure['row']}, column {failure['column']}: {failure['reason']}")
             refused(request, "dataset.upload", exc, object_type="dataset",
-                    extra={"slug": form.cleaned_data["slug"]})
+                    extra={"slug": slug})
             return self._show(request, form, status=400)
         messages.success(request, f"{dataset.name} is in custody: {dataset.n_rows} rows, {dataset.n_columns} columns.")
         return redirect("portal:custody-dataset", slug=dataset.slug)
