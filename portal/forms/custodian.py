@@ -47,7 +47,7 @@ def parse_schema_text(text: str) -> Any:
 
 def draft_text(schema: dict) -> str:
     """A draft schema as YAML for the custodian to read and edit."""
-    return yaml.safe_dump(schema, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    return yaml.safe_dump(schema, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
 class UploadForm(forms.Form):
