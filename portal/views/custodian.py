@@ -57,8 +57,9 @@ def refused(request: HttpRequest, action: str, exc_or_form: ApplicationError | A
         details = {"status": 400, "code": exc_or_form.code, "message": exc_or_form.message[:500]}
     else:
         details = {"status": 400, "code": "invalid_form", "fields": sorted(exc_or_form.errors)}
+    details.update(extra or {}, method=request.method, path=request.path[:300])
     audit_record(action=action, outcome=AuditEvent.Outcome.REFUSED, actor=request.user, object_type=object_type,
-                 object_id=str(object_id), details={**details, **(extra or {}), "channel_path": request.path[:300]})
+                 object_id=str(object_id), details=details)
 
 
 def _dataset(slug: str) -> Dataset:

@@ -193,6 +193,16 @@ def test_cancel_a_queued_run(cora, dataset, custodian):
     assert again.status_code == 409 and b"nothing to cancel" in again.content
 
 
+def test_cancel_a_running_run_asks_it_to_stop(cora, dataset, custodian):
+    run = run_create(dataset=dataset, model="copula", epochs=4, seed=0, device="cpu", by=custodian[0], enqueue=False)
+    GeneratorRun.objects.filter(pk=run.pk).update(status="running", epoch=2)
+    response = cora.post(f"/custody/runs/{run.pk}/cancel/", follow=True)
+    run.refresh_from_db()
+    assert run.cancel_requested and run.status == GeneratorRun.Status.RUNNING
+    assert "training stops at its next progress report" in response.content.decode()
+    assert "(cancel asked)" in response.content.decode()
+
+
 # --------------------------------------------------------------------------- releases
 @pytest.mark.parametrize("posted, conditions", [
     ({"kind": "plain", "rows": 6}, None),
@@ -309,6 +319,8 @@ def test_allocation_form_sets_an_allocation(cora, dataset, researcher, custodian
 
 # --------------------------------------------------------------------------- researchers
 def test_verify_a_researcher(cora, custodian, unverified):
+    home = cora.get("/home/").content.decode()
+    assert 'href="/custody/"' in home and "Datasets in custody" in home and 'href="/custody/researchers/"' in home
     page = cora.get("/custody/researchers/").content.decode()
     assert 'data-pending="uma"' in page
     assert "Researchers awaiting verification: <span data-pending>1</span>" in cora.get("/custody/").content.decode()
