@@ -464,12 +464,13 @@ def _budget_context(dataset: Dataset, *, policy_form=None, allocation_form=None)
     current = _policy_dict(policy)
     researchers = list(account_selectors.user_list(role="researcher").filter(is_active=True))
     held = {a.user_id: a for a in Allocation.objects.filter(dataset=dataset)}
+    dataset_left = from_micro(policy.total_cap_micro - policy.total_spent_micro)
     rows = []
     for user in researchers:
         allocation = held.get(user.pk)
         given = allocation.epsilon if allocation else from_micro(policy.default_allocation_micro)
         spent = allocation.spent if allocation else Decimal(0)
-        rows.append({"user": user, "allocation": _text(given), "spent": _text(spent), "left": _text(given - spent),
+        rows.append({"user": user, "allocation": _text(given), "spent": _text(spent), "left": _text(min(given - spent, dataset_left)),
                      "default": allocation is None})
     return {"dataset": dataset, "policy": current, "rows": rows,
             "policy_form": policy_form or PolicyForm(initial=current),

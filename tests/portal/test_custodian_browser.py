@@ -15,6 +15,7 @@ from django.db import connection
 from accounts.models import Allocation
 from clearinghouse.models import AuditEvent, Dataset
 from generators.models import GeneratorRun
+from generators import services as generator_services
 from generators.services import run_create, run_execute
 from releases.models import Release
 from tests.conftest import DATA, finish_report
@@ -55,7 +56,10 @@ def _watch_fraction(page, timeout: float = 60) -> list[float]:
     return seen
 
 
-def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_users):
+def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_users, monkeypatch):
+    # progress is written at most once a second; on a fast machine the short run below would give the page
+    # a single value to see, so it is written at every epoch here
+    monkeypatch.setattr(generator_services, "PROGRESS_EVERY_SECONDS", 0.05)
     page, cora, rhea = browser_page, live_users["custodian"], live_users["researcher"]
     sign_in(page, "cora")
 
@@ -79,7 +83,7 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     assert AuditEvent.objects.filter(action="dataset.upload", outcome="success", actor=cora).count() == 1
 
     # train: jobs run eagerly in the suite, so the run is queued here and trained beside the open page
-    run = run_create(dataset=dataset, model="flow", epochs=60, seed=0, device="cpu", by=cora, enqueue=False)
+    run = run_create(dataset=dataset, model="flow", epochs=40, seed=0, device="cpu", by=cora, enqueue=False)
     page.goto(f"/custody/runs/{run.pk}/")
     thread = _train_in_background(run.pk)
     seen = _watch_fraction(page)
@@ -87,7 +91,7 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     assert len({f for f in seen if 0 < f < 1}) >= 2, seen  # the bar moved
     page.wait_for_selector("text=Make a release")  # reloaded when done
     assert page.locator(".run-progress").get_attribute("data-done") == "true"
-    assert "Finished" in page.content() and "60 of 60" in page.content()
+    assert "Finished" in page.content() and "40 of 40" in page.content()
     run.refresh_from_db()
     assert run.status == GeneratorRun.Status.SUCCEEDED
 
