@@ -20,7 +20,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 
@@ -470,7 +470,8 @@ def _budget_context(dataset: Dataset, *, policy_form=None, allocation_form=None)
         allocation = held.get(user.pk)
         given = allocation.epsilon if allocation else from_micro(policy.default_allocation_micro)
         spent = allocation.spent if allocation else Decimal(0)
-        rows.append({"user": user, "allocation": _text(given), "spent": _text(spent), "left": _text(min(given - spent, dataset_left)),
+        rows.append({"user": user, "allocation": _text(given), "spent": _text(spent),
+                     "left": _text(min(given - spent, dataset_left)),
                      "default": allocation is None})
     return {"dataset": dataset, "policy": current, "rows": rows,
             "policy_form": policy_form or PolicyForm(initial=current),

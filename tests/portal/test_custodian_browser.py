@@ -73,7 +73,9 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     draft = page.input_value("textarea[name=schema]")
     assert "identifier" in draft and "duration" in draft
     assert not Dataset.objects.exists()  # the draft step stores nothing
-    page.fill("textarea[name=schema]", draft.replace("- name: age\n", "- name: age\n  description: Age at diagnosis (years)\n", 1))
+    reviewed = draft.replace("- name: age\n", "- name: age\n  description: Age at diagnosis (years)\n", 1)
+    assert reviewed != draft
+    page.fill("textarea[name=schema]", reviewed)
     page.click("button[value=upload]")
     page.wait_for_url("**/custody/datasets/gbsg2/")
     assert "6 rows" in page.content() and "Age at diagnosis (years)" in page.content()

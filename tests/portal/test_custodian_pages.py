@@ -162,7 +162,8 @@ def test_train_refused_by_the_service_is_reshown(cora, dataset):
     seq = head_seq()
     response = cora.post(f"/custody/datasets/{dataset.slug}/train/",
                          {"model": "copula", "epochs": 10**9, "seed": 0, "device": "cpu"})
-    assert response.status_code == 400 and "epochs must be between" in " ".join(response.context["train_form"].errors["epochs"])
+    assert response.status_code == 400
+    assert "epochs must be between" in " ".join(response.context["train_form"].errors["epochs"])
     assert not GeneratorRun.objects.exists()
     assert _events(seq) == [("run.create", AuditEvent.Outcome.REFUSED)]
 
@@ -247,7 +248,8 @@ def test_publish_with_a_failing_gate_needs_a_written_reason(cora, trained, custo
     assert not release.published and release.gate_override is None
     assert _events(seq) == [("release.publish", AuditEvent.Outcome.REFUSED)]
     short = cora.post(f"/custody/releases/{release.pk}/publish/", {"justification": "too short"})
-    assert short.status_code == 400 and "at least 20" in short.content.decode() and "too short" in short.content.decode()
+    assert short.status_code == 400
+    assert "at least 20" in short.content.decode() and "too short" in short.content.decode()
     reason = "Membership risk accepted: the cohort is already public in the original trial paper."
     seq = head_seq()
     done = cora.post(f"/custody/releases/{release.pk}/publish/", {"justification": reason})
