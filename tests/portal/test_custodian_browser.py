@@ -17,6 +17,7 @@ from clearinghouse.models import AuditEvent, Dataset
 from generators.models import GeneratorRun
 from generators import services as generator_services
 from generators.services import run_create, run_execute
+from releases import reports as release_reports
 from releases.models import Release
 from tests.conftest import DATA, finish_report
 from tests.portal.conftest import sign_in
@@ -29,7 +30,8 @@ OVERRIDE = "The membership-inference gate is strict for six rows; accepted for t
 def _train_in_background(run_id: int) -> threading.Thread:
     def work():
         try:
-            run_execute(run_id, worker="browser-test")
+            # a pause after each epoch keeps the run long enough to be watched however fast the machine
+            run_execute(run_id, worker="browser-test", relay=lambda epoch, total, losses: time.sleep(0.08))
         finally:
             connection.close()
 
@@ -60,6 +62,9 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     # progress is written at most once a second; on a fast machine the short run below would give the page
     # a single value to see, so it is written at every epoch here
     monkeypatch.setattr(generator_services, "PROGRESS_EVERY_SECONDS", 0.05)
+    # the release's report would be computed inside the request (jobs are eager): it is left pending, the page
+    # follows it, and the test finishes it with a failing gate
+    monkeypatch.setattr(release_reports, "_enqueue", lambda report_id: None)
     page, cora, rhea = browser_page, live_users["custodian"], live_users["researcher"]
     sign_in(page, "cora")
 
@@ -85,7 +90,7 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     assert AuditEvent.objects.filter(action="dataset.upload", outcome="success", actor=cora).count() == 1
 
     # train: jobs run eagerly in the suite, so the run is queued here and trained beside the open page
-    run = run_create(dataset=dataset, model="flow", epochs=40, seed=0, device="cpu", by=cora, enqueue=False)
+    run = run_create(dataset=dataset, model="flow", epochs=30, seed=0, device="cpu", by=cora, enqueue=False)
     page.goto(f"/custody/runs/{run.pk}/")
     thread = _train_in_background(run.pk)
     seen = _watch_fraction(page)
@@ -93,18 +98,21 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     assert len({f for f in seen if 0 < f < 1}) >= 2, seen  # the bar moved
     page.wait_for_selector("text=Make a release")  # reloaded when done
     assert page.locator(".run-progress").get_attribute("data-done") == "true"
-    assert "Finished" in page.content() and "40 of 40" in page.content()
+    assert "Finished" in page.content() and "30 of 30" in page.content()
     run.refresh_from_db()
     assert run.status == GeneratorRun.Status.SUCCEEDED
 
-    # a plain release through the form; its report is then set with a failing privacy gate
+    # a plain release through the form; the page follows its report until it is done (set here with a
+    # failing privacy gate) and reloads itself
     page.fill("input[name=rows]", "6")
     page.click("text=Make the release")
     page.wait_for_url("**/custody/releases/*/")
+    assert "The report is being computed" in page.content()
     release = Release.objects.get(run=run)
+    assert release.rows == 6 and release.conditions is None and not release.published
     finish_report(release, **{"privacy.ims": 0.9})
-    page.reload()
-    assert "Failed" in page.content()
+    page.wait_for_selector("text=The report is ready")
+    assert "Failed" in page.content() and "1 gate failed" in page.content()
     page.click("text=Publish with this override")  # no reason: re-shown, nothing published
     page.wait_for_selector(".field-error")
     assert "written reason" in page.content()
