@@ -96,7 +96,9 @@ class TrainForm(forms.Form):
                               help_text="copula: seconds; ctgan and flow: neural networks, minutes to hours.")
     epochs = forms.IntegerField(min_value=1, initial=300)
     seed = forms.IntegerField(min_value=0, initial=0)
-    device = forms.ChoiceField(choices=GeneratorRun.Device.choices, initial=GeneratorRun.Device.AUTO)
+    DEVICES = {"auto": "Automatic (a GPU when the worker has one)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+    device = forms.ChoiceField(choices=[(value, DEVICES.get(value, label)) for value, label in GeneratorRun.Device.choices],
+                               initial=GeneratorRun.Device.AUTO)
 
 
 class ReleaseForm(forms.Form):
