@@ -91,13 +91,16 @@ class UploadForm(forms.Form):
             return None
 
 
+DEVICES = {"auto": "Automatic (a GPU when the worker has one)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+
+
 class TrainForm(forms.Form):
     model = forms.ChoiceField(choices=[(name, name) for name in sorted(MODELS)], initial="copula",
                               help_text="copula: seconds; ctgan and flow: neural networks, minutes to hours.")
     epochs = forms.IntegerField(min_value=1, initial=300)
     seed = forms.IntegerField(min_value=0, initial=0)
-    DEVICES = {"auto": "Automatic (a GPU when the worker has one)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
-    device = forms.ChoiceField(choices=[(value, DEVICES.get(value, label)) for value, label in GeneratorRun.Device.choices],
+    device = forms.ChoiceField(choices=[(value, DEVICES.get(value, label))
+                                        for value, label in GeneratorRun.Device.choices],
                                initial=GeneratorRun.Device.AUTO)
 
 
