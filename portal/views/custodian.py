@@ -118,6 +118,29 @@ def run_progress(run: GeneratorRun) -> dict[str, Any]:
     }
 
 
+def conditions_words(conditions: dict | None, *, rows: int, cohort_rows: int) -> str:
+    """A release's kind in words: plain, augmented, conditional or rebalanced."""
+    if not conditions:
+        return f"augmented: {rows} rows from a cohort of {cohort_rows}" if rows > cohort_rows else "plain"
+    parts = []
+    for column, wanted in conditions.items():
+        if isinstance(wanted, dict):
+            total = sum(float(v) for v in wanted.values()) or 1.0
+            shares = ", ".join(f"{level} {float(share) / total * 100:.0f} %" for level, share in wanted.items())
+            parts.append(f"rebalanced: {column} as {shares}")
+        elif isinstance(wanted, list):
+            parts.append(f"conditional: only rows with {column} in {', '.join(str(v) for v in wanted)}")
+        else:
+            parts.append(f"conditional: only rows with {column} = {wanted}")
+    return "; ".join(parts)
+
+
+def _with_words(releases, cohort_rows: int):
+    for release in releases:
+        release.kind_words = conditions_words(release.conditions, rows=release.rows, cohort_rows=cohort_rows)
+    return releases
+
+
 # --------------------------------------------------------------------------- overview
 class CustodyView(PortalView):
     """Datasets with their size, runs and releases, and how many researchers wait for verification."""
@@ -234,7 +257,7 @@ def _dataset_context(dataset: Dataset, *, train_form: TrainForm | None = None) -
     releases = release_selectors.release_list().filter(dataset=dataset).select_related("run")
     return {"dataset": dataset, "columns": dataset.schema.get("columns", []),
             "survival": dataset.schema.get("survival"), "runs": [(run, run_progress(run)) for run in runs],
-            "releases": [(release, report_status(release)) for release in releases],
+            "releases": [(release, report_status(release)) for release in _with_words(releases, dataset.n_rows)],
             "train_form": train_form or TrainForm(initial={"device": "cpu" if settings.CELERY_TASK_ALWAYS_EAGER
                                                            else "auto"})}
 
@@ -276,7 +299,7 @@ class TrainView(PortalView):
 def _run_context(run: GeneratorRun, *, release_form: ReleaseForm | None = None) -> dict[str, Any]:
     form = release_form or ReleaseForm(schema=run.dataset.schema, cohort_rows=run.dataset.n_rows)
     return {"run": run, "progress": run_progress(run), "release_form": form, "levels": form.levels,
-            "releases": release_selectors.release_list().filter(run=run)}
+            "releases": _with_words(release_selectors.release_list().filter(run=run), run.dataset.n_rows)}
 
 
 class RunView(PortalView):
@@ -377,6 +400,7 @@ def _report_progress(release: Release) -> dict[str, Any]:
 
 def _release_context(release: Release, *, publish_form: PublishForm | None = None) -> dict[str, Any]:
     gates, not_ready = _gates(release)
+    _with_words([release], release.dataset.n_rows)
     return {"release": release, "dataset": release.dataset, "report": report_status(release),
             "report_progress": _report_progress(release), "gates": gates, "not_ready": not_ready,
             "failed": [g for g in gates or [] if not g["passed"]], "publish_form": publish_form or PublishForm(),

@@ -205,20 +205,22 @@ def test_cancel_a_running_run_asks_it_to_stop(cora, dataset, custodian):
 
 
 # --------------------------------------------------------------------------- releases
-@pytest.mark.parametrize("posted, conditions", [
-    ({"kind": "plain", "rows": 6}, None),
-    ({"kind": "augmented", "rows": 20}, None),
-    ({"kind": "conditional", "rows": 5, "column": "horTh", "value": "yes"}, {"horTh": "yes"}),
+@pytest.mark.parametrize("posted, conditions, words", [
+    ({"kind": "plain", "rows": 6}, None, "plain"),
+    ({"kind": "augmented", "rows": 20}, None, "augmented: 20 rows from a cohort of 6"),
+    ({"kind": "conditional", "rows": 5, "column": "horTh", "value": "yes"}, {"horTh": "yes"},
+     "only rows with horTh = yes"),
     ({"kind": "rebalanced", "rows": 10, "column": "horTh", "shares": "yes: 0.5\nno: 0.5"},
-     {"horTh": {"yes": 0.5, "no": 0.5}}),
+     {"horTh": {"yes": 0.5, "no": 0.5}}, "horTh as yes 50 %, no 50 %"),
 ])
-def test_release_kinds_make_the_right_conditions(cora, trained, posted, conditions):
+def test_release_kinds_make_the_right_conditions(cora, trained, posted, conditions, words):
     seq = head_seq()
     response = cora.post(f"/custody/runs/{trained.pk}/release/", {"seed": 3, **posted})
     release = Release.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/custody/releases/{release.pk}/"
     assert release.conditions == conditions and release.rows == posted["rows"] and release.seed == 3
     assert _events(seq, "release.create") == [("release.create", AuditEvent.Outcome.SUCCESS)]
+    assert words in cora.get(response["Location"]).content.decode()
 
 
 @pytest.mark.parametrize("posted, field", [
