@@ -140,3 +140,112 @@ def test_a_task_goes_through_the_broker_and_a_worker():
     assert event.channel == "task"
     assert event.request_id == result.id.replace("-", "")
     assert event.outcome == "success" and event.details["valid"] is True
+
+
+#: Run inside the serve test's own DATA_DIR: a custodian with a token and the small GBSG2 cohort.
+SEED_WORLD = """
+import django
+django.setup()
+from accounts.services import token_issue_for, user_create
+from clearinghouse.services.datasets import dataset_create
+from tests.conftest import DATA, GBSG2_SCHEMA
+user, _ = user_create(username="cora", roles=["custodian"], password="correct horse battery staple")
+dataset_create(slug="gbsg2-small", name="GBSG2 (small)", schema=GBSG2_SCHEMA,
+               data=(DATA / "gbsg2_small.csv").read_bytes(), by=user)
+print(token_issue_for(user=user)[1])
+"""
+
+
+def test_make_serve_answers_a_run_at_once_trains_it_in_its_worker_and_stops_both_on_ctrl_c(tmp_path):
+    """`manage.py serve` as `make serve` runs it: the API queues a run (202, queued), the worker on
+    the embedded broker trains it, and SIGINT (Ctrl-C) stops the web server and the worker together."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    root = SETTINGS_FILE.parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))}
+    env.update({"DJANGO_DEBUG": "1", "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "clearinghouse.settings",
+                "PYTHONPATH": str(root)})
+    manage = [sys.executable, str(root / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=root, env=env, check=True, timeout=300)
+    seeded = subprocess.run([sys.executable, "-c", SEED_WORLD], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    token = seeded.stdout.strip().splitlines()[-1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api/v1"
+
+    def call(method, path, body=None):
+        request = urllib.request.Request(f"{api}{path}", method=method, data=json.dumps(body).encode() if body else None,
+                                         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+
+    serve = subprocess.Popen([*manage, "serve", f"127.0.0.1:{port}", "--grace", "20"], cwd=root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "serve.log"
+
+    def worker_ready():
+        return log.exists() and " ready." in log.read_text()
+
+    try:
+        # Collect the output in a thread (the pipe must be drained), until the worker says it is ready.
+        import threading
+
+
+        def drain():
+            with log.open("w") as sink:
+                for line in serve.stdout:
+                    sink.write(line)
+                    sink.flush()
+
+        threading.Thread(target=drain, daemon=True).start()
+        assert _wait_for(worker_ready, 150), log.read_text() if log.exists() else "no output"
+
+        def web_up():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2).close()
+                return True
+            except OSError:
+                return False
+
+        assert _wait_for(web_up, 60), log.read_text()
+        status, run = call("POST", "/datasets/gbsg2-small/runs/", {"model": "copula", "epochs": 1, "seed": 0,
+                                                                    "device": "cpu"})
+        assert (status, run["status"]) == (202, "queued")  # answered before the job ran: eager would say succeeded
+        finished = _wait_for(lambda: call("GET", f"/runs/{run['id']}/")[1]["status"] in ("succeeded", "failed"), 90)
+        final = call("GET", f"/runs/{run['id']}/")[1]
+        assert finished and final["status"] == "succeeded", final
+        assert list((tmp_path / "broker" / "queue").iterdir()) == []
+    finally:
+        serve.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        code = serve.wait(timeout=60)
+    text = log.read_text()
+    assert "broker: filesystem://" in text and "serve: stopping the web server and the worker" in text
+    assert code == 0, text
+    assert not web_up(), "the web server still answers after Ctrl-C"
+    alive = _wait_for(lambda: not _processes_with(f"DATA_DIR={tmp_path}"), 10) or _processes_with(f"DATA_DIR={tmp_path}")
+    assert alive is True, f"processes left running: {alive}"
+
+
+def _processes_with(variable: str) -> list[str]:
+    """Live processes whose environment holds ``variable`` (serve's children and their forks carry DATA_DIR)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().split(")")[-1].split()[0]
+            except OSError:
+                continue
+            if variable.encode() in environ and state != "Z":
+                found.append(entry.name)
+    return found
