@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PY=/path/to/python` uses that interpreter as it is: only .venv is ever installed into.
+ifeq ($(PY),$(VENV)/bin/python)
 install: $(STAMP)
+else
+install:
+	@echo "PY=$(PY) is outside $(VENV): using it as installed (nothing is installed into it)"
+endif
 
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
