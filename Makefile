@@ -38,9 +38,9 @@ serve: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
 	$(DEMO_ENV) $(PY) manage.py serve 127.0.0.1:8000 $(SERVE_ARGS)
 
-# A worker alone, on CELERY_BROKER_URL (CELERY_BROKER_URL=filesystem:// for the embedded one).
+# A worker alone, on CELERY_BROKER_URL, else on the embedded broker (another worker for `make serve`).
 worker: install
-	$(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-filesystem://} $(DEMO_ENV) $(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
 
 # Full-page PNGs of the portal's pages per role into docs/screenshots/ (Debian chromium, Playwright);
 # runs the demo on a temporary DATA_DIR first. Never part of `make test`.
