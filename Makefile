@@ -38,9 +38,11 @@ serve: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
 	$(DEMO_ENV) $(PY) manage.py serve 127.0.0.1:8000 $(SERVE_ARGS)
 
-# A worker alone, on CELERY_BROKER_URL, else on the embedded broker (another worker for `make serve`).
+# A worker alone, on CELERY_BROKER_URL as given; without one, on the embedded broker with the
+# development profile (another worker beside `make serve`).
 worker: install
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-filesystem://} $(DEMO_ENV) $(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
+	if [ -z "$$CELERY_BROKER_URL" ]; then export CELERY_BROKER_URL=filesystem:// DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; fi; \
+		$(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
 
 # Full-page PNGs of the portal's pages per role into docs/screenshots/ (Debian chromium, Playwright);
 # runs the demo on a temporary DATA_DIR first. Never part of `make test`.
