@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make demo   create .venv, install, migrate, run the end-to-end demo (SQLite, no broker)
+#   make serve  the portal and API on http://127.0.0.1:8000/ with a Celery worker (embedded broker)
 #   make test   the whole suite on SQLite, then again on PostgreSQL + Redis when they answer
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ PG_TEST_URL    ?= postgres://postgres@127.0.0.1:5432/clearinghouse
 REDIS_TEST_URL ?= redis://127.0.0.1:6379
 DEMO_ENV := DJANGO_DEBUG=1
 
-.PHONY: install demo serve worker test test-sqlite test-postgres clean
+.PHONY: install demo serve worker screenshots test test-sqlite test-postgres clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,19 +19,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo PY=/path/to/python` uses that interpreter as it is: only .venv is ever installed into.
+ifeq ($(PY),$(VENV)/bin/python)
 install: $(STAMP)
+else
+install:
+	@echo "PY=$(PY) is outside $(VENV): using it as installed (nothing is installed into it)"
+endif
 
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
 	$(DEMO_ENV) $(PY) manage.py demo
 
+# The web server and a Celery worker (queues default and gpu, with beat), stopped together by Ctrl-C.
+# Without CELERY_BROKER_URL they share the embedded broker (filesystem://, under DATA_DIR/broker/),
+# so a training run answers 202 at once and trains in the worker. SERVE_ARGS="--no-beat" etc.
 serve: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v 0
-	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(PY) manage.py serve 127.0.0.1:8000 $(SERVE_ARGS)
 
-# Only with CELERY_BROKER_URL set (without a broker, jobs run in-process).
+# A worker alone, on CELERY_BROKER_URL as given; without one, on the embedded broker with the
+# development profile (another worker beside `make serve`).
 worker: install
-	$(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
+	if [ -z "$$CELERY_BROKER_URL" ]; then export CELERY_BROKER_URL=filesystem:// DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; fi; \
+		$(PY) -m celery -A clearinghouse worker -Q default,gpu -l INFO
+
+# Full-page PNGs of the portal's pages per role into docs/screenshots/ (Debian chromium, Playwright);
+# runs the demo on a temporary DATA_DIR first. Never part of `make test`.
+screenshots: install
+	$(DEMO_ENV) $(PY) manage.py screenshots $(SCREENSHOT_ARGS)
 
 test: test-sqlite test-postgres
 

@@ -3,6 +3,8 @@
 Workers: ``celery -A clearinghouse worker -Q default`` (CPU) and
 ``celery -A clearinghouse worker -Q gpu`` (CUDA); ``celery -A clearinghouse beat``.
 Without ``CELERY_BROKER_URL`` tasks run eagerly, in-process, when their transaction commits.
+``make serve`` (``manage.py serve``) runs the web server and one worker (queues default and gpu,
+with beat) on the embedded broker ``filesystem://`` under ``DATA_DIR/broker/``.
 """
 
 import os

@@ -255,8 +255,26 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery --------------------------------------------------------------------------
 # Without a broker, tasks run in-process at commit time (no external service needed).
+# ``filesystem://`` is the embedded broker `manage.py serve` (`make serve`) uses: kombu's
+# filesystem transport, one file per message under DATA_DIR/broker/ (no server, no extra
+# package; see docs/architecture.md). Redis or RabbitMQ URLs are used as given.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+EMBEDDED_BROKER_URL = "filesystem://"
+BROKER_DIR = DATA_DIR / "broker"
+if CELERY_BROKER_URL is not None and CELERY_BROKER_URL.split("://", 1)[0] == "filesystem":
+    for _folder in ("queue", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Producers write and the worker reads the same folder; processed messages are deleted.
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),  # broadcast (ping, inspect) and exchange tables
+        "store_processed": False,
+        # How often an idle worker lists the folder: the upper bound on a job's start latency.
+        "polling_interval": env_float("CELERY_EMBEDDED_POLL_SECONDS", 0.1, minimum=0.01),
+    }
+    CELERY_BEAT_SCHEDULE_FILENAME = str(BROKER_DIR / "celerybeat-schedule")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a result backend
 CELERY_TASK_DEFAULT_QUEUE = "default"

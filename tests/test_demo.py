@@ -1,5 +1,6 @@
 """`make demo`'s job, end to end, in a fresh data directory (SQLite, no broker)."""
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,26 @@ from generators.core.evaluation.gates import DEFAULT_GATES
 from generators.core.evaluation.report import HEADLINE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Signs in through the portal's login form with the Django test client, in the demo's database.
+SIGN_IN = """
+import json, sys, django
+django.setup()
+from django.test import Client
+from clearinghouse.models import AuditEvent
+out = {}
+for username, password in json.loads(sys.argv[1]).items():
+    client = Client(HTTP_HOST="127.0.0.1")
+    wrong = client.post("/login/", {"username": username, "password": password + "x"})
+    right = client.post("/login/", {"username": username, "password": password})
+    home = client.get("/home/")
+    out[username] = {"wrong": wrong.status_code, "right": right.status_code, "location": right.get("Location"),
+                     "home": home.status_code, "home_names_user": username in home.content.decode()}
+out["logins"] = list(AuditEvent.objects.filter(action="auth.portal_login").values_list("outcome", flat=True))
+out["details"] = [json.dumps(e.details) for e in AuditEvent.objects.all()]
+print(json.dumps(out))
+"""
 
 
 def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
@@ -28,6 +49,8 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
     for username in ("demo-custodian", "demo-researcher", "demo-auditor"):
         line = next(l for l in out.splitlines() if l.strip().startswith(username))
         assert line.split()[-1].startswith("cht_")
+    passwords = assert_the_portal_and_the_logins_were_printed(out)
+    assert_the_printed_passwords_sign_in(env, passwords, tmp_path)
     assert "run 1: succeeded after 20/20 epochs" in out
     assert "researcher asks for it before publication: 404 not_found" in out
     assert "researcher lists published releases: [1]" in out
@@ -36,6 +59,17 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
     assert downloaded.read_text().splitlines()[0] == "horTh,age,menostat,tsize,tgrade,pnodes,progrec,estrec,time,cens"
     assert len(downloaded.read_text().splitlines()) == 687
     assert out.rstrip().endswith("Demo finished.")
+
+    # Run again: the same users get new passwords (printed once more), the old ones stop working.
+    again = subprocess.run([sys.executable, "manage.py", "demo", "--model", "copula", "--epochs", "1"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    renewed = assert_the_portal_and_the_logins_were_printed(again.stdout)
+    assert all(renewed[name] != passwords[name] for name in passwords)
+    assert_the_printed_passwords_sign_in(env, renewed, tmp_path)
+    stale = _sign_in(env, {"demo-auditor": passwords["demo-auditor"]})["demo-auditor"]
+    assert stale["right"] == 200 and stale["home"] == 302, stale  # refused: the form again; home sends to /login/
+
     assert_the_report_was_shown_and_saved(out, tmp_path / "demo")
     assert_the_two_findings_were_verified(out)
     assert list((tmp_path / "custody").glob("*.parquet.fernet")), "the cohort was not stored in custody"
@@ -103,3 +137,45 @@ def assert_the_two_findings_were_verified(out: str) -> None:
     synthetic = [line for line in lines if line.startswith("      synthetic release: ")]
     assert [line.split("budget left ")[1] for line in synthetic] == ["1 of 2", "0.5 of 2", "0 of 2"]
     assert all(re.match(rf"      synthetic release: {number};", line) for line in synthetic), synthetic
+
+
+def assert_the_portal_and_the_logins_were_printed(out: str) -> dict[str, str]:
+    """The portal's URL, the hint to run `make serve`, then one login line per role, just before the end."""
+    lines = out.rstrip().splitlines()
+    start = lines.index("Portal: http://127.0.0.1:8000/  (start it with `make serve`, open the URL, sign in as one of these)")
+    assert lines[start + 1] == "Logins (new passwords on every `make demo`, shown only here, stored hashed):"
+    passwords = {}
+    for line, (role, username) in zip(lines[start + 2:start + 5], (("custodian", "demo-custodian"),
+                                                                    ("researcher", "demo-researcher"),
+                                                                    ("auditor", "demo-auditor"))):
+        assert line.split()[:2] == [role, username], line
+        passwords[username] = line.split()[2]
+        assert len(passwords[username]) >= 24 and re.fullmatch(r"[A-Za-z0-9_-]+", passwords[username])
+    assert lines[start + 5:] == ["", "Demo finished."]
+    assert len(set(passwords.values())) == 3
+    for password in passwords.values():
+        assert out.count(password) == 1, "a password was printed more than once"
+    return passwords
+
+
+def _sign_in(env: dict, passwords: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, "-c", SIGN_IN, json.dumps(passwords)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_the_printed_passwords_sign_in(env: dict, passwords: dict[str, str], data_dir: Path) -> None:
+    """Each printed password signs in at /login/ (a wrong one does not); only hashes are stored: the
+    password is in neither the database file nor any audit row."""
+    result = _sign_in(env, passwords)
+    for username in passwords:
+        seen = result[username]
+        assert seen["wrong"] == 200, seen  # the form again, with its message
+        assert seen["right"] == 302 and seen["location"] == "/home/", seen
+        assert seen["home"] == 200 and seen["home_names_user"], seen
+    assert result["logins"].count("success") >= len(passwords)
+    database = (data_dir / "clearinghouse.sqlite3").read_bytes()
+    for password in passwords.values():
+        assert password.encode() not in database
+        assert not any(password in details for details in result["details"])

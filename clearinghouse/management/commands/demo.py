@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -14,10 +15,12 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler, get_internal_wsgi_application
 
 from accounts.models import User
 from accounts.services import token_issue_for, user_create
+from clearinghouse.services.audit import audit_record
 from clearinghouse.management.base import AuditedCommand
 from clearinghouse.models import Dataset
 from clearinghouse.services.datasets import dataset_create
@@ -48,7 +51,7 @@ class Command(AuditedCommand):
 
     def handle(self, *args, **options):
         out = self.stdout
-        tokens = self._users()
+        tokens, passwords = self._users()
         dataset = self._dataset(User.objects.get(username="demo-custodian"))
         out.write(f"\nDataset '{dataset.slug}': {dataset.n_rows} real patients × {dataset.n_columns} columns, "
                   f"stored encrypted ({dataset.stored_bytes} bytes).")
@@ -81,7 +84,11 @@ class Command(AuditedCommand):
         out.write(f"  Datasets:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/datasets/")
         out.write(f"  Releases:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/releases/")
         out.write(f"  Audit log:             curl -H 'Authorization: Bearer {tokens['demo-auditor']}' {base}/api/v1/audit/events/")
-        out.write(f"  Admin (custodians):    {base}/admin/  (set a password: manage.py changepassword demo-custodian)")
+        out.write(f"  Admin (custodians):    {base}/admin/  (sign in as demo-custodian)")
+        out.write(f"\nPortal: {base}/  (start it with `make serve`, open the URL, sign in as one of these)")
+        out.write("Logins (new passwords on every `make demo`, shown only here, stored hashed):")
+        for username, roles in DEMO_USERS.items():
+            out.write(f"  {'/'.join(roles):10s} {username:16s} {passwords[username]}")
         out.write("\nDemo finished.")
 
     def _synthetic(self, api: str, tokens: dict[str, str], options) -> int:
@@ -207,15 +214,25 @@ class Command(AuditedCommand):
         out.write(f"  HTML report (custodian): {pages['custodian']}")
         out.write(f"  HTML report (public):    {pages['public']}")
 
-    def _users(self) -> dict[str, str]:
-        tokens = {}
+    def _users(self) -> tuple[dict[str, str], dict[str, str]]:
+        """One user per role with a fresh API token and a fresh password (``secrets.token_urlsafe``).
+        Each password is returned to be printed once; only its hash is stored, and it is neither
+        audited nor logged (the audit row says a password was set, not which)."""
+        tokens, passwords = {}, {}
         for username, roles in DEMO_USERS.items():
+            password = secrets.token_urlsafe(18)
             user = User.objects.filter(username=username).first()
             if user is None:
-                user, _password = user_create(username=username, roles=roles, verified=True)
+                user, _generated = user_create(username=username, roles=roles, password=password, verified=True)
+            else:
+                with transaction.atomic():
+                    user.set_password(password)
+                    user.save(update_fields=["password"])
+                    audit_record(action="accounts.password_set", object_type="user", object_id=user.pk,
+                                 details={"username": username, "by": "demo"})
             _token, raw = token_issue_for(user=user, name="demo")
-            tokens[username] = raw
-        return tokens
+            tokens[username], passwords[username] = raw, password
+        return tokens, passwords
 
     def _dataset(self, custodian: User) -> Dataset:
         existing = Dataset.objects.filter(slug="gbsg2").first()
