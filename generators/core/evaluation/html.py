@@ -79,6 +79,7 @@ figcaption { font-size: .88rem; color: #333; max-width: 900px; }
   .metric, figure, tr, .summary li { break-inside: avoid; page-break-inside: avoid; }
   figure img { max-width: 100%; border: 0; }
   .metric > details > summary::before { content: ""; }
+  details::details-content { content-visibility: visible; display: block; }  /* folds print open */
   .verdict { border: 1px solid #999; background: none !important; color: #000 !important; }
   a { color: #000; text-decoration: none; }
 }
