@@ -113,7 +113,9 @@ def test_a_training_run_goes_through_the_embedded_broker_and_a_worker(tmp_path, 
             assert response.status_code == 202, response.content
             assert response.json()["status"] == "queued"
             run = GeneratorRun.objects.get(pk=response.json()["id"])
-            assert _wait_for(lambda: GeneratorRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), 60)
+            finished = _wait_for(lambda: GeneratorRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), 90)
+            run.refresh_from_db()
+            assert finished, f"the worker did not finish run {run.pk}: {run.status} {run.error!r}"
 
             result = audit_chain_verify_task.apply_async()
             event = _wait_for(lambda: AuditEvent.objects.filter(action="audit.chain.check").first())
