@@ -8,7 +8,7 @@ job runs in-process, as ``apply_async`` does there.
 
 from __future__ import annotations
 
-from celery import current_app
+from clearinghouse.celery import app
 
 __all__ = ["enqueue"]
 
@@ -16,4 +16,5 @@ __all__ = ["enqueue"]
 def enqueue(name: str, *args: int, queue: str | None = None) -> None:
     """Send the task ``name`` with ``args`` (ids only), on ``queue`` or the task's default."""
     options = {"queue": queue} if queue else {}
-    current_app.tasks[name].apply_async(args=list(args), **options)
+    # The project's own app, not ``celery.current_app`` (thread-local, and whichever Celery() was made last).
+    app.tasks[name].apply_async(args=list(args), **options)
