@@ -3,7 +3,6 @@ sweeps; verified researchers list and download the published ones. Downloads are
 
 from __future__ import annotations
 
-from django.http import FileResponse
 from django.utils.encoding import force_bytes
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -25,10 +24,8 @@ from releases.models import Release, Sweep
 from releases.reports import (dataset_set_gates, public_override, report_html, report_rerun, report_status,
                               report_view)
 from releases.services import release_create, release_publish
-from releases.storage import DATA_FILES, release_file
+from releases.storage import DATA_FILES
 from releases.sweeps import sweep_create
-
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
 class ReleaseOutputSerializer(serializers.ModelSerializer):
@@ -232,13 +229,7 @@ class ReleaseDownloadApi(ApiView):
                               (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY)})
     def get(self, request, release_id: int):
         release = get_object_or_404(_visible(request.user), pk=release_id)
-        try:
-            handle = release_file(release, self.kind).open("rb")
-        except FileNotFoundError:
-            raise ApplicationError(f"Release {release.pk}'s {DATA_FILES[self.kind]} is missing from the server.",
-                                   code="release_file_missing", status_code=410) from None
-        return FileResponse(handle, as_attachment=True, content_type=CONTENT_TYPES[self.kind],
-                            filename=f"{release.dataset.slug}-release-{release.pk}.{self.kind}")
+        return selectors.release_download(release, self.kind)
 
 
 class DatasetGatesApi(ApiView):

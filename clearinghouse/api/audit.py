@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,8 +17,7 @@ from clearinghouse.api.views import ApiView
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify
 
-EXPORT_FIELDS = ["seq", "created_at", "actor_id", "actor_username", "action", "outcome", "object_type", "object_id",
-                 "request_id", "client_ip", "channel", "details", "prev_hash", "hash"]
+EXPORT_FIELDS = selectors.EXPORT_FIELDS
 
 
 class AuditEventOutputSerializer(serializers.ModelSerializer):
@@ -87,11 +83,6 @@ class CSVRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 class AuditExportApi(ApiView):
     """The filtered log as CSV, streamed (same filters as the list)."""
 
@@ -102,17 +93,7 @@ class AuditExportApi(ApiView):
     @extend_schema(parameters=_FILTER_PARAMETERS, responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request):
         qs = _filtered(request)
-        writer = csv.writer(_Echo())
-
-        def rows():
-            yield writer.writerow(EXPORT_FIELDS)
-            for event in qs.iterator(chunk_size=2000):
-                values = [getattr(event, f) for f in EXPORT_FIELDS]
-                values[EXPORT_FIELDS.index("created_at")] = event.created_at.isoformat()
-                values[EXPORT_FIELDS.index("details")] = json.dumps(event.details, sort_keys=True)
-                yield writer.writerow(["" if v is None else v for v in values])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(selectors.audit_events_csv(qs.iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
         return response
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
@@ -26,14 +26,12 @@ from portal.access import PortalView
 from portal.forms.researcher import KIND_FIELDS, KIND_LABELS, PARAM_FIELDS, WHERE_ROWS, VerifyForm
 from releases import selectors as release_selectors
 from releases.reports import public_override, report_html, report_status
-from releases.storage import DATA_FILES, release_file
+from releases.storage import DATA_FILES
 from verification.core.kind import REGISTRY
 from verification.models import Verification
 from verification.services import verification_preview, verification_submit
 
 __all__ = ["urlpatterns"]
-
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
 #: The report's headline scores in words (their keys stay the report's own).
@@ -179,13 +177,7 @@ class ReleaseDownloadView(PortalView):
 
     def get(self, request, release_id: int):
         release = get_object_or_404(_visible_releases(request.user), pk=release_id)
-        try:
-            handle = release_file(release, self.kind).open("rb")
-        except FileNotFoundError:
-            raise ApplicationError(f"Release {release.pk}'s {DATA_FILES[self.kind]} is missing from the server.",
-                                   code="release_file_missing", status_code=410) from None
-        return FileResponse(handle, as_attachment=True, content_type=CONTENT_TYPES[self.kind],
-                            filename=f"{release.dataset.slug}-release-{release.pk}.{self.kind}")
+        return release_selectors.release_download(release, self.kind)
 
 
 # --------------------------------------------------------------------------- verify a finding
