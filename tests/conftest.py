@@ -7,6 +7,8 @@ researcher, auditor and custodian.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,28 @@ def finish_report(release, **values):
         html="<!doctype html><title>custodian</title>", public_html="<!doctype html><title>public</title>",
         parts_done=6, parts_total=6, finished_at=timezone.now())
     return release
+
+
+def chromium_path() -> str | None:
+    candidate = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return candidate if candidate and os.access(candidate, os.X_OK) else None
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """One headless Debian Chromium per test process (Playwright's sync API allows one per thread), for
+    the portal's journeys and any test that renders a page; skips, naming the package, without it."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip("browser tests need Chromium: apt-get install -y chromium (Debian's package)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        pytest.skip("browser tests need the playwright package: pip install -e '.[dev]'")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are
+    # still synchronous (the live server answers in its own thread).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()

@@ -1,14 +1,12 @@
 """Portal fixtures: signed-in session clients per role, and a real Chromium driven by Playwright.
 
-The browser is Debian's ``chromium`` (``CHROMIUM`` overrides the path); Playwright's own browser download
-is never used. Without it the browser tests skip, naming the package to install. A failing browser test
-saves a screenshot of its page under ``var/screenshots/``.
+The browser (``chromium_browser``, one per test process, in tests/conftest.py) is Debian's ``chromium``;
+Playwright's own browser download is never used. Without it the browser tests skip, naming the package to
+install. A failing browser test saves a screenshot of its page under ``var/screenshots/``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,6 @@ from tests.conftest import make_user
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 PASSWORD = "correct horse battery staple"  # tests.conftest.make_user's password
-
-
-def chromium_path() -> str | None:
-    candidate = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return candidate if candidate and os.access(candidate, os.X_OK) else None
 
 
 def session_client(user) -> Client:
@@ -41,28 +34,10 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
-def _playwright():
-    path = chromium_path()
-    if path is None:
-        pytest.skip("browser tests need Chromium: apt-get install -y chromium (Debian's package)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - a dev dependency
-        pytest.skip("browser tests need the playwright package: pip install -e '.[dev]'")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are
-    # still synchronous (the live server answers in its own thread).
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def browser_page(_playwright, live_server, request):
+def browser_page(chromium_browser, live_server, request):
     """A fresh browser context and page on the live server; a screenshot is kept if the test fails."""
-    context = _playwright.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context = chromium_browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # data-confirm forms ask before they post

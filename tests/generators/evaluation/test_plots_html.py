@@ -408,22 +408,14 @@ def test_the_page_prints_cleanly(gbsg2_pages, audience):
     assert '<link rel="stylesheet"' not in page  # inline CSS: a standalone document
 
 
-def test_the_folded_details_print_open_in_a_real_browser(gbsg2_pages):
+def test_the_folded_details_print_open_in_a_real_browser(gbsg2_pages, chromium_browser):
     """On screen a metric's definition is folded; printed (or saved as PDF) it is there, without script."""
-    from tests.portal.conftest import chromium_path
-
-    if chromium_path() is None:
-        pytest.skip("needs Chromium: apt-get install -y chromium (Debian's package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.set_content(gbsg2_pages["public"])
-            folded = page.locator("li.metric details:not([open]) > :not(summary)").first
-            assert not folded.is_visible()
-            page.emulate_media(media="print")
-            assert folded.is_visible()
-        finally:
-            browser.close()
+    page = chromium_browser.new_page()
+    try:
+        page.set_content(gbsg2_pages["public"])
+        folded = page.locator("li.metric details:not([open]) > :not(summary)").first
+        assert not folded.is_visible()
+        page.emulate_media(media="print")
+        assert folded.is_visible()
+    finally:
+        page.close()
