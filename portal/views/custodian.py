@@ -118,15 +118,19 @@ def run_progress(run: GeneratorRun) -> dict[str, Any]:
     }
 
 
-def conditions_words(conditions: dict | None, *, rows: int, cohort_rows: int) -> str:
-    """A release's kind in words: plain, augmented, conditional or rebalanced."""
+def conditions_words(conditions: dict | None, *, rows: int, cohort_rows: int, schema: dict | None = None) -> str:
+    """A release's kind in words: plain, augmented, conditional or rebalanced. Levels are named in the schema's
+    order of categories (a stored JSON object keeps no key order on PostgreSQL)."""
     if not conditions:
         return f"augmented: {rows} rows from a cohort of {cohort_rows}" if rows > cohort_rows else "plain"
     parts = []
     for column, wanted in conditions.items():
         if isinstance(wanted, dict):
             total = sum(float(v) for v in wanted.values()) or 1.0
-            shares = ", ".join(f"{level} {float(share) / total * 100:.0f} %" for level, share in wanted.items())
+            order = next((list(c.get("categories", [])) for c in (schema or {}).get("columns", [])
+                          if c.get("name") == column), [])
+            levels = sorted(wanted, key=lambda level: (order.index(level) if level in order else len(order), level))
+            shares = ", ".join(f"{level} {float(wanted[level]) / total * 100:.0f} %" for level in levels)
             parts.append(f"rebalanced: {column} as {shares}")
         elif isinstance(wanted, list):
             parts.append(f"conditional: only rows with {column} in {', '.join(str(v) for v in wanted)}")
@@ -137,7 +141,8 @@ def conditions_words(conditions: dict | None, *, rows: int, cohort_rows: int) ->
 
 def _with_words(releases, cohort_rows: int):
     for release in releases:
-        release.kind_words = conditions_words(release.conditions, rows=release.rows, cohort_rows=cohort_rows)
+        release.kind_words = conditions_words(release.conditions, rows=release.rows, cohort_rows=cohort_rows,
+                                              schema=release.dataset.schema)
     return releases
 
 

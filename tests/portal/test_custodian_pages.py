@@ -211,7 +211,7 @@ def test_cancel_a_running_run_asks_it_to_stop(cora, dataset, custodian):
     ({"kind": "conditional", "rows": 5, "column": "horTh", "value": "yes"}, {"horTh": "yes"},
      "only rows with horTh = yes"),
     ({"kind": "rebalanced", "rows": 10, "column": "horTh", "shares": "yes: 0.5\nno: 0.5"},
-     {"horTh": {"yes": 0.5, "no": 0.5}}, "horTh as yes 50 %, no 50 %"),
+     {"horTh": {"yes": 0.5, "no": 0.5}}, "horTh as no 50 %, yes 50 %"),  # the schema's order: no, yes
 ])
 def test_release_kinds_make_the_right_conditions(cora, trained, posted, conditions, words):
     seq = head_seq()
