@@ -411,7 +411,7 @@ MEAN_METHOD = ("mean from an integer-scaled geometric sum and a discrete-Laplace
 def _tuned_mean(values: np.ndarray, public: np.ndarray | None, column: Column, req: Request):
     """One DP mean with the settings tuned on the release's ``public`` values: the release, its
     settings, and the estimate with the clipping bias added back (within the schema's bounds)."""
-    settings: MeanSettings = mean_settings(public, column.min, column.max, req.epsilon)
+    settings: MeanSettings = mean_settings(public, column.min, column.max, req.epsilon, req.min_subgroup)
     release = noisy_mean(values, settings.lo, settings.hi, req.epsilon, req.rng, split=settings.split,
                          center=settings.center)
     return release, settings, min(max(release.estimate + settings.bias, column.min), column.max)
@@ -614,7 +614,8 @@ CORRELATION_METHOD = (
 def _correlation(req: Request) -> Answer:
     x_col, y_col = req.schema[req.params["x"]], req.schema[req.params["y"]]
     public = (None, None) if req.synthetic is None else _pairs(req.synthetic, req.schema, req.params)
-    settings = correlation_settings(*public, (x_col.min, x_col.max), (y_col.min, y_col.max), req.epsilon)
+    settings = correlation_settings(*public, (x_col.min, x_col.max), (y_col.min, y_col.max), req.epsilon,
+                                    req.min_subgroup)
     x, y = _pairs(req.frame, req.schema, req.params)
     u, v = scaled(x, settings.x), scaled(y, settings.y)
     eps = {part: share * req.epsilon for part, share in settings.split.items()}

@@ -65,6 +65,10 @@ MEAN_SPLITS = (
     {"count": 0.1, "sum": 0.7, "sum_of_squares": 0.2},
     {"count": 0.05, "sum": 0.75, "sum_of_squares": 0.2},
 )
+#: The chance, at the release's size, that a tuned split leaves the noisy count below the minimum
+#: subgroup (the answer is then withheld, its ε spent): a split that puts less on the count is not used.
+WITHHOLD_RISK = 1e-3
+
 #: The correlation's default split (no release): 10 % count, 15 % per linear sum, 20 % per quadratic.
 CORRELATION_SPLIT = {"count": 0.1, "sum_x": 0.15, "sum_y": 0.15, "sum_xx": 0.2, "sum_yy": 0.2, "sum_xy": 0.2}
 #: The least share of ε a correlation's statistic gets when the split is tuned (the count also
@@ -131,13 +135,27 @@ class MeanSettings:
                 "clip_bias_sd": math.sqrt(self.bias_variance), "tuned_on_release": self.tuned}
 
 
-def mean_settings(public: np.ndarray | None, lo: float, hi: float, epsilon: float) -> MeanSettings:
+def count_share_needed(n: float, min_subgroup: int, epsilon: float) -> float:
+    """The least share of ε on the count for which a cohort of the release's size ``n`` has its
+    Laplace-noised count below ``min_subgroup`` with probability at most :data:`WITHHOLD_RISK`
+    (tail ``½ exp(-(n - min_subgroup) ε_count)``); capped at one half."""
+    gap = n - min_subgroup
+    if gap <= 0 or epsilon <= 0:
+        return 0.0
+    return min(0.5, math.log(0.5 / WITHHOLD_RISK) / (gap * epsilon))
+
+
+def mean_settings(public: np.ndarray | None, lo: float, hi: float, epsilon: float,
+                  min_subgroup: int = 1) -> MeanSettings:
     """The settings of a mean of a column with schema bounds ``[lo, hi]`` at ``epsilon``, tuned on
-    the release's values ``public`` (None or too few: the schema's bounds and midpoint)."""
+    the release's values ``public`` (None or too few: the schema's bounds and midpoint). Splits that
+    would risk withholding the answer at the release's size (:func:`count_share_needed`) are skipped."""
     public = _usable(public)
     if public is None:
         return MeanSettings(lo=lo, hi=hi, center=(lo + hi) / 2.0)
     n = len(public)
+    needed = count_share_needed(n, min_subgroup, epsilon)
+    splits = [split for split in MEAN_SPLITS if split["count"] >= needed] or [max(MEAN_SPLITS, key=lambda s: s["count"])]
     target = float(np.clip(public, lo, hi).mean())
     best, best_error = None, math.inf
     schema_clamped = np.clip(public, lo, hi)
@@ -147,7 +165,7 @@ def mean_settings(public: np.ndarray | None, lo: float, hi: float, epsilon: floa
         bias_variance = float(np.var(schema_clamped - np.clip(public, a, b))) / n
         for center in ((a + b) / 2.0, clipped):
             reach = max(center - a, b - center)
-            for split in MEAN_SPLITS:
+            for split in splits:
                 noise = (_laplace_var(reach, split["sum"] * epsilon)
                          + (clipped - center) ** 2 * _laplace_var(1.0, split["count"] * epsilon)) / n**2
                 error = noise + bias_variance + BIAS_ALLOWANCE * bias * bias
@@ -222,12 +240,12 @@ def _r(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def _split(gradient: np.ndarray, sensitivity: np.ndarray, floor: float) -> np.ndarray:
+def _split(gradient: np.ndarray, sensitivity: np.ndarray, floor: float, count_floor: float = 0.0) -> np.ndarray:
     """ε shares minimising the delta-method noise variance ``Σ (g_i Δ_i / ε_i)²`` under
     ``Σ ε_i = ε``: ``ε_i ∝ (|g_i| Δ_i)^(2/3)``, the count at least 5 % and each sum at least
     ``floor`` (the linearisation misses what a very noisy sum does to a variance)."""
     weight = np.abs(gradient * sensitivity) ** (2.0 / 3.0)
-    floors = np.array([CORRELATION_FLOOR["count"]] + [floor] * 5)
+    floors = np.array([max(CORRELATION_FLOOR["count"], count_floor)] + [floor] * 5)
     if not np.isfinite(weight).all() or weight.sum() <= 0:
         return np.array([CORRELATION_SPLIT[p] for p in _PARTS])
     share = (1.0 - floors.sum()) * weight / weight.sum() + floors
@@ -268,7 +286,7 @@ def _pearson_z(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | None, x_bounds: tuple[float, float],
-                         y_bounds: tuple[float, float], epsilon: float) -> CorrelationSettings:
+                         y_bounds: tuple[float, float], epsilon: float, min_subgroup: int = 1) -> CorrelationSettings:
     """The settings of Pearson's r of two columns with schema bounds ``x_bounds`` and ``y_bounds``,
     tuned on the release's complete pairs ``(public_x, public_y)`` (None or too few: the schema's
     bounds, their midpoints and :data:`CORRELATION_SPLIT`).
@@ -292,6 +310,8 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
     if target is None:
         return default
     target_z = math.atanh(min(max(target, -R_MAX), R_MAX))
+    # the correlation is withheld below min_subgroup and at n <= 3: keep that unlikely at the release's size
+    count_floor = count_share_needed(len(public_x), max(min_subgroup, 4), epsilon)
     x_scales = [Scale(a, b, c) for a, b in _ranges(public_x, *x_bounds) for c in _centres(public_x, a, b)]
     y_scales = [Scale(a, b, c) for a, b in _ranges(public_y, *y_bounds) for c in _centres(public_y, a, b)]
     us = np.stack([scaled(public_x, x) for x in x_scales])
@@ -310,7 +330,7 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
             for floor in SUM_FLOORS:
                 candidates.append((x, y, math.atanh(r)))
                 stats.append(row)
-                shares.append(_split(gradient, sensitivity, floor))
+                shares.append(_split(gradient, sensitivity, floor, count_floor))
                 sensitivities.append(sensitivity)
     if not candidates:
         return default

@@ -169,3 +169,22 @@ def test_tuned_cis_cover_the_population_value(kind, params):
         answer = kinds.answer(cohort(700, rng), SCHEMA, h, rng=rng, synthetic=cohort(700, rng))
         covered += answer.ci_low <= truth <= answer.ci_high
     assert covered / 200 >= 0.9
+
+
+def test_a_tuned_split_keeps_enough_on_the_count_not_to_withhold_at_the_release_size():
+    """At ε = 0.1 on a 686-row release, 5 % on the count (scale 200) would withhold about 2 % of answers
+    (a noisy count under 20): the tuning skips such splits, and the risk bound holds for what it keeps."""
+    from verification.core.tuning import WITHHOLD_RISK, correlation_settings, count_share_needed, mean_settings
+
+    rng = np.random.default_rng(3)
+    ages = rng.normal(55, 10, 686).round()
+    needed = count_share_needed(686, 20, 0.1)
+    assert 0.09 < needed < 0.1  # ln(500) / (666 × 0.1)
+    settings = mean_settings(ages, 18, 100, 0.1, min_subgroup=20)
+    assert settings.tuned and settings.split["count"] >= needed
+    ε_count = settings.split["count"] * 0.1
+    assert 0.5 * np.exp(-(686 - 20) * ε_count) <= WITHHOLD_RISK
+    other = rng.normal(20, 5, 686)
+    corr = correlation_settings(ages, other, (18, 100), (0, 60), 0.1, min_subgroup=20)
+    assert corr.split["count"] >= needed - 1e-12
+    assert count_share_needed(10, 20, 1.0) == 0.0  # a release below the minimum: no constraint to meet
