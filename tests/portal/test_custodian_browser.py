@@ -70,6 +70,8 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
 
     # upload: draft the schema from the file, review it in place (the file stays chosen), take it in
     page.click("text=Upload")
+    # the fields exist before the deferred script has run: a click then would post the plain form
+    page.wait_for_selector("form[data-upload][data-enhanced=true]", state="attached")
     page.set_input_files("input[name=file]", str(DATA / "gbsg2_small.csv"))
     page.fill("input[name=slug]", "gbsg2")
     page.fill("input[name=name]", "GBSG2 breast cancer")
