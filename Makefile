@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make demo   create .venv, install, migrate, run the end-to-end demo (SQLite, no broker)
 #   make serve  the portal and API on http://127.0.0.1:8000/ with a Celery worker (embedded broker)
-#   make test   the whole suite on SQLite, then again on PostgreSQL + Redis when they answer
+#   make test   the whole suite on SQLite, then again on PostgreSQL + Redis when they answer (less the
+#               tests that touch no database: tests/conftest.py BACKEND_FREE)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -59,7 +60,7 @@ test-sqlite: install
 
 test-postgres: install
 	@if $(PY) -c "import socket; [socket.create_connection(a, 2).close() for a in (('127.0.0.1', 5432), ('127.0.0.1', 6379))]" 2>/dev/null; then \
-		echo "== again on PostgreSQL, with Redis as cache and broker =="; \
+		echo "== again on PostgreSQL, with Redis as cache and broker (backend-free tests ran above: deselected) =="; \
 		DATABASE_URL=$(PG_TEST_URL) REDIS_URL=$(REDIS_TEST_URL)/1 CELERY_BROKER_URL=$(REDIS_TEST_URL)/0 \
 			$(PY) -m pytest -q -n $(TEST_WORKERS) --create-db; \
 	else \

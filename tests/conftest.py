@@ -199,3 +199,37 @@ def chromium_browser():
         browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield browser
         browser.close()
+
+
+#: Modules whose tests touch neither the database nor the cache (the Django-free cores, the import graph,
+#: the demo, which runs in its own SQLite directory): the PostgreSQL + Redis pass of `make test` leaves them
+#: out, since the SQLite pass ran them and another backend cannot change what they do. A test there that
+#: asks for a database fixture still runs in both passes.
+BACKEND_FREE = (
+    "tests/verification/core/",
+    "tests/generators/evaluation/",
+    "tests/generators/test_transformer.py",
+    "tests/bench/",
+    "tests/test_demo.py",
+    "tests/test_import_graph.py",
+    "tests/test_screenshots.py",
+)
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+                     "live_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        return
+    root = Path(str(config.rootpath))
+    kept, left_out = [], []
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        backend_free = path.startswith(BACKEND_FREE) and not item.get_closest_marker("django_db")
+        backend_free = backend_free and not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        (left_out if backend_free else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
