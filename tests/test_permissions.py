@@ -613,7 +613,7 @@ def _verification_submitted(world: World, role: str, response) -> User:
             body["epsilon_charged"]) == ("gbsg2-small", world.release.pk, "count", "answered", False, None, "0.1")
     assert body["hypothesis"]["claim"] == {"direction": "greater", "value": 1}
     answer = body["answer"]
-    assert (answer["kind"], answer["epsilon"], answer["epsilon_split"]) == ("count", 0.1, {"count": 0.1})
+    assert (answer["kind"], answer["epsilon"], answer["epsilon_split"]) == ("count", "0.1", {"count": "0.1"})
     assert answer["synthetic_estimate"] == 8.0  # the release's 8 rows, counted without noise
     # Six real rows and a noisy count (discrete Laplace, scale 10) against the smallest subgroup of 20: most
     # often withheld as insufficient data (the ε is charged all the same), sometimes released with its CI.

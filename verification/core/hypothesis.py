@@ -70,6 +70,7 @@ __all__ = [
     "Filter",
     "Hypothesis",
     "HypothesisError",
+    "epsilon_text",
     "parse_hypothesis",
 ]
 
@@ -184,6 +185,16 @@ def _plain(value: float) -> int | float:
 def _decimal_text(value: float) -> str:
     text = format(Decimal(repr(float(value))).normalize(), "f")
     return text
+
+
+def epsilon_text(value: Any) -> str | None:
+    """ε as the API writes it, an exact decimal string: a Decimal or a decimal string as it is
+    (normalized: ``"0.50"`` -> ``"0.5"``), a float by its shortest repr (0.1 -> ``"0.1"``); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (Decimal, str)):
+        return format(Decimal(value).normalize(), "f")
+    return _decimal_text(value)
 
 
 def _object(raw: Any, path: str, code: str) -> dict[str, Any]:
@@ -386,13 +397,13 @@ CATEGORY_DESCRIPTION = ("a category of the column: one of its categories (a stri
 def column_schema(description: str = "") -> dict[str, Any]:
     """A column name (checked against the dataset's schema by the parser)."""
     return {"type": "string", "minLength": 1,
-            "description": f"{description}: {COLUMN_DESCRIPTION}" if description else COLUMN_DESCRIPTION}
+            "description": f"{description} ({COLUMN_DESCRIPTION})" if description else COLUMN_DESCRIPTION}
 
 
 def category_schema(description: str = "", *, nullable: bool = False) -> dict[str, Any]:
     """A category of a categorical column (a string) or of an event column (0 or 1)."""
     types = ["string", "integer", "null"] if nullable else ["string", "integer"]
-    return {"type": types, "description": f"{description}: {CATEGORY_DESCRIPTION}" if description else
+    return {"type": types, "description": f"{description} ({CATEGORY_DESCRIPTION})" if description else
             CATEGORY_DESCRIPTION}
 
 
