@@ -42,7 +42,8 @@ class EpsilonField(serializers.Field):
 
 
 class AnswerOutputSerializer(serializers.Serializer):
-    """The ε-DP answer (verification.core.answer.Answer); ε figures as decimal strings."""
+    """The ε-DP answer, computed on the real rows: an estimate, its CI, the verdict on the claim and
+    the same statistic on the release. Its ε figures are exact decimal strings."""
 
     kind = serializers.CharField()
     estimate = serializers.FloatField(allow_null=True, help_text="The DP estimate; null when withheld (or not "
@@ -198,7 +199,8 @@ class PreviewSearchedSerializer(serializers.Serializer):
 
 
 class VerificationPreviewOutputSerializer(serializers.Serializer):
-    """The figures of :func:`verification.core.preview.preview`, documented for the OpenAPI schema."""
+    """What the hypothesis's answer would likely look like, simulated on the published synthetic
+    release (never on the real rows): nothing is charged. Its ε figures are exact decimal strings."""
 
     dataset = serializers.CharField()
     release = serializers.IntegerField()

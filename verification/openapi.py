@@ -146,7 +146,7 @@ def _kind_description(kind) -> str:
         notes.append("Needs a dataset with a survival pair (else 400 no_survival).")
     if kind.ratio:
         notes.append("A ratio: the claimed value must be positive.")
-    return " ".join([f"A {kind.name} hypothesis. {kind.description}", *notes])
+    return " ".join([f"Kind `{kind.name}`. {kind.description}", *notes])
 
 
 def kind_schema(auto_schema, name: str) -> dict[str, Any]:
