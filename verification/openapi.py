@@ -16,6 +16,7 @@ Nothing here runs when a request is answered, except :func:`decimal_text` (``eps
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -127,7 +128,10 @@ CLAIM = {
 
 
 def _register(auto_schema, name: str, schema: dict[str, Any]) -> dict[str, str]:
-    component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=schema, object=name)
+    # A copy: drf-spectacular's enum hook rewrites component schemas in place, and the next document
+    # (another request for /schema/) must start from the module's own dicts, not the rewritten ones.
+    component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=copy.deepcopy(schema),
+                                  object=name)
     auto_schema.registry.register_on_missing(component)
     return component.ref
 
@@ -199,7 +203,7 @@ class RawSchemaExtension(OpenApiSerializerExtension):
         return self.target.component_name or None
 
     def map_serializer(self, auto_schema, direction):
-        return self.target.openapi(auto_schema, direction)
+        return copy.deepcopy(self.target.openapi(auto_schema, direction))
 
 
 class HypothesisBodySerializer(RawSchemaSerializer):
