@@ -25,7 +25,15 @@ from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
 from verification.core import KINDS
-from verification.core.hypothesis import DIRECTIONS, EPSILON_PATTERN, MAX_FILTERS, MAX_IN_VALUES, OPS, epsilon_text
+from verification.core.hypothesis import (
+    DIRECTIONS,
+    EPSILON_PATTERN,
+    MAX_EPSILON_TEXT,
+    MAX_FILTERS,
+    MAX_IN_VALUES,
+    OPS,
+    epsilon_text,
+)
 
 #: An ε figure as the API writes it (re-exported for the serializers).
 decimal_text = epsilon_text
@@ -44,7 +52,7 @@ def epsilon_schema(what: str, *, request: bool = False, nullable: bool = False) 
     schema: dict[str, Any] = {"type": "string", "format": "decimal", "description": f"{what}: {EPSILON_UNIT}.",
                               "example": "0.5"}
     if request:
-        schema["pattern"] = EPSILON_PATTERN
+        schema["pattern"], schema["maxLength"] = EPSILON_PATTERN, MAX_EPSILON_TEXT
         schema["description"] += (" Digits and at most one point (\"0.5\", \"2\"); no sign, exponent or spaces. A "
                                   "JSON number is also accepted and read by its decimal text (0.1 is \"0.1\").")
     if nullable:
