@@ -613,7 +613,7 @@ def _verification_submitted(world: World, role: str, response) -> User:
             body["epsilon_charged"]) == ("gbsg2-small", world.release.pk, "count", "answered", False, None, "0.1")
     assert body["hypothesis"]["claim"] == {"direction": "greater", "value": 1}
     answer = body["answer"]
-    assert (answer["kind"], answer["epsilon"], answer["epsilon_split"]) == ("count", 0.1, {"count": 0.1})
+    assert (answer["kind"], answer["epsilon"], answer["epsilon_split"]) == ("count", "0.1", {"count": "0.1"})
     assert answer["synthetic_estimate"] == 8.0  # the release's 8 rows, counted without noise
     # Six real rows and a noisy count (discrete Laplace, scale 10) against the smallest subgroup of 20: most
     # often withheld as insufficient data (the ε is charged all the same), sometimes released with its CI.
@@ -641,12 +641,12 @@ def _verification_submitted(world: World, role: str, response) -> User:
 def _verification_previewed(world: World, role: str, response) -> User:
     body = response.json()
     assert (body["dataset"], body["release"], body["kind"], body["epsilon"], body["draws"]) == (
-        "gbsg2-small", world.release.pk, "count", 0.1, 40)
+        "gbsg2-small", world.release.pk, "count", "0.1", 40)
     assert body["synthetic_estimate"] == 8.0  # the release's 8 rows, counted without noise
     assert 0 <= body["p_decisive"] <= 1 and 0 <= body["p_withheld"] <= 1
     # the world's mean (0.1) is spent out of the default 2; at most 1 per hypothesis
-    assert (body["budget_left"], body["max_epsilon"]) == ("1.9", 1.0)
-    assert body["suggested_epsilon"] is None or body["suggested_epsilon"] <= 1.0
+    assert (body["budget_left"], body["max_epsilon"]) == ("1.9", "1")  # ε figures: exact decimal strings
+    assert body["suggested_epsilon"] is None or float(body["suggested_epsilon"]) <= 1.0
     assert budget_state() == world.budget_state  # free: nothing charged, no verification stored
     return world.users[role]
 

@@ -43,6 +43,7 @@ from clearinghouse.services.audit import audit_record
 from releases.models import Release
 from releases.selectors import release_synthetic_rows
 from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
+from verification.core.hypothesis import epsilon_text
 from verification.core.kinds import EXACT, apply_where
 from verification.core.preview import preview
 from verification.models import Verification
@@ -94,6 +95,14 @@ def _checked(raw: Any) -> tuple[Release, BudgetPolicy, Hypothesis, Schema]:
     policy = policy_for(release.dataset)
     hypothesis, schema = _hypothesis(raw, release, policy)
     return release, policy, hypothesis, schema
+
+
+def answer_payload(result) -> dict[str, Any]:
+    """The answer as stored, audited and returned: JSON-safe, its ε figures as exact decimal strings."""
+    payload = result.to_dict()
+    payload["epsilon"] = epsilon_text(payload["epsilon"])
+    payload["epsilon_split"] = {part: epsilon_text(eps) for part, eps in (payload["epsilon_split"] or {}).items()}
+    return payload
 
 
 def _key(hypothesis: Hypothesis) -> str:
@@ -256,7 +265,7 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
         synthetic = release_synthetic_rows(verification.release, schema)
         rng = np.random.default_rng(secrets.randbits(128))
         result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup, synthetic=synthetic)
-        payload = result.to_dict()
+        payload = answer_payload(result)
     except Exception as exc:  # noqa: BLE001 - any failure is refunded; the log has the traceback
         if not isinstance(exc, (CustodyError, FileNotFoundError)):
             logger.exception("verification %s failed", verification.pk)

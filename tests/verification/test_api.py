@@ -152,7 +152,7 @@ def test_every_kind_is_answered_or_cleanly_not_available(kind, gbsg2, researcher
 
     answer = body_out["answer"]
     assert set(answer) == ANSWER_FIELDS
-    assert answer["kind"] == kind and answer["epsilon"] == epsilon and answer["confidence"] == 0.95
+    assert answer["kind"] == kind and answer["epsilon"] == eps_text and answer["confidence"] == 0.95
     assert answer["withheld"] is False, answer  # 686 patients, minimum subgroup 20
     assert isinstance(answer["method"], str) and answer["method"]
     assert isinstance(answer["noisy_n"], int) and answer["noisy_n"] >= 20
@@ -369,7 +369,9 @@ BAD_INPUT = [
     ("epsilon negative", {"epsilon": -0.5}, "bad_epsilon", "epsilon"),
     ("epsilon 'NaN'", {"epsilon": "NaN"}, "bad_epsilon", "epsilon"),
     ("epsilon 'abc'", {"epsilon": "abc"}, "bad_epsilon", "epsilon"),
-    ("epsilon a numeric string", {"epsilon": "0.5"}, "bad_epsilon", "epsilon"),
+    ("epsilon a string with an exponent", {"epsilon": "5e-1"}, "bad_epsilon", "epsilon"),
+    ("epsilon a string with a space", {"epsilon": " 0.5"}, "bad_epsilon", "epsilon"),
+    ("epsilon a signed string", {"epsilon": "+0.5"}, "bad_epsilon", "epsilon"),
     ("epsilon true", {"epsilon": True}, "bad_epsilon", "epsilon"),
     ("epsilon missing", {"epsilon": None}, "bad_epsilon", "epsilon"),
     ("epsilon a list", {"epsilon": [0.5]}, "bad_epsilon", "epsilon"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.conftest import last_event
 from tests.verification.conftest import assert_error, audit_events, hypothesis, state
 from tests.verification.test_api import BAD_INPUT
 from verification.core import verdict_for
+from verification.core.hypothesis import epsilon_text
 from verification.core.preview import EPSILON_GRID, NOTE
 from verification.models import Verification
 
@@ -52,7 +54,7 @@ def test_it_previews_a_hypothesis_without_charging_or_storing_anything(gbsg2, re
     figures = response.json()
     assert set(figures) == FIELDS
     assert (figures["dataset"], figures["release"], figures["kind"], figures["epsilon"], figures["draws"]) == (
-        "gbsg2", release.pk, "mean", 0.5, 40)
+        "gbsg2", release.pk, "mean", "0.5", 40)
     assert figures["hypothesis"] == {"kind": "mean", "params": {"column": "age"}, "where": [], "epsilon": "0.5",
                                      "claim": {"direction": "greater", "value": 50}}
     for name in ("p_decisive", "p_withheld", "p_uninformative"):
@@ -63,9 +65,11 @@ def test_it_previews_a_hypothesis_without_charging_or_storing_anything(gbsg2, re
     low, high = figures["expected_ci"]["low"], figures["expected_ci"]["high"]
     assert low < figures["synthetic_estimate"] < high and verdict_for(low, high, body["claim"]) == "supported"
     # the policy's defaults: 2 allocated, nothing spent, at most 1 per hypothesis
-    assert (figures["budget_left"], figures["max_epsilon"], figures["target"]) == ("2", 1.0, 0.8)
-    assert figures["suggested_epsilon"] in EPSILON_GRID and figures["suggested_epsilon"] <= 1.0
-    assert all(isinstance(row["epsilon"], float) and 0 <= row["p_decisive"] <= 1 for row in figures["searched"])
+    # every ε figure is an exact decimal string (the service's own floats, written by their decimal text)
+    assert (figures["budget_left"], figures["max_epsilon"], figures["target"]) == ("2", "1", 0.8)
+    assert float(figures["suggested_epsilon"]) in EPSILON_GRID and Decimal(figures["suggested_epsilon"]) <= 1
+    assert all(isinstance(row["epsilon"], str) and Decimal(row["epsilon"]) > 0 and 0 <= row["p_decisive"] <= 1
+               for row in figures["searched"])
     assert figures["note"] == NOTE and "synthetic release" in figures["note"]
     # free: nothing charged (not even an allocation made), nothing stored
     assert state() == before
@@ -75,7 +79,7 @@ def test_it_previews_a_hypothesis_without_charging_or_storing_anything(gbsg2, re
         "success", researcher[0].pk, "release", str(release.pk))
     assert event.details["hypothesis"] == figures["hypothesis"] and event.details["charged"] == "0"
     assert event.details["preview"]["p_decisive"] == figures["p_decisive"]
-    assert event.details["preview"]["suggested_epsilon"] == figures["suggested_epsilon"]
+    assert epsilon_text(event.details["preview"]["suggested_epsilon"]) == figures["suggested_epsilon"]
     assert not audit_events(action__in=["verification.charge", "verification.answer"])
 
 
@@ -97,7 +101,7 @@ def test_a_ratio_preview_gives_its_log_width_within_two_seconds(kind, params, gb
     assert figures["expected_ci_width_log"] > 0 and figures["expected_ci_width"] > 0
     assert math.isclose(figures["expected_ci_width_log"], math.log(high / low), rel_tol=0.5)
     assert figures["synthetic_estimate"] is None or figures["synthetic_estimate"] > 0
-    assert figures["suggested_epsilon"] is None or figures["suggested_epsilon"] <= 1.0
+    assert figures["suggested_epsilon"] is None or Decimal(figures["suggested_epsilon"]) <= 1
     assert figures["suggestion_reason"]
 
 
@@ -126,14 +130,14 @@ def test_the_suggestion_stays_within_what_is_left_and_over_budget_still_previews
     response = preview(clients["researcher"], body)  # more than is left: a verification would be refused
     assert response.status_code == 200, response.content
     figures = response.json()
-    assert (figures["budget_left"], figures["max_epsilon"], figures["epsilon"]) == ("0.2", 0.2, 0.5)
-    assert figures["suggested_epsilon"] is None or figures["suggested_epsilon"] <= 0.2
-    assert all(row["epsilon"] <= 0.2 for row in figures["searched"] if row["epsilon"] != 0.5)
+    assert (figures["budget_left"], figures["max_epsilon"], figures["epsilon"]) == ("0.2", "0.2", "0.5")
+    assert figures["suggested_epsilon"] is None or Decimal(figures["suggested_epsilon"]) <= Decimal("0.2")
+    assert all(Decimal(row["epsilon"]) <= Decimal("0.2") for row in figures["searched"] if row["epsilon"] != "0.5")
     assert state() == before
 
     allocation_set(user=researcher[0], dataset=dataset, epsilon="0", by=custodian[0])
     figures = preview(clients["researcher"], body).json()
-    assert (figures["budget_left"], figures["max_epsilon"], figures["suggested_epsilon"]) == ("0", 0.0, None)
+    assert (figures["budget_left"], figures["max_epsilon"], figures["suggested_epsilon"]) == ("0", "0", None)
     assert "No ε is left" in figures["suggestion_reason"]
     assert figures["p_decisive"] >= 0  # the asked ε is previewed all the same
 

@@ -5,7 +5,7 @@ A hypothesis (``docs``: DESIGN.md, "Hypothesis kinds") is::
     {"release": id, "kind": ..., "params": {...},
      "where": [{"column", "op", "value"}, ...],
      "claim": {"direction": "greater" | "less" | "not_equal", "value": x},
-     "epsilon": e}
+     "epsilon": "0.5"}
 
 :func:`parse_hypothesis` checks every part against the schema (a kind's ``params`` by its
 registered :class:`~verification.core.kind.Kind`'s ``parse_params``, defined next to its
@@ -18,7 +18,8 @@ checked by the Django side and ignored here.
 normalized (``50`` and ``50.0`` are the same), ``in`` lists sorted and de-duplicated (a one-value
 ``in`` is written as ``==``), filters sorted and de-duplicated, defaults filled in, symmetric
 parameters ordered (``correlation`` x/y, ``odds_ratio`` a/b) and ε as a normalized decimal
-string. It deliberately leaves out ``claim`` (and ``release``): the verdict is post-processing of a
+string (ε is sent as an exact decimal string, ``"0.5"``, or as a JSON number read by its decimal
+text: ``"0.5"``, ``"0.50"`` and ``0.5`` are the same hypothesis). It deliberately leaves out ``claim`` (and ``release``): the verdict is post-processing of a
 stored CI, so a new claim on the same statistic must reuse the stored answer rather than buy a
 fresh draw of noise (which would allow averaging the noise away).
 
@@ -30,7 +31,8 @@ Error codes (``HypothesisError.code``):
 ``unknown_column``         a column that is not in the schema (identifiers are dropped at import)
 ``unknown_category``       a category the column does not declare (or not 0/1 for an event)
 ``wrong_column_type``      a numeric column where a category is needed, or the reverse
-``bad_epsilon``            ε missing, not a number (strings, booleans), non-finite, or ≤ 0
+``bad_epsilon``            ε missing, neither a decimal string (``"0.5"``: digits, at most one point) nor a
+                           number (booleans, ``"1e-3"``, ``" 1"``), non-finite, ≤ 0 or below the minimum
 ``epsilon_above_maximum``  ε above the per-query maximum
 ``bad_filter_value``       a filter value of the wrong type (or an empty/oversized ``in`` list)
 ``unknown_op``             a filter operator outside ``==, !=, <, <=, >, >=, in``
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -60,12 +63,14 @@ from .kind import REGISTRY
 
 __all__ = [
     "DIRECTIONS",
+    "EPSILON_PATTERN",
     "KINDS",
     "OPS",
     "Claim",
     "Filter",
     "Hypothesis",
     "HypothesisError",
+    "epsilon_text",
     "parse_hypothesis",
 ]
 
@@ -180,6 +185,16 @@ def _plain(value: float) -> int | float:
 def _decimal_text(value: float) -> str:
     text = format(Decimal(repr(float(value))).normalize(), "f")
     return text
+
+
+def epsilon_text(value: Any) -> str | None:
+    """ε as the API writes it, an exact decimal string: a Decimal or a decimal string as it is
+    (normalized: ``"0.50"`` -> ``"0.5"``), a float by its shortest repr (0.1 -> ``"0.1"``); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (Decimal, str)):
+        return format(Decimal(value).normalize(), "f")
+    return _decimal_text(value)
 
 
 def _object(raw: Any, path: str, code: str) -> dict[str, Any]:
@@ -368,25 +383,116 @@ def _survival_columns(schema: Schema) -> set[str]:
     return {schema.survival.duration, schema.survival.event}
 
 
+# --- params schema fragments -----------------------------------------------------------------
+# JSON Schema (draft 2020-12) for what the helpers above accept, so that each kind's
+# ``params_schema`` is written from the same pieces as its parser. What only the dataset's schema
+# can decide (that a column exists and has the right type, that a value is one of its categories)
+# is in the descriptions; the parser checks it. The Django side turns these into OpenAPI 3.0.
+
+COLUMN_DESCRIPTION = "a column of the dataset's schema (by name)"
+CATEGORY_DESCRIPTION = ("a category of the column: one of its categories (a string; a whole number is read as "
+                        "its text), or 0 or 1 for an event column")
+
+
+def column_schema(description: str = "") -> dict[str, Any]:
+    """A column name (checked against the dataset's schema by the parser)."""
+    return {"type": "string", "minLength": 1,
+            "description": f"{description} ({COLUMN_DESCRIPTION})" if description else COLUMN_DESCRIPTION}
+
+
+def category_schema(description: str = "", *, nullable: bool = False) -> dict[str, Any]:
+    """A category of a categorical column (a string) or of an event column (0 or 1)."""
+    types = ["string", "integer", "null"] if nullable else ["string", "integer"]
+    return {"type": types, "description": f"{description} ({CATEGORY_DESCRIPTION})" if description else
+            CATEGORY_DESCRIPTION}
+
+
+def params_schema(properties: dict[str, Any], required: tuple[str, ...] = (), description: str = "") -> dict[str, Any]:
+    """The ``params`` object of a kind (:func:`_keys`: unknown keys and missing required ones are refused)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def level_schema(description: str, *, numeric: bool = False, value_required: bool = False,
+                 nullable: bool = False) -> dict[str, Any]:
+    """``{column, value}`` as :func:`_level` accepts it (``nullable``: the whole ref may be null)."""
+    if value_required:
+        value = category_schema("required")
+    elif numeric:
+        value = category_schema("the exposed category; required for a categorical column, 1 by default for an "
+                                "event column, left out (or null) for a numeric column (the effect per unit)",
+                                nullable=True)
+    else:
+        value = category_schema("required for a categorical column; 1 by default for an event column",
+                                nullable=True)
+    column = column_schema("a categorical, event or numeric column" if numeric else "a categorical or event column")
+    return {"type": ["object", "null"] if nullable else "object", "description": description,
+            "properties": {"column": column, "value": value},
+            "required": ["column", "value"] if value_required else ["column"], "additionalProperties": False}
+
+
+def group_schema(description: str) -> dict[str, Any]:
+    """``{column, a, b}`` as :func:`_group` accepts it (a and b must differ)."""
+    return {"type": "object", "description": description + " (a and b must differ)",
+            "properties": {"column": column_schema("a categorical or event column"),
+                           "a": category_schema("group a"), "b": category_schema("group b")},
+            "required": ["column", "a", "b"], "additionalProperties": False}
+
+
+def adjust_schema() -> dict[str, Any]:
+    """``adjust_for`` as :func:`_adjust` accepts it."""
+    return {"type": ["array", "null"], "items": column_schema(), "maxItems": MAX_ADJUST, "uniqueItems": True,
+            "default": [],
+            "description": (f"covariate columns to adjust for (at most {MAX_ADJUST}, each once; a categorical one "
+                            f"counts one model column per category but the first, at most {MAX_DESIGN_COLUMNS} in "
+                            "all)")}
+
+
 # --- top level -----------------------------------------------------------------------------
 
 
-def _parse_epsilon(raw: Any, max_epsilon: float) -> float:
-    if raw is None:
-        raise HypothesisError("bad_epsilon", "epsilon: required (a positive number)")
+#: ε as an exact decimal string: digits, optionally a point and more digits (no sign, exponent,
+#: spaces, NaN or infinity). A JSON number is read by its decimal text (0.1 -> "0.1").
+EPSILON_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+_EPSILON_TEXT = re.compile(EPSILON_PATTERN)
+MAX_EPSILON_TEXT = 40
+
+
+def _epsilon_value(raw: Any) -> Decimal:
+    """ε as an exact Decimal: from a strict decimal string, or a JSON number's decimal text."""
+    if isinstance(raw, str):
+        if len(raw) > MAX_EPSILON_TEXT or not _EPSILON_TEXT.fullmatch(raw):
+            raise HypothesisError("bad_epsilon", f"epsilon: {raw[:MAX_EPSILON_TEXT]!r} is not a decimal string "
+                                                 "such as \"0.5\" (digits and at most one point; no sign, exponent "
+                                                 "or spaces)")
+        return Decimal(raw)
     if not _is_number(raw):
-        raise HypothesisError("bad_epsilon", f"epsilon: must be a number, not {type(raw).__name__} {raw!r}")
+        raise HypothesisError("bad_epsilon", f"epsilon: must be a decimal string such as \"0.5\" or a number, not "
+                                             f"{type(raw).__name__} {raw!r}")
     if not _finite(raw):
         raise HypothesisError("bad_epsilon", f"epsilon: must be finite, not {raw!r}")
-    if raw <= 0:
-        raise HypothesisError("bad_epsilon", f"epsilon: must be positive, not {raw!r}")
-    if raw < MIN_EPSILON:
-        raise HypothesisError("bad_epsilon", f"epsilon: {raw!r} is below the minimum {MIN_EPSILON} (an answer "
+    return Decimal(repr(float(raw)))
+
+
+def _parse_epsilon(raw: Any, max_epsilon: float) -> tuple[float, str]:
+    """ε as (float, normalized decimal text); the text is the reuse key's (``"0.5"`` and ``0.5`` agree)."""
+    if raw is None:
+        raise HypothesisError("bad_epsilon", "epsilon: required (a positive decimal string such as \"0.5\")")
+    value = _epsilon_value(raw)
+    text = format(value.normalize(), "f")
+    if value <= 0:
+        raise HypothesisError("bad_epsilon", f"epsilon: must be positive, not {text}")
+    if value < Decimal(repr(MIN_EPSILON)):
+        raise HypothesisError("bad_epsilon", f"epsilon: {text} is below the minimum {MIN_EPSILON} (an answer "
                                              "would be pure noise)")
-    if raw > max_epsilon:
-        raise HypothesisError("epsilon_above_maximum", f"epsilon: {raw!r} is above the per-query maximum "
+    if value > Decimal(repr(float(max_epsilon))):
+        raise HypothesisError("epsilon_above_maximum", f"epsilon: {text} is above the per-query maximum "
                                                        f"{_decimal_text(max_epsilon)}")
-    return float(raw)
+    return float(value), text
 
 
 def _parse_claim(raw: Any, kind: str, *, ratio: bool) -> Claim:
@@ -457,7 +563,7 @@ def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothe
     kind = raw.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         raise HypothesisError("unknown_kind", f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    epsilon = _parse_epsilon(raw.get("epsilon"), float(max_epsilon))
+    epsilon, epsilon_text = _parse_epsilon(raw.get("epsilon"), float(max_epsilon))
     registered = REGISTRY.get(kind)
     if registered is None:
         raise NotImplementedError(f"kind {kind!r} is in the hypothesis format but no module has registered it")
@@ -470,5 +576,4 @@ def parse_hypothesis(raw: Any, schema: Schema, *, max_epsilon: float) -> Hypothe
     where = _parse_where(raw.get("where"), schema)
     _check_levels_left(parsed, where, schema)
     claim = _parse_claim(raw.get("claim"), kind, ratio=registered.ratio)
-    return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon,
-                      epsilon_text=_decimal_text(epsilon))
+    return Hypothesis(kind=kind, params=parsed, where=where, claim=claim, epsilon=epsilon, epsilon_text=epsilon_text)

@@ -7,6 +7,11 @@
   synthetic release's ``synthetic_estimate``;
 * ``description``: plain text on the params and the estimate (for the docs and the API schema);
 * ``example_params``: a valid ``params`` for the GBSG2 schema (``clearinghouse/fixtures/gbsg2.schema.json``);
+* ``params_schema``: the ``params`` object as a JSON Schema (draft 2020-12) fragment, written from the
+  pieces in :mod:`.hypothesis` (``params_schema``, ``level_schema``, …) that describe exactly what
+  ``parse_params`` accepts (required keys, unknown keys refused, defaults); what only the dataset's
+  schema decides (a column exists, a value is a category) is left to the parser and said in the
+  descriptions. The API's OpenAPI document is built from it (``verification/openapi.py``);
 * ``needs_survival`` and ``ratio``: what the hypothesis parser checks before the params (a survival
   pair in the schema; a positive claimed value).
 
@@ -39,6 +44,9 @@ class Kind:
     exact: ExactFunction
     description: str
     example_params: dict[str, Any] = field(default_factory=dict)
+    #: ``params`` as a JSON Schema fragment (see the module docstring); the default takes no params.
+    params_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {},
+                                                                   "additionalProperties": False})
     #: The kind reads the schema's survival pair (a schema without one is refused: ``no_survival``).
     needs_survival: bool = False
     #: The estimate is a ratio (a claimed value must be positive).

@@ -87,6 +87,11 @@ from .hypothesis import (
     _need_numeric,
     _number,
     _plain,
+    category_schema,
+    column_schema,
+    group_schema,
+    level_schema,
+    params_schema,
 )
 from .kind import REGISTRY, ExactFunction, Kind, KindFunction  # noqa: F401  (KindFunction: re-exported)
 from .mechanisms import (
@@ -351,6 +356,7 @@ register(Kind(
     exact=_exact_count,
     description=("No params. Estimate: the number of rows that pass the where filter (a discrete-Laplace count)."),
     example_params={},
+    params_schema=params_schema({}, description="no params"),
 ))
 
 
@@ -396,6 +402,9 @@ register(Kind(
     description=("params: column (categorical or event) and value (one of its categories; 0/1 for an event). "
                  "Estimate: the share of rows with the column present whose value equals value."),
     example_params={"column": "horTh", "value": "yes"},
+    params_schema=params_schema({"column": column_schema("a categorical or event column"),
+                                 "value": category_schema("the category whose share is estimated")},
+                                ("column", "value")),
 ))
 
 
@@ -447,6 +456,7 @@ register(Kind(
     exact=_exact_mean,
     description=("params: column (numeric). Estimate: the mean of the column, values clamped to its public bounds."),
     example_params={"column": "age"},
+    params_schema=params_schema({"column": column_schema("a numeric column")}, ("column",)),
 ))
 
 
@@ -490,6 +500,10 @@ register(Kind(
     description=("params: column (numeric) and q in (0, 1), default 0.5. Estimate: the q-quantile of the column "
                  "(exponential mechanism over the public range)."),
     example_params={"column": "tsize", "q": 0.5},
+    params_schema=params_schema({"column": column_schema("a numeric column"),
+                                 "q": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5,
+                                       "description": "the quantile's level, strictly between 0 and 1"}},
+                                ("column",)),
 ))
 
 
@@ -545,6 +559,9 @@ register(Kind(
     description=("params: column (numeric) and group {column, a, b} (two categories of a categorical or event "
                  "column). Estimate: mean in group a minus mean in group b."),
     example_params={"column": "age", "group": {"column": "horTh", "a": "yes", "b": "no"}},
+    params_schema=params_schema({"column": column_schema("a numeric column"),
+                                 "group": group_schema("the two groups compared: mean in a minus mean in b")},
+                                ("column", "group")),
 ))
 
 
@@ -591,6 +608,10 @@ register(Kind(
     description=("params: column and value (a category), group {column, a, b} on another column. Estimate: the "
                  "proportion of value in group a minus that in group b."),
     example_params={"column": "cens", "value": 1, "group": {"column": "horTh", "a": "yes", "b": "no"}},
+    params_schema=params_schema({"column": column_schema("a categorical or event column"),
+                                 "value": category_schema("the category whose share is compared"),
+                                 "group": group_schema("the two groups compared, on another column than column")},
+                                ("column", "value", "group")),
 ))
 
 
@@ -672,6 +693,8 @@ register(Kind(
     description=("params: x and y (two different numeric columns). Estimate: Pearson's r of the pairs with both "
                  "values present (values clamped to the public bounds)."),
     example_params={"x": "age", "y": "tsize"},
+    params_schema=params_schema({"x": column_schema("a numeric column"),
+                                 "y": column_schema("another numeric column")}, ("x", "y")),
 ))
 
 
@@ -742,6 +765,8 @@ register(Kind(
     description=("params: a and b, each {column, value} (a category of a categorical or event column; an event "
                  "defaults to 1), on different columns. Estimate: the odds ratio of the 2x2 table a x b."),
     example_params={"a": {"column": "horTh", "value": "yes"}, "b": {"column": "cens", "value": 1}},
+    params_schema=params_schema({"a": level_schema("the table's first margin: rows with column == value"),
+                                 "b": level_schema("the second margin, on another column than a")}, ("a", "b")),
     ratio=True,
 ))
 

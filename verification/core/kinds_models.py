@@ -75,7 +75,17 @@ from clearinghouse.fitting import fit_cox, fit_logistic
 from clearinghouse.schema import Column, Schema
 
 from .answer import Answer
-from .hypothesis import Hypothesis, HypothesisError, _adjust, _keys, _level, _survival_columns
+from .hypothesis import (
+    Hypothesis,
+    HypothesisError,
+    _adjust,
+    _keys,
+    _level,
+    _survival_columns,
+    adjust_schema,
+    level_schema,
+    params_schema,
+)
 from .kind import Kind
 from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
 from .kinds import Request, level_mask, numeric_values, register
@@ -371,6 +381,11 @@ register(Kind(
                  "sample-and-aggregate without a release)."),
     example_params={"outcome": {"column": "cens", "value": 1}, "exposure": {"column": "horTh", "value": "yes"},
                     "adjust_for": ["age", "tgrade"]},
+    params_schema=params_schema({
+        "outcome": level_schema("the outcome: rows with column == value are the model's 1", value_required=True),
+        "exposure": level_schema("the exposure, on another column than the outcome", numeric=True),
+        "adjust_for": adjust_schema(),
+    }, ("outcome", "exposure")),
     ratio=True,
 ))
 
@@ -467,6 +482,10 @@ register(Kind(
                  "bins) when every covariate is categorical, else by DP Newton steps from the synthetic release's "
                  "fit (by sample-and-aggregate without a release); the exact statistic is the Cox (Efron) fit."),
     example_params={"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["age"]},
+    params_schema=params_schema({
+        "exposure": level_schema("the exposure (not the survival duration or event)", numeric=True),
+        "adjust_for": adjust_schema(),
+    }, ("exposure",)),
     needs_survival=True,
     ratio=True,
 ))

@@ -75,7 +75,23 @@ from scipy.stats import chi2
 from clearinghouse.schema import Schema
 
 from .answer import Answer
-from .hypothesis import Hypothesis, HypothesisError, _group, _keys, _level, _number, _plain, _survival_columns
+from .hypothesis import (
+    Hypothesis,
+    HypothesisError,
+    _group,
+    _keys,
+    _level,
+    _number,
+    _plain,
+    _survival_columns,
+    group_schema,
+    level_schema,
+    params_schema,
+)
+
+#: The optional subgroup of km_median and survival_at (:func:`_optional_group`).
+OPTIONAL_GROUP_SCHEMA = level_schema("optional subgroup: the rows with column == value (not the survival duration "
+                                     "or event); null or left out: every row", nullable=True)
 from .kind import Kind
 from .kinds import Request, level_mask, numeric_values, register
 from .aggregate import NOISE_DOMINANCE
@@ -347,6 +363,7 @@ register(Kind(
     description=("params: optional group {column, value} (a category; the subgroup). Needs a survival pair. "
                  "Estimate: the median survival time of a noisy life table (None if not reached)."),
     example_params={"group": {"column": "horTh", "value": "yes"}},
+    params_schema=params_schema({"group": OPTIONAL_GROUP_SCHEMA}),
     needs_survival=True,
 ))
 
@@ -398,6 +415,11 @@ register(Kind(
     description=("params: time (a non-negative number, in the duration's unit) and optional group {column, value}."
                  " Needs a survival pair. Estimate: the survival probability S(time) of a noisy life table."),
     example_params={"time": 1000},
+    params_schema=params_schema({
+        "time": {"type": "number", "minimum": 0, "description": "the time at which S is estimated, in the duration's "
+                                                                 "unit (not negative)"},
+        "group": OPTIONAL_GROUP_SCHEMA,
+    }, ("time",)),
     needs_survival=True,
 ))
 
@@ -549,6 +571,8 @@ register(Kind(
                  "Estimate: the log-rank observed/expected hazard ratio of group a vs group b on a noisy exit "
                  "table (time bins at the synthetic release's event-time quantiles)."),
     example_params={"group": {"column": "horTh", "a": "yes", "b": "no"}},
+    params_schema=params_schema({"group": group_schema("the two groups compared (not the survival event)")},
+                                ("group",)),
     needs_survival=True,
     ratio=True,
 ))

@@ -125,7 +125,10 @@ BAD = [
     bad("wrong_column_type", _where(_f("horTh", "<", "yes"))),
     # epsilon
     *[bad("bad_epsilon", spec("mean", epsilon=value))
-      for value in (0, 0.0, -1, math.nan, math.inf, -math.inf, "1", True, False, None, [1], 10**400)],
+      for value in (0, 0.0, -1, math.nan, math.inf, -math.inf, True, False, None, [1], 10**400,
+                    # strings: only a plain decimal ("0.5") is ε
+                    "", "0", "0.0", "-1", "+1", "1e-3", "1E0", " 1", "1 ", ".5", "1.", "NaN", "inf", "0x1",
+                    "1_0", "１", "1" * 41)],
     bad("bad_epsilon", {k: v for k, v in spec("mean").items() if k != "epsilon"}),
     bad("epsilon_above_maximum", spec("mean", epsilon=10.5)),
     # filter values of the wrong type
