@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 
@@ -27,6 +28,9 @@ class ApiView(APIView):
         return {"query": {k: v for k, v in self.request.query_params.items()}} if self.request.query_params else {}
 
     def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400 and getattr(request, "accepted_renderer", None) is not None:
+            # Errors are JSON whatever was negotiated (CSV export, HTML report).
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
         response = super().finalize_response(request, response, *args, **kwargs)
         if request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
             from clearinghouse.services.audit import audit_record
