@@ -160,8 +160,7 @@ class ReleaseReportApi(ApiView):
     A custodian may POST to compute it again (after a failure)."""
 
     permission_classes = [IsCustodianOrVerifiedResearcher]
-    error_codes = {400: ["invalid_format"],  # ?format= is read before the method's own work
-                   "GET": {409: ["report_not_ready", "report_missing", "report_failed"]},
+    error_codes = {"GET": {409: ["report_not_ready", "report_missing", "report_failed"]},
                    "POST": {409: ["already_published", "report_not_ready"]}}
     audit_object_type = "release"
     renderer_classes = [JSONRenderer, HtmlPageRenderer]
@@ -169,31 +168,8 @@ class ReleaseReportApi(ApiView):
     @property
     def audit_action(self) -> str:
         return "report.request" if self.request.method == "POST" else "report.read"
-    FORMATS = ("json", "html")
-
     def get_permissions(self):
         return [IsCustodian()] if self.request.method == "POST" else super().get_permissions()
-
-    def perform_content_negotiation(self, request, force=False):
-        # Negotiation runs before authentication: an unknown format is refused in initial(), after
-        # the permission checks, so an anonymous caller still gets 401.
-        wanted = request.query_params.get("format")
-        if wanted is not None and wanted not in self.FORMATS:
-            self._unknown_format = wanted
-            return super().perform_content_negotiation(request, force=True)
-        return super().perform_content_negotiation(request, force=force)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        wanted = getattr(self, "_unknown_format", None)
-        if wanted is not None:
-            raise ApplicationError(f"format must be one of {', '.join(self.FORMATS)}, not {wanted!r}.",
-                                   code="invalid_format")
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code >= 400:  # errors are JSON, whatever was asked for
-            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
 
     def audit_read_details(self) -> dict:
         return {"audience": self._audience(), "format": self.request.accepted_renderer.format}

@@ -7,7 +7,8 @@ Error responses are derived from the view, the way DRF answers them (see clearin
 * 403 when a role is required (any permission class but ``AllowAny`` / ``IsAuthenticated``);
 * 404 when the path has parameters, and on paginated lists (``?page=`` past the end);
 * 400 when the operation reads a body or filters its query; 415 when it parses a body;
-* 406 when the view negotiates its renderer from ``Accept``;
+* 406 when the view negotiates its renderer from ``Accept``; 400 ``invalid_format`` everywhere
+  (``?format=`` naming no renderer of the view);
 * 413 on multipart uploads; 429 wherever a throttle applies (with ``Retry-After``).
 
 A view adds what only its services know in a class attribute ``error_codes``: ``{status: [codes]}``,
@@ -197,6 +198,7 @@ class AutoSchema(_AutoSchema):
             add(415, "unsupported_media_type")
         if getattr(view, "filter_serializer", False) or hasattr(type(view), "FilterSerializer"):
             add(400, "invalid")
+        add(400, "invalid_format")  # ?format= naming no renderer of the view (ApiView.initial)
         if not getattr(view, "forces_renderer", False):
             add(406, "not_acceptable")
         if view.get_throttles():
