@@ -192,6 +192,7 @@ def test_a_copula_trains_without_epochs_and_its_progress_says_so(cora, dataset, 
     body = cora.get(f"/custody/runs/{run.pk}/progress.json").json()
     assert (body["epoch"], body["epochs"], body["fraction"]) == (None, None, 0.0)
     assert body["fields"]["epoch"] == "— (fitted in one pass)"
+    assert "no epochs (fitted in one pass), seed 0" in cora.get(f"/custody/runs/{run.pk}/").content.decode()
     GeneratorRun.objects.filter(pk=run.pk).update(status="succeeded", epoch=1)
     assert cora.get(f"/custody/runs/{run.pk}/progress.json").json()["fraction"] == 1.0
     refused = cora.post(f"/custody/datasets/{dataset.slug}/train/",
