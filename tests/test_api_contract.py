@@ -159,3 +159,17 @@ def test_the_schema_validates_without_warnings(tmp_path):
     for component in document["components"]["schemas"].values():
         assert "Every API view names" not in component.get("description", "")
         assert "refuses fields it does not declare" not in component.get("description", "")
+
+
+def test_what_schemathesis_found_stays_fixed(clients):
+    # an error to the CSV export was rendered as text/csv
+    refused = clients["anonymous"].get("/api/v1/audit/events/export.csv?format=csv")
+    assert refused.status_code == 401 and refused["Content-Type"].startswith("application/json")
+    assert refused.json()["error"]["code"] == "not_authenticated" and refused["WWW-Authenticate"].startswith("Bearer")
+    # ?format= naming no renderer answered 404, as if the path did not exist; now a 400 after the doors
+    wrong = clients["auditor"].get("/api/v1/audit/events/export.csv?format=xml")
+    assert wrong.status_code == 400 and wrong.json()["error"] == {
+        "code": "invalid_format", "message": "format must be one of json, csv, not 'xml'.", "details": None}
+    assert clients["auditor"].get("/api/v1/audit/verify/?format=yaml").json()["error"]["code"] == "invalid_format"
+    assert clients["anonymous"].get("/api/v1/audit/verify/?format=yaml").status_code == 401
+    assert clients["auditor"].get("/api/v1/audit/verify/?format=json").status_code == 200
