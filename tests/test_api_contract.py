@@ -1,8 +1,9 @@
 """The OpenAPI document is the contract: schemathesis drives every operation, as every role, against
 the WSGI application in this process (no live server), and each answer must be what the schema says.
 
-Seeded world: the full GBSG2 cohort as a dataset and one published copula release of it (report
-marked passing), a token per role. Examples per operation and role are fixed and derandomized, so a
+Seeded world: the full GBSG2 cohort as a dataset, one published copula release of it (report
+marked passing) and one answered verification on it, a token per role; path parameters are
+either generated or these objects' ids. Examples per operation and role are fixed and derandomized, so a
 run is the same every time. Checks: no 5xx, every status declared, every body and content type as
 declared. ``make fuzz`` runs this with ``CONTRACT_EXAMPLES`` raised and prints the summary.
 """
@@ -45,11 +46,15 @@ def _skip_on_postgresql():
 
 @pytest.fixture
 def world(custodian, researcher, unverified, auditor):
+    from verification.api import HYPOTHESIS_EXAMPLE
+    from verification.services import verification_submit
+
     dataset, release = publish_gbsg2(custodian[0])
+    asked = verification_submit(user=researcher[0], raw={**HYPOTHESIS_EXAMPLE, "release": release.pk})
     tokens = {"anonymous": None, "unverified": unverified[1], "researcher": researcher[1],
               "auditor": auditor[1], "custodian": custodian[1]}
     known = {"slug": dataset.slug, "release_id": release.pk, "run_id": release.run_id,
-             "user_id": researcher[0].pk, "token_id": 1, "sweep_id": 1, "verification_id": 1}
+             "user_id": researcher[0].pk, "token_id": 1, "sweep_id": 1, "verification_id": asked.pk}
     return tokens, known
 
 
