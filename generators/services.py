@@ -34,8 +34,9 @@ from generators.core.models.base import resolve_device
 from generators.models import GeneratorRun
 
 __all__ = [
-    "HOLDOUT_FRACTION", "MODELS_WITHOUT_EPOCHS", "RunCancelled", "run_epoch_progress", "trains_by_epochs", "run_cancel", "run_create", "run_execute", "run_generator",
-    "run_split", "runs_fail_orphaned", "runs_reap_stale",
+    "HOLDOUT_FRACTION", "MODELS_WITHOUT_EPOCHS", "RunCancelled", "run_cancel", "run_create", "run_epoch_progress",
+    "run_execute", "run_generator",
+    "run_split", "runs_fail_orphaned", "runs_reap_stale", "trains_by_epochs",
 ]
 
 logger = logging.getLogger(__name__)

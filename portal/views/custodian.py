@@ -113,7 +113,8 @@ def run_progress(run: GeneratorRun) -> dict[str, Any]:
         "eta_seconds": round(eta, 1) if eta is not None else None, "done": run.finished,
         "fields": {"status": STATUS_WORDS.get(run.status, run.status) + (" (cancel asked)" if run.cancel_requested
                                                                           and not run.finished else ""),
-                   "epoch": f"{run.epoch} of {run.epochs}" if figures["epochs"] else "— (fitted in one pass)", "losses": losses or "—",
+                   "epoch": f"{run.epoch} of {run.epochs}" if figures["epochs"] else "— (fitted in one pass)",
+                   "losses": losses or "—",
                    "eta": "—" if run.finished else _duration(eta), "elapsed": _duration(run.elapsed_seconds),
                    "percent": f"{fraction * 100:.0f} %"},
     }

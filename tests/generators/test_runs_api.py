@@ -136,7 +136,8 @@ def test_get_run_detail(clients, custodian, dataset, models_dir):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == RUN_FIELDS
-    assert (body["id"], body["status"], body["progress"]["epoch"]) == (run.pk, "succeeded", None)  # a copula has no epochs
+    # a copula has no epochs
+    assert (body["id"], body["status"], body["progress"]["epoch"]) == (run.pk, "succeeded", None)
     assert "holdout_rows" not in body
     [event] = events_after(before)
     assert (event.action, event.outcome, event.actor_id) == ("run.read", "success", custodian[0].pk)
