@@ -67,6 +67,14 @@ test-postgres: install
 		echo "== PostgreSQL or Redis does not answer on 127.0.0.1: skipping the PostgreSQL pass =="; \
 	fi
 
+# The API contract, harder than in `make test`: more examples per operation and role, negative
+# cases (data the schema excludes) and the response-header check; prints the summary.
+FUZZ_EXAMPLES ?= 25
+.PHONY: fuzz
+fuzz: install
+	CONTRACT_FUZZ=1 CONTRACT_SUMMARY=1 CONTRACT_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s \
+		tests/test_api_contract.py::test_every_answer_is_what_the_openapi_document_says
+
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache
 

@@ -51,6 +51,7 @@ class TokenIssueApi(ApiView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    error_codes = {400: ["invalid_ttl"], 401: ["invalid_credentials"], 429: ["throttled"]}
     throttle_classes = [AnonRateThrottle]
     audit_action = "auth.token.issue"
 
@@ -90,6 +91,7 @@ class TokenListApi(ApiView):
     """Your own tokens (never the secret itself)."""
 
     permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
     audit_action = "auth.token.list"
 
     @extend_schema(responses=TokenOutputSerializer(many=True))
@@ -103,6 +105,7 @@ class TokenRevokeApi(ApiView):
     """Revoke one of your own tokens (the current one logs you out)."""
 
     permission_classes = [IsAuthenticated]
+    error_codes = {409: ["already_revoked"]}
     audit_action = "auth.token.revoke"
     audit_object_type = "token"
 
@@ -118,6 +121,7 @@ class RegisterApi(ApiView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    error_codes = {400: ["weak_password"], 409: ["duplicate_username"]}
     throttle_classes = [AnonRateThrottle]
     audit_action = "accounts.register"
 
@@ -155,6 +159,8 @@ class UserListApi(ApiView):
     """Custodians: list accounts, e.g. ``?role=researcher&verified=false`` for pending registrations."""
 
     permission_classes = [IsCustodian]
+    pagination_class = Pagination
+    error_codes = {400: ["invalid"]}
     audit_action = "accounts.list"
 
     class FilterSerializer(StrictInputSerializer):
@@ -180,6 +186,7 @@ class VerifyApi(ApiView):
     """Custodians: verify a registered researcher."""
 
     permission_classes = [IsCustodian]
+    error_codes = {409: ["not_a_researcher", "already_verified", "user_disabled"]}
     audit_action = "accounts.verify"
     audit_object_type = "user"
 

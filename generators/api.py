@@ -4,7 +4,7 @@ start a model-selection sweep and read its ranking."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -15,12 +15,23 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from generators import selectors
 from generators.models import GeneratorRun
-from generators.services import run_cancel, run_create
+from generators.services import run_cancel, run_create, run_epoch_progress, trains_by_epochs
+
+
+class RunProgressSerializer(serializers.Serializer):
+    epoch = serializers.IntegerField(allow_null=True, help_text="Epochs done; null for a model without epochs.")
+    epochs = serializers.IntegerField(allow_null=True, help_text="Epochs asked for; null for a model without epochs.")
+    fraction = serializers.FloatField(help_text="0 to 1; a model without epochs goes from 0 to 1 when it succeeds.")
+    losses = serializers.DictField(child=serializers.FloatField(), help_text="The last report's losses.")
+    elapsed_seconds = serializers.FloatField(allow_null=True)
+    eta_seconds = serializers.FloatField(allow_null=True)
+    last_report_at = serializers.DateTimeField(allow_null=True)
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
     dataset = serializers.CharField(source="dataset.slug", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
+    epochs = serializers.SerializerMethodField(help_text="null for a model that does not train by epochs (copula)")
     progress = serializers.SerializerMethodField()
     n_holdout = serializers.SerializerMethodField()
 
@@ -30,13 +41,16 @@ class RunOutputSerializer(serializers.ModelSerializer):
                   "queue", "status", "cancel_requested", "progress", "error", "n_train", "n_holdout",
                   "created_by", "created_at", "started_at", "finished_at"]
 
-    @extend_schema(responses=None)
+    def get_epochs(self, run: GeneratorRun) -> int | None:
+        return run_epoch_progress(run)["epochs"]
+
+    @extend_schema_field(RunProgressSerializer)
     def get_progress(self, run: GeneratorRun) -> dict:
         elapsed, eta = run.elapsed_seconds, run.eta_seconds
+        if not trains_by_epochs(run.model):
+            eta = 0.0 if run.finished else None
         return {
-            "epoch": run.epoch,
-            "epochs": run.epochs,
-            "fraction": round(run.epoch / run.epochs, 4) if run.epochs else 0.0,
+            **run_epoch_progress(run),
             "losses": run.losses,
             "elapsed_seconds": round(elapsed, 1) if elapsed is not None else None,
             "eta_seconds": round(eta, 1) if eta is not None else None,
@@ -53,6 +67,9 @@ class DatasetRunsApi(ApiView):
     """GET: a dataset's training runs. POST: start one; it is queued when the request commits (202)."""
 
     permission_classes = [IsCustodian]
+    pagination_class = Pagination
+    error_codes = {"POST": {400: ["unknown_model", "invalid_epochs", "invalid_seed", "invalid_device",
+                                  "invalid_hyperparameters", "cuda_unavailable"]}}
     audit_object_type = "dataset"
 
     @property
@@ -61,7 +78,9 @@ class DatasetRunsApi(ApiView):
 
     class InputSerializer(StrictInputSerializer):
         model = serializers.CharField(help_text="ctgan, flow or copula")
-        epochs = serializers.IntegerField(help_text="1 to GENERATOR_MAX_EPOCHS")
+        epochs = serializers.IntegerField(required=False, allow_null=True, default=None, help_text=(
+            "1 to GENERATOR_MAX_EPOCHS; required for ctgan and flow. The copula is fitted in one pass: "
+            "leave it out (a value is accepted and ignored)."))
         seed = serializers.IntegerField(required=False, default=0, help_text="0 to 2**32 - 1")
         device = serializers.CharField(required=False, default="auto", help_text="auto, cpu or cuda")
         hyperparameters = serializers.DictField(required=False, default=dict)
@@ -104,10 +123,11 @@ class RunCancelApi(ApiView):
     """Cancel a queued run (at once) or a running one (at its next progress report). 409 once finished."""
 
     permission_classes = [IsCustodian]
+    error_codes = {409: ["run_finished"]}
     audit_action = "run.cancel"
     audit_object_type = "run"
 
-    @extend_schema(request=inline_serializer("RunCancelInput", fields={}), responses={202: RunOutputSerializer})
+    @extend_schema(request=None, responses={202: RunOutputSerializer})
     def post(self, request, run_id: int):
         run = run_cancel(run=get_object_or_404(GeneratorRun, pk=run_id), by=request.user)
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)

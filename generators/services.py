@@ -34,8 +34,9 @@ from generators.core.models.base import resolve_device
 from generators.models import GeneratorRun
 
 __all__ = [
-    "HOLDOUT_FRACTION", "RunCancelled", "run_cancel", "run_create", "run_execute", "run_generator",
-    "run_split", "runs_fail_orphaned", "runs_reap_stale",
+    "HOLDOUT_FRACTION", "MODELS_WITHOUT_EPOCHS", "RunCancelled", "run_cancel", "run_create", "run_epoch_progress",
+    "run_execute", "run_generator",
+    "run_split", "runs_fail_orphaned", "runs_reap_stale", "trains_by_epochs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,24 @@ PROGRESS_EVERY_SECONDS = 1.0
 Status = GeneratorRun.Status
 
 
+#: Models fitted in one pass, not by epochs (generators/core/models/copula.py: "``epochs`` is accepted
+#: and ignored"). Their runs take no ``epochs``; one is stored for the core's ``fit`` and never shown.
+MODELS_WITHOUT_EPOCHS = frozenset({"copula"})
+
+
+def trains_by_epochs(model: str) -> bool:
+    return model not in MODELS_WITHOUT_EPOCHS
+
+
+def run_epoch_progress(run: GeneratorRun) -> dict[str, Any]:
+    """``epoch``, ``epochs`` and ``fraction`` as the API and the portal show them. A model that does
+    not train by epochs has none (null): its fraction is 0 until the run has succeeded, then 1."""
+    if not trains_by_epochs(run.model):
+        return {"epoch": None, "epochs": None, "fraction": 1.0 if run.status == Status.SUCCEEDED else 0.0}
+    fraction = round(run.epoch / run.epochs, 4) if run.epochs else 0.0
+    return {"epoch": run.epoch, "epochs": run.epochs, "fraction": fraction}
+
+
 class RunCancelled(Exception):
     """Raised inside training when the run's cancellation was asked for."""
 
@@ -56,7 +75,7 @@ def run_create(
     *,
     dataset: Dataset,
     model: str,
-    epochs: int,
+    epochs: int | None = None,
     seed: int = 0,
     device: str = "auto",
     hyperparameters: dict[str, Any] | None = None,
@@ -68,7 +87,15 @@ def run_create(
     if model not in MODELS:
         raise ApplicationError(f"Unknown model {model!r}; available: {', '.join(sorted(MODELS))}.",
                                code="unknown_model")
-    check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+    if trains_by_epochs(model):
+        if epochs is None:
+            raise ApplicationError(f"epochs is required for {model} (1 to {settings.GENERATOR_MAX_EPOCHS}).",
+                                   code="invalid_epochs")
+        check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+    else:
+        if epochs is not None:  # accepted and ignored, as before; still a whole number in range
+            check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+        epochs = 1  # one fitting pass
     check_whole_number("seed", seed, 0, MAX_SEED)
     if device not in GeneratorRun.Device.values:
         raise ApplicationError(f"device must be one of {', '.join(GeneratorRun.Device.values)}, not {device!r}.",
@@ -95,7 +122,8 @@ def run_create(
             device_requested=device, queue=queue, created_by=by,
         )
         audit_record(action="run.create", actor=by, object_type="run", object_id=run.pk,
-                     details={"dataset": dataset.slug, "model": model, "epochs": epochs, "seed": seed,
+                     details={"dataset": dataset.slug, "model": model,
+                              "epochs": epochs if trains_by_epochs(model) else None, "seed": seed,
                               "device": device, "queue": queue, "hyperparameters": hyperparameters})
         if enqueue:
             transaction.on_commit(lambda: _enqueue(run))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.utils.encoding import force_bytes
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -72,6 +72,7 @@ class RunReleasesApi(ApiView):
     real cohort), conditional (``{"horTh": "yes"}``) or rebalanced (``{"horTh": {"yes": 0.5, "no": 0.5}}``)."""
 
     permission_classes = [IsCustodian]
+    error_codes = {400: ["invalid_rows", "invalid_seed", "invalid_conditions"], 409: ["run_not_succeeded", "checkpoint_missing"]}
     audit_action = "release.create"
     audit_object_type = "run"
 
@@ -94,6 +95,7 @@ class RunReleasesApi(ApiView):
 
 class ReleaseListApi(ApiView):
     permission_classes = [IsCustodianOrVerifiedResearcher]
+    pagination_class = Pagination
     audit_action = "release.list"
     audit_object_type = "release"
 
@@ -122,6 +124,8 @@ class ReleasePublishApi(ApiView):
     ``{"override": {"justification": "..."}}``, which is audited and shown on the release."""
 
     permission_classes = [IsCustodian]
+    error_codes = {400: ["invalid_override", "override_not_needed"],
+                   409: ["already_published", "gates_failed", "report_not_ready", "report_missing", "report_failed"]}
     audit_action = "release.publish"
     audit_object_type = "release"
 
@@ -156,37 +160,16 @@ class ReleaseReportApi(ApiView):
     A custodian may POST to compute it again (after a failure)."""
 
     permission_classes = [IsCustodianOrVerifiedResearcher]
+    error_codes = {"GET": {409: ["report_not_ready", "report_missing", "report_failed"]},
+                   "POST": {409: ["already_published", "report_not_ready"]}}
     audit_object_type = "release"
     renderer_classes = [JSONRenderer, HtmlPageRenderer]
 
     @property
     def audit_action(self) -> str:
         return "report.request" if self.request.method == "POST" else "report.read"
-    FORMATS = ("json", "html")
-
     def get_permissions(self):
         return [IsCustodian()] if self.request.method == "POST" else super().get_permissions()
-
-    def perform_content_negotiation(self, request, force=False):
-        # Negotiation runs before authentication: an unknown format is refused in initial(), after
-        # the permission checks, so an anonymous caller still gets 401.
-        wanted = request.query_params.get("format")
-        if wanted is not None and wanted not in self.FORMATS:
-            self._unknown_format = wanted
-            return super().perform_content_negotiation(request, force=True)
-        return super().perform_content_negotiation(request, force=force)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        wanted = getattr(self, "_unknown_format", None)
-        if wanted is not None:
-            raise ApplicationError(f"format must be one of {', '.join(self.FORMATS)}, not {wanted!r}.",
-                                   code="invalid_format")
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code >= 400:  # errors are JSON, whatever was asked for
-            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
 
     def audit_read_details(self) -> dict:
         return {"audience": self._audience(), "format": self.request.accepted_renderer.format}
@@ -202,7 +185,7 @@ class ReleaseReportApi(ApiView):
             return Response(report_html(release, audience=self._audience()), content_type="text/html; charset=utf-8")
         return Response(report_view(release, audience=self._audience()))
 
-    @extend_schema(request=inline_serializer("ReportRerunInput", fields={}), responses={202: OpenApiTypes.OBJECT},
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT},
                    operation_id="releases_report_rerun")
     def post(self, request, release_id: int):
         release = get_object_or_404(Release.objects.select_related("dataset"), pk=release_id)
@@ -214,6 +197,8 @@ class ReleaseDownloadApi(ApiView):
     """The synthetic rows, streamed from disk; each download is an audit event."""
 
     permission_classes = [IsCustodianOrVerifiedResearcher]
+    forces_renderer = True  # never 406: errors are JSON whatever the Accept header says
+    error_codes = {410: ["release_file_missing"]}
     audit_action = "release.download"
     audit_object_type = "release"
     renderer_classes = [JSONRenderer]  # errors are JSON, whatever the Accept header asks for
@@ -238,6 +223,7 @@ class DatasetGatesApi(ApiView):
     written override."""
 
     permission_classes = [IsCustodian]
+    error_codes = {"PUT": {400: ["invalid_gates"]}}
     audit_object_type = "dataset"
 
     @property
@@ -286,6 +272,9 @@ class DatasetSweepsApi(ApiView):
     ``samples`` times, reported on, and the best release passing the gates is proposed."""
 
     permission_classes = [IsCustodian]
+    pagination_class = Pagination
+    error_codes = {"POST": {400: ["invalid_models", "unknown_model", "invalid_seeds", "invalid_samples", "invalid_epochs",
+                                  "invalid_rows", "sweep_too_large"]}}
     audit_object_type = "dataset"
 
     @property

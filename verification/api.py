@@ -149,6 +149,11 @@ class VerificationListCreateApi(ApiView):
     identical hypothesis was answered before (``reused``). GET: your own verifications."""
 
     permission_classes = [IsVerifiedResearcher]
+    pagination_class = Pagination
+    error_codes = {"POST": {400: ["malformed", "unknown_release", "invalid_release", "release_dataset_mismatch",
+                                  "kind_not_available", "bad_epsilon"],
+                            403: ["budget_exhausted"], 409: ["verification_in_progress"],
+                            429: ["daily_limit_reached"], 500: ["computation_failed"]}}
     audit_object_type = "verification"
 
     @property
@@ -235,6 +240,8 @@ class VerificationPreviewApi(ApiView):
     stored but its audit row. Refused with the same 400s as a verification."""
 
     permission_classes = [IsVerifiedResearcher]
+    error_codes = {400: ["malformed", "unknown_release", "invalid_release", "release_dataset_mismatch",
+                         "kind_not_available", "bad_epsilon"], 500: ["preview_failed"]}
     audit_action = "verification.preview"
     audit_object_type = "verification"
 
@@ -340,6 +347,9 @@ class DatasetBudgetPolicyApi(ApiView):
     hypothesis, smallest noisy subgroup, optional daily limit. PUT changes some of them."""
 
     permission_classes = [IsCustodian]
+    error_codes = {"PUT": {400: ["invalid_policy", "invalid_total_cap", "invalid_default_allocation",
+                                 "invalid_max_epsilon_per_query", "invalid_min_subgroup", "invalid_daily_limit"],
+                           409: ["invalid_total_cap"]}}
     audit_object_type = "dataset"
 
     @property
@@ -370,6 +380,7 @@ class AllocationApi(ApiView):
     """Set one researcher's ε allocation on a dataset (custodians): ``{"epsilon": "3.5"}``."""
 
     permission_classes = [IsCustodian]
+    error_codes = {400: ["invalid_epsilon"], 409: ["not_a_researcher", "allocation_below_spent"]}
     audit_action = "budget.allocation.set"
     audit_object_type = "dataset"
 

@@ -64,6 +64,8 @@ class AuditEventListApi(ApiView):
     """The audit log, oldest first, filtered by user, action, outcome, object and time range."""
 
     permission_classes = [IsAuditor]
+    pagination_class = Pagination
+    error_codes = {400: ["invalid"]}
     audit_action = "audit.events.list"
 
     @extend_schema(parameters=_FILTER_PARAMETERS, responses=AuditEventOutputSerializer(many=True))
@@ -87,6 +89,7 @@ class AuditExportApi(ApiView):
     """The filtered log as CSV, streamed (same filters as the list)."""
 
     permission_classes = [IsAuditor]
+    error_codes = {400: ["invalid"]}
     renderer_classes = [JSONRenderer, CSVRenderer]
     audit_action = "audit.events.export"
 

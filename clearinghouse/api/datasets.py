@@ -59,6 +59,10 @@ class DatasetListCreateApi(ApiView):
     """GET: any verified user lists datasets. POST: a custodian uploads a CSV (multipart ``file``) and ``schema``."""
 
     parser_classes = [MultiPartParser]
+    pagination_class = Pagination
+    error_codes = {"POST": {400: ["invalid_slug", "invalid_schema", "wrong_encoding", "empty_file", "malformed_csv",
+                                  "bad_header", "rows_failed_validation"],
+                            409: ["duplicate_slug"]}}
 
     @property
     def audit_action(self) -> str:

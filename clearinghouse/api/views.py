@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.renderers import JSONRenderer
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 
@@ -26,7 +28,33 @@ class ApiView(APIView):
     def audit_read_details(self) -> dict:
         return {"query": {k: v for k, v in self.request.query_params.items()}} if self.request.query_params else {}
 
+    def perform_content_negotiation(self, request, force=False):
+        # ``?format=`` naming no renderer of this view: DRF answers 404, as if the path did not exist.
+        # Negotiation runs before authentication, so the refusal waits for initial(), after the
+        # permission checks (an anonymous caller still gets 401): a 400 naming the formats.
+        override = api_settings.URL_FORMAT_OVERRIDE
+        wanted = request.query_params.get(override) if override else None
+        if wanted is not None and wanted not in self.renderer_formats():
+            self._unknown_format = wanted
+            force = True
+        return super().perform_content_negotiation(request, force=force)
+
+    def renderer_formats(self) -> list[str]:
+        return [renderer.format for renderer in self.get_renderers()]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        wanted = getattr(self, "_unknown_format", None)
+        if wanted is not None:
+            from clearinghouse.errors import ApplicationError
+
+            raise ApplicationError(f"format must be one of {', '.join(self.renderer_formats())}, not {wanted!r}.",
+                                   code="invalid_format")
+
     def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400 and getattr(request, "accepted_renderer", None) is not None:
+            # Errors are JSON whatever was negotiated (CSV export, HTML report).
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
         response = super().finalize_response(request, response, *args, **kwargs)
         if request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
             from clearinghouse.services.audit import audit_record

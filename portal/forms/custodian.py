@@ -97,7 +97,8 @@ DEVICES = {"auto": "Automatic (a GPU when the worker has one)", "cpu": "CPU", "c
 class TrainForm(forms.Form):
     model = forms.ChoiceField(choices=[(name, name) for name in sorted(MODELS)], initial="copula",
                               help_text="copula: seconds; ctgan and flow: neural networks, minutes to hours.")
-    epochs = forms.IntegerField(min_value=1, initial=300)
+    epochs = forms.IntegerField(min_value=1, initial=300, required=False,
+                                help_text="ctgan and flow train by epochs; the copula has none (leave it empty).")
     seed = forms.IntegerField(min_value=0, initial=0)
     device = forms.ChoiceField(choices=[(value, DEVICES.get(value, label))
                                         for value, label in GeneratorRun.Device.choices],

@@ -38,7 +38,7 @@ from clearinghouse.services.datasets import dataset_create
 from clearinghouse.tabular import TableError, infer_schema
 from generators import selectors as run_selectors
 from generators.models import GeneratorRun
-from generators.services import run_cancel, run_create
+from generators.services import run_cancel, run_create, run_epoch_progress
 from portal.access import PortalView
 from portal.forms.custodian import (AllocationForm, PolicyForm, PublishForm, ReleaseForm, TrainForm, UploadForm,
                                     add_service_error, draft_text)
@@ -103,16 +103,18 @@ STATUS_WORDS = {"queued": "Waiting for a worker", "running": "Training", "succee
 def run_progress(run: GeneratorRun) -> dict[str, Any]:
     """The run's progress as the API gives it (``RunOutputSerializer.get_progress``), plus the words
     portal.js writes into the page."""
-    fraction = round(run.epoch / run.epochs, 4) if run.epochs else 0.0
+    figures = run_epoch_progress(run)
+    fraction = figures["fraction"]
     losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted((run.losses or {}).items()))
     eta = run.eta_seconds
     return {
-        "status": run.status, "epoch": run.epoch, "epochs": run.epochs, "fraction": fraction,
+        "status": run.status, "epoch": figures["epoch"], "epochs": figures["epochs"], "fraction": fraction,
         "losses": run.losses, "elapsed_seconds": round(run.elapsed_seconds, 1) if run.elapsed_seconds else None,
         "eta_seconds": round(eta, 1) if eta is not None else None, "done": run.finished,
         "fields": {"status": STATUS_WORDS.get(run.status, run.status) + (" (cancel asked)" if run.cancel_requested
                                                                           and not run.finished else ""),
-                   "epoch": f"{run.epoch} of {run.epochs}", "losses": losses or "—",
+                   "epoch": f"{run.epoch} of {run.epochs}" if figures["epochs"] else "— (fitted in one pass)",
+                   "losses": losses or "—",
                    "eta": "—" if run.finished else _duration(eta), "elapsed": _duration(run.elapsed_seconds),
                    "percent": f"{fraction * 100:.0f} %"},
     }
@@ -291,7 +293,8 @@ class TrainView(PortalView):
             try:
                 run = run_create(dataset=dataset, by=request.user, **form.cleaned_data)
             except ApplicationError as exc:
-                add_service_error(form, exc, fields={"unknown_model": "model", "cuda_unavailable": "device"})
+                add_service_error(form, exc, fields={"unknown_model": "model", "cuda_unavailable": "device",
+                                                     "invalid_epochs": "epochs"})
                 refused(request, "run.create", exc, object_type="dataset", object_id=slug)
             else:
                 return redirect("portal:custody-run", run_id=run.pk)

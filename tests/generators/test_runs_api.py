@@ -49,15 +49,15 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 # --------------------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("model, epochs, hyperparameters", [
-    ("copula", 1, {}),
+    ("copula", None, {}),  # fitted in one pass: no epochs
     ("ctgan", 2, {"batch_size": 10, "generator_width": 32, "critic_width": 32}),
     ("flow", 2, {"hidden_width": 16, "transforms": 1}),
 ])
 def test_post_trains_a_run_and_answers_202(clients, custodian, dataset, models_dir, model, epochs, hyperparameters):
     before = last_seq()
+    payload = {"model": model, "epochs": epochs, "seed": 7, "device": "cpu", "hyperparameters": hyperparameters}
     response = clients["custodian"].post(
-        runs_url(), {"model": model, "epochs": epochs, "seed": 7, "device": "cpu", "hyperparameters": hyperparameters},
-        format="json")
+        runs_url(), {k: v for k, v in payload.items() if v is not None}, format="json")
     assert response.status_code == 202, response.content
     body = response.json()
     run = GeneratorRun.objects.get()
@@ -78,7 +78,7 @@ def test_post_trains_a_run_and_answers_202(clients, custodian, dataset, models_d
 
     progress = body["progress"]
     assert set(progress) == PROGRESS_FIELDS
-    assert progress["epoch"] == progress["epochs"] == epochs
+    assert progress["epoch"] == progress["epochs"] == epochs  # null and null for the copula
     assert progress["fraction"] == 1.0
     assert progress["losses"] and all(isinstance(v, float) for v in progress["losses"].values())
     assert progress["elapsed_seconds"] is not None and progress["elapsed_seconds"] >= 0
@@ -136,7 +136,8 @@ def test_get_run_detail(clients, custodian, dataset, models_dir):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == RUN_FIELDS
-    assert (body["id"], body["status"], body["progress"]["epoch"]) == (run.pk, "succeeded", 1)
+    # a copula has no epochs
+    assert (body["id"], body["status"], body["progress"]["epoch"]) == (run.pk, "succeeded", None)
     assert "holdout_rows" not in body
     [event] = events_after(before)
     assert (event.action, event.outcome, event.actor_id) == ("run.read", "success", custodian[0].pk)
@@ -145,7 +146,7 @@ def test_get_run_detail(clients, custodian, dataset, models_dir):
 
 @pytest.mark.django_db
 def test_get_a_queued_run_has_no_progress_yet(clients, custodian, dataset, models_dir):
-    run = make_run(dataset, custodian[0], epochs=3)
+    run = make_run(dataset, custodian[0], model="ctgan", epochs=3)
     body = clients["custodian"].get(f"/api/v1/runs/{run.pk}/").json()
     assert body["status"] == "queued"
     assert body["progress"] == {"epoch": 0, "epochs": 3, "fraction": 0.0, "losses": {}, "elapsed_seconds": None,
@@ -227,8 +228,8 @@ BAD_INPUT = [
     pytest.param({"epochs": 1.5}, None, "epochs", id="epochs-fraction"),
     pytest.param({"epochs": True}, None, "epochs", id="epochs-boolean"),
     pytest.param({"epochs": "ten"}, None, "epochs", id="epochs-text"),
-    pytest.param({"epochs": None}, None, "epochs", id="epochs-null"),
-    pytest.param({"epochs": "__missing__"}, None, "epochs", id="epochs-missing"),
+    pytest.param({"model": "ctgan", "epochs": None}, "invalid_epochs", "epochs", id="epochs-null"),
+    pytest.param({"model": "flow", "epochs": "__missing__"}, "invalid_epochs", "epochs", id="epochs-missing"),
     pytest.param({"model": "__missing__"}, None, "model", id="model-missing"),
     pytest.param({"seed": -1}, "invalid_seed", "seed", id="seed-negative"),
     pytest.param({"seed": 2**32}, "invalid_seed", "seed", id="seed-too-large"),
@@ -441,3 +442,36 @@ def test_only_custodians(clients, custodian, researcher, unverified, auditor, da
 def test_role_matrix_is_complete(role):
     """Every role of tests.conftest.ROLES is covered above (custodian by the success tests)."""
     assert role == "custodian" or role in {r for r, _, _ in REFUSED_ROLES}
+
+
+@pytest.mark.django_db
+def test_a_copula_run_has_no_epochs_and_its_progress_goes_from_0_to_1(clients, custodian, dataset, models_dir,
+                                                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = clients["custodian"].post(runs_url(), {"model": "copula", "device": "cpu"}, format="json")
+    assert response.status_code == 202, response.content
+    queued = response.json()
+    assert queued["status"] == "queued" and queued["epochs"] is None
+    progress = queued["progress"]
+    assert (progress["epoch"], progress["epochs"], progress["fraction"]) == (None, None, 0.0)
+    assert queued["progress"]["eta_seconds"] is None
+    done = clients["custodian"].get(f"/api/v1/runs/{queued['id']}/").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert (done["epochs"], done["progress"]["epoch"], done["progress"]["fraction"]) == (None, None, 1.0)
+    assert done["progress"]["eta_seconds"] == 0
+    created = AuditEvent.objects.get(action="run.create")
+    assert created.details["epochs"] is None and created.details["model"] == "copula"
+    # an epoch count given to the copula is checked, then ignored
+    assert_error(clients["custodian"].post(runs_url(), {"model": "copula", "epochs": 0}, format="json"), 400,
+                 "invalid_epochs")
+    ignored = clients["custodian"].post(runs_url(), {"model": "copula", "epochs": 300}, format="json").json()
+    assert ignored["epochs"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", ["ctgan", "flow"])
+def test_models_that_train_by_epochs_need_them(clients, dataset, models_dir, model):
+    error = assert_error(clients["custodian"].post(runs_url(), {"model": model}, format="json"), 400,
+                         "invalid_epochs")
+    assert error["message"].startswith(f"epochs is required for {model} (1 to ")
+    assert GeneratorRun.objects.count() == 0

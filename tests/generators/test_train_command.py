@@ -71,6 +71,7 @@ def test_set_parses_hyperparameters(custodian, dataset, models_dir):
     (["--model", "copula", "--epochs", "1", "--set", "nope=1"], "nope"),
     (["--model", "copula", "--epochs", "1", "--set", "n_quantiles"], "NAME=VALUE"),
     (["--model", "flow", "--epochs", "1", "--set", "condition_on=age"], "condition_on"),
+    (["--model", "ctgan"], "epochs is required for ctgan"),
 ])
 def test_bad_input_is_refused_and_stores_nothing(custodian, dataset, models_dir, args, named):
     with pytest.raises(CommandError) as refused:
@@ -109,3 +110,10 @@ def test_a_failed_run_is_a_command_error(custodian, dataset, models_dir, monkeyp
     assert str(run.pk) in str(failed.value) and "failed" in str(failed.value)
     assert run.status == "failed" and "diverged" in run.error
     assert entries(models_dir) == set()
+
+
+@pytest.mark.django_db
+def test_the_copula_trains_without_epochs(custodian, dataset, models_dir):
+    out, _err = train("gbsg2-small", model="copula", no_progress=True)
+    run = GeneratorRun.objects.get()
+    assert out.strip().splitlines()[-1] == str(run.pk) and run.status == "succeeded", run.error

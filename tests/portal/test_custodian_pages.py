@@ -148,10 +148,10 @@ def test_train_makes_a_run_and_opens_its_page(cora, dataset, custodian, django_c
     seq = head_seq()
     with django_capture_on_commit_callbacks(execute=False):  # queued, not trained
         response = cora.post(f"/custody/datasets/{dataset.slug}/train/",
-                             {"model": "copula", "epochs": 3, "seed": 7, "device": "cpu"})
+                             {"model": "ctgan", "epochs": 3, "seed": 7, "device": "cpu"})
     run = GeneratorRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/custody/runs/{run.pk}/"
-    assert (run.model, run.epochs, run.seed, run.device_requested, run.created_by) == ("copula", 3, 7, "cpu",
+    assert (run.model, run.epochs, run.seed, run.device_requested, run.created_by) == ("ctgan", 3, 7, "cpu",
                                                                                       custodian[0])
     assert _events(seq) == [("run.create", AuditEvent.Outcome.SUCCESS)]
     page = cora.get(f"/custody/runs/{run.pk}/").content.decode()
@@ -169,7 +169,7 @@ def test_train_refused_by_the_service_is_reshown(cora, dataset):
 
 
 def test_progress_json_payload_and_no_audit_row_per_poll(cora, dataset, custodian):
-    run = run_create(dataset=dataset, model="copula", epochs=4, seed=0, device="cpu", by=custodian[0], enqueue=False)
+    run = run_create(dataset=dataset, model="ctgan", epochs=4, seed=0, device="cpu", by=custodian[0], enqueue=False)
     GeneratorRun.objects.filter(pk=run.pk).update(status="running", epoch=1, losses={"loss": 0.5})
     seq = head_seq()
     body = cora.get(f"/custody/runs/{run.pk}/progress.json").json()
@@ -180,6 +180,25 @@ def test_progress_json_payload_and_no_audit_row_per_poll(cora, dataset, custodia
     GeneratorRun.objects.filter(pk=run.pk).update(status="succeeded", epoch=4)
     body = cora.get(f"/custody/runs/{run.pk}/progress.json").json()
     assert body["done"] is True and body["reload"] is True and body["fraction"] == 1.0
+
+
+def test_a_copula_trains_without_epochs_and_its_progress_says_so(cora, dataset, custodian,
+                                                                  django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = cora.post(f"/custody/datasets/{dataset.slug}/train/",
+                             {"model": "copula", "epochs": "", "seed": 0, "device": "cpu"})
+    run = GeneratorRun.objects.get()
+    assert response.status_code == 302 and run.model == "copula"
+    body = cora.get(f"/custody/runs/{run.pk}/progress.json").json()
+    assert (body["epoch"], body["epochs"], body["fraction"]) == (None, None, 0.0)
+    assert body["fields"]["epoch"] == "— (fitted in one pass)"
+    assert "no epochs (fitted in one pass), seed 0" in cora.get(f"/custody/runs/{run.pk}/").content.decode()
+    GeneratorRun.objects.filter(pk=run.pk).update(status="succeeded", epoch=1)
+    assert cora.get(f"/custody/runs/{run.pk}/progress.json").json()["fraction"] == 1.0
+    refused = cora.post(f"/custody/datasets/{dataset.slug}/train/",
+                        {"model": "flow", "epochs": "", "seed": 0, "device": "cpu"})
+    assert refused.status_code == 400
+    assert "epochs is required for flow" in " ".join(refused.context["train_form"].errors["epochs"])
 
 
 def test_cancel_a_queued_run(cora, dataset, custodian):

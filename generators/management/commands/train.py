@@ -29,7 +29,8 @@ class Command(AuditedCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--model", required=True, help="ctgan, flow or copula")
-        parser.add_argument("--epochs", type=int, required=True)
+        parser.add_argument("--epochs", type=int, default=None,
+                            help="required for ctgan and flow; the copula has none (fitted in one pass)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", default="auto", choices=GeneratorRun.Device.values)
         parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="hyperparameters",
