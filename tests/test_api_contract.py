@@ -46,17 +46,22 @@ def _skip_on_postgresql():
 
 @pytest.fixture
 def world(custodian, researcher, unverified, auditor):
-    from verification.api import HYPOTHESIS_EXAMPLE
     from verification.services import verification_submit
 
     _skip_on_postgresql()  # before building the world
     dataset, release = publish_gbsg2(custodian[0])
-    asked = verification_submit(user=researcher[0], raw={**HYPOTHESIS_EXAMPLE, "release": release.pk})
+    asked = verification_submit(user=researcher[0], raw=_example("hazard_ratio", release.pk))
     tokens = {"anonymous": None, "unverified": unverified[1], "researcher": researcher[1],
               "auditor": auditor[1], "custodian": custodian[1]}
     known = {"slug": dataset.slug, "release_id": release.pk, "run_id": release.run_id,
              "user_id": researcher[0].pk, "token_id": 1, "sweep_id": 1, "verification_id": asked.pk}
     return tokens, known
+
+
+def _example(kind: str, release: int) -> dict:
+    from verification.openapi import hypothesis_examples
+
+    return next(e.value for e in hypothesis_examples(release) if e.name == kind)
 
 
 def contract_run(tokens: dict, known: dict, examples: int, fuzz: bool = False) -> dict:
