@@ -86,7 +86,7 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     assert saved.attrs["path"] == str(target) and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     with target.open() as handle:
         assert next(csv.reader(handle)) == list(frame.columns) and len(handle.readlines()) == 40
-    assert saved.equals(frame.astype(saved.dtypes.to_dict())) or saved.shape == frame.shape
+    assert list(saved["age"]) == list(frame["age"]) and list(saved["horTh"]) == list(frame["horTh"])
     public = researcher.report(release)
     assert "gates" in public and "Real rows (custodian only)" not in researcher.report_html(release)
 

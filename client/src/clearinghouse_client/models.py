@@ -17,6 +17,7 @@ from typing import Any, Mapping
 RATIO_KINDS = frozenset({"odds_ratio", "logistic_odds_ratio", "hazard_ratio", "logrank"})
 
 _DIRECTION_WORDS = {"greater": "greater than", "less": "less than", "not_equal": "different from"}
+_SIDE_WORDS = {"greater": "above", "less": "below", "not_equal": "away from"}
 
 
 def epsilon(value: Any) -> Decimal | None:
@@ -297,7 +298,8 @@ class Answer:
                 parts.append(f"The estimate is not informative ({self.reason}); the verdict is inconclusive and the "
                              "figures must not be read as a finding.")
             elif self.verdict == "supported":
-                parts.append(f"The whole CI lies {self._claim_words()}: the claim is supported.")
+                side = _SIDE_WORDS.get(self.claim.get("direction"), "on the claimed side of")
+                parts.append(f"The whole CI lies {side} {_text(self.claim.get('value'))}: the claim is supported.")
             elif self.verdict == "contradicted":
                 parts.append("The whole CI lies on the other side of the claimed value: the claim is contradicted.")
             else:
