@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import secrets
 import tempfile
 import threading
@@ -57,6 +58,7 @@ class Command(AuditedCommand):
         server.set_app(get_internal_wsgi_application())
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would bury the demo's
         # Without a broker a training run trains inside its request: the timeout covers the longest run.
         clients = {username: Client(url, token=raw, timeout=1800.0) for username, raw in tokens.items()}
         try:
