@@ -9,12 +9,14 @@ import csv
 from decimal import Decimal
 
 import pytest
-from clearinghouse_client import Answer, ClearinghouseError, Dataset, Preview, Release, Run, User
+from clearinghouse_client import Answer, Client, ClearinghouseError, Dataset, Preview, Release, Run, User
 
+from accounts.models import ApiToken
 from accounts.models import User as UserModel
 from clearinghouse.models import AuditEvent
 from releases.models import Release as ReleaseModel
 from tests.conftest import DATA, GBSG2_SCHEMA, finish_report
+from tests.portal.conftest import PASSWORD
 from verification.models import Verification
 
 HR = {"column": "age"}  # a mean: the six-patient cohort is too small for a stable Cox model
@@ -70,7 +72,9 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     pending = custodian.accounts(role="researcher", verified=False)
     assert [u.username for u in pending] == ["uma"] and isinstance(pending[0], User)
     assert {u.username for u in custodian.accounts()} == {"cora", "rhea", "uma", "otto"}
+    refused(lambda: live_clients["unverified"].datasets(), 403, "permission_denied")  # until she is verified
     assert custodian.verify_researcher(pending[0]).verified is True
+    assert [d.slug for d in live_clients["unverified"].datasets()] == ["gbsg2-small"]
     refused(lambda: custodian.verify_researcher(pending[0].id), 409, "already_verified")
 
     # --- researcher: browse, download (checked), report, preview, verify, budget, history
@@ -110,6 +114,13 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     assert sorted(v.id for v in history) == sorted([answer.id, again.id]) and history[0].budget is None
     assert researcher.verification(answer.id).answer == answer.answer
     assert researcher.me().username == "rhea"
+    signed_in = Client.login(researcher.base_url, "rhea", PASSWORD, name="laptop", expires_in_days=3)
+    try:
+        assert signed_in.me().username == "rhea" and signed_in.issued.user.username == "rhea"
+        assert ApiToken.objects.get(pk=signed_in.issued.id).name == "laptop"
+    finally:
+        signed_in.close()
+    refused(lambda: Client.login(researcher.base_url, "rhea", "wrong password"), 401, "invalid_credentials")
 
     # --- auditor: the log as a frame (every page), its CSV export, the chain
     events = auditor.events(action="verification.*")

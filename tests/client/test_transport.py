@@ -134,6 +134,12 @@ def test_epochs_is_sent_only_when_given():
     assert json.loads(seen[-1].content)["epochs"] == 3
 
 
+def test_cancel_posts_once_and_returns_the_run():
+    client, seen, _ = client_with(lambda request, n: httpx.Response(202, json={"id": 5, "status": "cancelled"}))
+    assert client.cancel(5).status == "cancelled"
+    assert [(r.method, r.url.path) for r in seen] == [("POST", "/api/v1/runs/5/cancel/")]
+
+
 def test_a_failed_run_raises_with_its_error():
     states = [{"id": 5, "status": "queued"}, {"id": 5, "status": "running"},
               {"id": 5, "status": "failed", "error": "CUDA out of memory"}]
