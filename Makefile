@@ -12,13 +12,25 @@ PG_TEST_URL    ?= postgres://postgres@127.0.0.1:5432/clearinghouse
 REDIS_TEST_URL ?= redis://127.0.0.1:6379
 DEMO_ENV := DJANGO_DEBUG=1
 
-.PHONY: install demo serve worker screenshots test test-sqlite test-postgres clean
+.PHONY: install demo serve worker screenshots test test-sqlite test-postgres clean client-check
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e './client[plot]'
 	touch $(STAMP)
+
+# `pip install ./client` in a fresh virtual environment (no Django, nothing of the server): the client
+# installs on its own and imports. CI runs the same step (.ci/run).
+CLIENT_VENV ?= /tmp/client-venv
+client-check:
+	rm -rf $(CLIENT_VENV)
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet ./client
+	$(CLIENT_VENV)/bin/python -c "import clearinghouse_client, importlib.util, sys; \
+		assert importlib.util.find_spec('django') is None, 'the client pulled in Django'; \
+		print('clearinghouse-client', clearinghouse_client.__version__, 'installs and imports on Python', sys.version.split()[0])"
 
 # `make demo PY=/path/to/python` uses that interpreter as it is: only .venv is ever installed into.
 ifeq ($(PY),$(VENV)/bin/python)
@@ -76,7 +88,7 @@ fuzz: install
 		tests/test_api_contract.py::test_every_answer_is_what_the_openapi_document_says
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache client/build client/src/*.egg-info
 
 # Generator benchmark (never part of `make test`): the reference `ctgan` package against our
 # ctgan, flow and copula, on GBSG2 and a 10x table; figures in bench/results/ and docs/benchmarks.md.

@@ -29,6 +29,8 @@ for username, password in json.loads(sys.argv[1]).items():
                      "home": home.status_code, "home_names_user": username in home.content.decode()}
 out["logins"] = list(AuditEvent.objects.filter(action="auth.portal_login").values_list("outcome", flat=True))
 out["details"] = [json.dumps(e.details) for e in AuditEvent.objects.all()]
+from accounts.models import ApiToken
+out["token_ids"] = {t.user.username: t.pk for t in ApiToken.objects.filter(name="demo").order_by("pk")}
 print(json.dumps(out))
 """
 
@@ -46,11 +48,9 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
     assert "researcher lists datasets: ['gbsg2']" in out
     assert "researcher tries to upload: 403 permission_denied" in out
     assert "auditor checks the audit chain: valid=True" in out
-    for username in ("demo-custodian", "demo-researcher", "demo-auditor"):
-        line = next(l for l in out.splitlines() if l.strip().startswith(username))
-        assert line.split()[-1].startswith("cht_")
     passwords = assert_the_portal_and_the_logins_were_printed(out)
-    assert_the_printed_passwords_sign_in(env, passwords, tmp_path)
+    signed_in = assert_the_printed_passwords_sign_in(env, passwords, tmp_path)
+    assert_the_tokens_were_printed_as_export_lines(out, signed_in["token_ids"]["demo-researcher"])
     assert "run 1: succeeded after 20/20 epochs" in out
     assert "researcher asks for it before publication: 404 not_found" in out
     assert "researcher lists published releases: [1]" in out
@@ -73,6 +73,25 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
     assert_the_report_was_shown_and_saved(out, tmp_path / "demo")
     assert_the_two_findings_were_verified(out)
     assert list((tmp_path / "custody").glob("*.parquet.fernet")), "the cohort was not stored in custody"
+
+
+def assert_the_tokens_were_printed_as_export_lines(out: str, researcher_token_id: int) -> None:
+    """``export CLEARINGHOUSE_URL=…`` and one ``export CLEARINGHOUSE_TOKEN=…  # role: user`` line per role, and
+    examples whose ids exist after the demo (release 1, run 1, the researcher's demo token)."""
+    lines = out.splitlines()
+    start = lines.index("  export CLEARINGHOUSE_URL=http://127.0.0.1:8000")
+    tokens = []
+    for line, (role, username) in zip(lines[start + 1:start + 4], (("custodian", "demo-custodian"),
+                                                                    ("researcher", "demo-researcher"),
+                                                                    ("auditor", "demo-auditor"))):
+        assert re.fullmatch(rf"  export CLEARINGHOUSE_TOKEN=cht_[A-Za-z0-9_-]+  # {role}: {username}", line), line
+        tokens.append(line.split("=", 1)[1].split()[0])
+    assert len(set(tokens)) == 3
+    assert 'curl -H "Authorization: Bearer $CLEARINGHOUSE_TOKEN" $CLEARINGHOUSE_URL/api/v1/releases/1/' in out
+    assert 'curl -H "Authorization: Bearer $CLEARINGHOUSE_TOKEN" $CLEARINGHOUSE_URL/api/v1/runs/1/' in out
+    assert (f"demo token (id {researcher_token_id}, researcher): curl -X POST -H \"Authorization: Bearer "
+            f"$CLEARINGHOUSE_TOKEN\" $CLEARINGHOUSE_URL/api/v1/auth/tokens/{researcher_token_id}/revoke/") in out
+    assert "Client().download(1)" in out
 
 
 def assert_the_report_was_shown_and_saved(out: str, folder: Path) -> None:
@@ -165,7 +184,7 @@ def _sign_in(env: dict, passwords: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def assert_the_printed_passwords_sign_in(env: dict, passwords: dict[str, str], data_dir: Path) -> None:
+def assert_the_printed_passwords_sign_in(env: dict, passwords: dict[str, str], data_dir: Path) -> dict:
     """Each printed password signs in at /login/ (a wrong one does not); only hashes are stored: the
     password is in neither the database file nor any audit row."""
     result = _sign_in(env, passwords)
@@ -179,3 +198,4 @@ def assert_the_printed_passwords_sign_in(env: dict, passwords: dict[str, str], d
     for password in passwords.values():
         assert password.encode() not in database
         assert not any(password in details for details in result["details"])
+    return result

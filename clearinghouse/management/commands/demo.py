@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import logging
 import secrets
+import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import pandas as pd
+from clearinghouse_client import Client, ClearinghouseError
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import transaction
@@ -51,7 +49,7 @@ class Command(AuditedCommand):
 
     def handle(self, *args, **options):
         out = self.stdout
-        tokens, passwords = self._users()
+        tokens, passwords, token_ids = self._users()
         dataset = self._dataset(User.objects.get(username="demo-custodian"))
         out.write(f"\nDataset '{dataset.slug}': {dataset.n_rows} real patients × {dataset.n_columns} columns, "
                   f"stored encrypted ({dataset.stored_bytes} bytes).")
@@ -59,31 +57,48 @@ class Command(AuditedCommand):
         server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler)
         server.set_app(get_internal_wsgi_application())
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        api = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would bury the demo's
+        # Without a broker a training run trains inside its request: the timeout covers the longest run.
+        clients = {username: Client(url, token=raw, timeout=1800.0) for username, raw in tokens.items()}
         try:
-            out.write(f"\nThrough the HTTP API ({api}):")
-            listing = _call("GET", f"{api}/datasets/", tokens["demo-researcher"])
-            out.write(f"  researcher lists datasets: {[d['slug'] for d in listing['results']]} (metadata only, no rows)")
-            refused = _call("POST", f"{api}/datasets/", tokens["demo-researcher"], expect_error=True)
-            out.write(f"  researcher tries to upload: {refused['status']} {refused['error']['code']}")
-            release_id = self._synthetic(api, tokens, options)
-            self._verify(api, tokens["demo-researcher"], release_id)
-            chain = _call("GET", f"{api}/audit/verify/", tokens["demo-auditor"])
+            out.write(f"\nThrough the HTTP API ({url}/api/v1), with the Python client (clearinghouse_client):")
+            researcher = clients["demo-researcher"]
+            out.write(f"  researcher lists datasets: {[d.slug for d in researcher.datasets()]} (metadata only, no rows)")
+            with tempfile.TemporaryDirectory(prefix="demo-") as scratch:  # refused before the file is read
+                cohort = Path(scratch) / "cohort.csv"
+                cohort.write_text("pid,horTh\n", encoding="utf-8")
+                refused = _refusal(lambda: researcher.upload("gbsg2-copy", "a copy", cohort,
+                                                             json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))))
+            out.write(f"  researcher tries to upload: {refused.status} {refused.code}")
+            run_id, release_id = self._synthetic(clients, options)
+            self._verify(researcher, release_id)
+            chain = clients["demo-auditor"].check_chain()
             out.write(f"  auditor checks the audit chain: valid={chain['valid']} over {chain['events_checked']} events")
         finally:
+            for client in clients.values():
+                client.close()
             server.shutdown()
             server.server_close()
 
         base = options["base_url"].rstrip("/")
-        out.write("\nTokens (Authorization: Bearer <token>):")
-        for username, raw in tokens.items():
-            out.write(f"  {username:16s} {raw}")
-        out.write("\nStart the server with `make serve`, then:")
+        out.write("\nTokens: paste the export lines of one role into your shell (the Python client and the curl "
+                  "lines below read them):")
+        out.write(f"  export CLEARINGHOUSE_URL={base}")
+        for username, roles in DEMO_USERS.items():
+            out.write(f"  export CLEARINGHOUSE_TOKEN={tokens[username]}  # {'/'.join(roles)}: {username}")
+        out.write("\nStart the server with `make serve`, then (with the matching role's token exported):")
+        auth = "-H \"Authorization: Bearer $CLEARINGHOUSE_TOKEN\""
         out.write(f"  API docs (Swagger UI): {base}/api/docs/")
         out.write(f"  OpenAPI schema:        {base}/api/v1/schema/")
-        out.write(f"  Datasets:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/datasets/")
-        out.write(f"  Releases:              curl -H 'Authorization: Bearer {tokens['demo-researcher']}' {base}/api/v1/releases/")
-        out.write(f"  Audit log:             curl -H 'Authorization: Bearer {tokens['demo-auditor']}' {base}/api/v1/audit/events/")
+        out.write(f"  Datasets (researcher): curl {auth} $CLEARINGHOUSE_URL/api/v1/datasets/")
+        out.write(f"  Release {release_id} (researcher): curl {auth} $CLEARINGHOUSE_URL/api/v1/releases/{release_id}/")
+        out.write(f"  Run {run_id} (custodian):     curl {auth} $CLEARINGHOUSE_URL/api/v1/runs/{run_id}/")
+        out.write(f"  Audit log (auditor):   curl {auth} $CLEARINGHOUSE_URL/api/v1/audit/events/")
+        out.write(f"  Revoke the researcher's demo token (id {token_ids['demo-researcher']}, researcher): "
+                  f"curl -X POST {auth} $CLEARINGHOUSE_URL/api/v1/auth/tokens/{token_ids['demo-researcher']}/revoke/")
+        out.write(f"  Python (researcher):   python -c \"from clearinghouse_client import Client; "
+                  f"print(Client().download({release_id}).describe())\"")
         out.write(f"  Admin (custodians):    {base}/admin/  (sign in as demo-custodian)")
         out.write(f"\nPortal: {base}/  (start it with `make serve`, open the URL, sign in as one of these)")
         out.write("Logins (new passwords on every `make demo`, shown only here, stored hashed):")
@@ -91,44 +106,40 @@ class Command(AuditedCommand):
             out.write(f"  {'/'.join(roles):10s} {username:16s} {passwords[username]}")
         out.write("\nDemo finished.")
 
-    def _synthetic(self, api: str, tokens: dict[str, str], options) -> int:
+    def _synthetic(self, clients: dict[str, Client], options) -> tuple[int, int]:
         """Custodian trains a generator and publishes a release; the researcher downloads it."""
-        out, custodian, researcher = self.stdout, tokens["demo-custodian"], tokens["demo-researcher"]
+        out, custodian, researcher = self.stdout, clients["demo-custodian"], clients["demo-researcher"]
         out.write(f"  custodian trains {options['model']} on gbsg2 for {options['epochs']} epochs on CPU "
                   "(no broker: the job runs in-process when the request commits) ...")
-        run = _call("POST", f"{api}/datasets/gbsg2/runs/", custodian,
-                    body={"model": options["model"], "epochs": options["epochs"], "seed": 0, "device": "cpu"})
-        run = _call("GET", f"{api}/runs/{run['id']}/", custodian)
-        if run["status"] != "succeeded":
-            raise CommandError(f"run {run['id']} {run['status']}: {run['error']}")
-        progress = run["progress"]
-        out.write(f"  run {run['id']}: {run['status']} after {progress['epoch']}/{progress['epochs']} epochs in "
-                  f"{progress['elapsed_seconds']} s on {run['device']} ({run['n_train']} training rows, "
-                  f"{run['n_holdout']} held out)")
+        try:
+            run = custodian.train("gbsg2", options["model"], epochs=options["epochs"], seed=0, device="cpu",
+                                  progress=options.get("verbosity", 1) > 0)
+        except ClearinghouseError as error:
+            raise CommandError(f"training refused or failed: {error}") from error
+        progress = run.progress
+        out.write(f"  run {run.id}: {run.status} after {progress['epoch']}/{progress['epochs']} epochs in "
+                  f"{progress['elapsed_seconds']} s on {run.device} ({run.n_train} training rows, "
+                  f"{run.n_holdout} held out)")
         rows = 686
-        release = _call("POST", f"{api}/runs/{run['id']}/releases/", custodian, body={"rows": rows, "seed": 0})
-        out.write(f"  custodian samples release {release['id']}: {release['rows']} synthetic rows "
-                  f"(CSV {release['files']['csv']['bytes']} bytes, Parquet {release['files']['parquet']['bytes']} bytes)")
-        hidden = _call("GET", f"{api}/releases/{release['id']}/", researcher, expect_error=True)
-        out.write(f"  researcher asks for it before publication: {hidden['status']} {hidden['error']['code']}")
+        release = custodian.make_release(run, rows, seed=0)
+        out.write(f"  custodian samples release {release.id}: {release.rows} synthetic rows "
+                  f"(CSV {release.files['csv']['bytes']} bytes, Parquet {release.files['parquet']['bytes']} bytes)")
+        hidden = _refusal(lambda: researcher.release(release.id))
+        out.write(f"  researcher asks for it before publication: {hidden.status} {hidden.code}")
         folder = options["download_dir"] or Path(settings.DATA_DIR) / "demo"
         folder.mkdir(parents=True, exist_ok=True)
-        self._report(api, release["id"], custodian, researcher, folder)
-        listing = _call("GET", f"{api}/releases/", researcher)
-        out.write(f"  researcher lists published releases: {[r['id'] for r in listing['results']]}")
-        target = folder / f"gbsg2-release-{release['id']}.csv"
-        data = _call("GET", f"{api}/releases/{release['id']}/data.csv", researcher, raw=True)
-        target.write_bytes(data)
-        frame = pd.read_csv(io.BytesIO(data))
-        digest = hashlib.sha256(data).hexdigest()
+        self._report(custodian, researcher, release.id, folder)
+        out.write(f"  researcher lists published releases: {[r.id for r in researcher.releases()]}")
+        # Streamed to a temporary file beside the target, checked against the datasheet's SHA-256, then
+        # moved into place (a mismatch raises and keeps nothing).
+        frame = researcher.download(release.id, format="csv", path=folder)
         out.write(f"  researcher downloads data.csv: {len(frame)} rows × {len(frame.columns)} columns, sha256 "
-                  f"{'matches' if digest == release['files']['csv']['sha256'] else 'DIFFERS FROM'} the datasheet "
-                  f"-> {target}")
+                  f"matches the datasheet -> {frame.attrs['path']}")
         out.write(f"    horTh=yes in {100 * (frame['horTh'] == 'yes').mean():.1f} % of synthetic patients, "
                   f"{100 * frame['cens'].mean():.1f} % with an event, median follow-up {frame['time'].median():.0f} days")
-        return release["id"]
+        return run.id, release.id
 
-    def _verify(self, api: str, researcher: str, release_id: int) -> None:
+    def _verify(self, researcher: Client, release_id: int) -> None:
         """The researcher previews (free) and then checks, on the real patients with ε-DP answers, a true
         finding of the release (hormonal therapy), an artefact of it (age looks protective in the
         synthetic patients, not in the real ones) and a plain summary."""
@@ -136,89 +147,84 @@ class Command(AuditedCommand):
         hypotheses = [
             ("hormonal therapy lowers the hazard of recurrence (Cox HR of horTh=yes < 1)",
              {"kind": "hazard_ratio", "params": {"exposure": {"column": "horTh", "value": "yes"}},
-              "claim": {"direction": "less", "value": 1}, "epsilon": 1.0}),
+              "claim": {"direction": "less", "value": 1}, "epsilon": "1"}),
             ("older patients have a lower hazard (Cox HR per year of age < 1), read off the synthetic release",
              {"kind": "hazard_ratio", "params": {"exposure": {"column": "age"}},
-              "claim": {"direction": "less", "value": 1}, "epsilon": 0.5}),
+              "claim": {"direction": "less", "value": 1}, "epsilon": "0.5"}),
             ("the median age is above 50",
              {"kind": "quantile", "params": {"column": "age", "q": 0.5},
-              "claim": {"direction": "greater", "value": 50}, "epsilon": 0.5}),
+              "claim": {"direction": "greater", "value": 50}, "epsilon": "0.5"}),
         ]
         out.write("  researcher previews (free, synthetic release only) and verifies three findings on the real "
                   "patients (ε-DP answers):")
         for text, spec in hypotheses:
-            body = {"release": release_id, "where": [], **spec}
+            spec = dict(spec)
+            kind, params = spec.pop("kind"), spec.pop("params")
             out.write(f"    {text}:")
-            preview = _call("POST", f"{api}/verifications/preview/", researcher, body=body, expect_error=True)
-            if "error" in preview:
-                out.write(f"      preview: {preview['status']} {preview['error']['code']} ({preview['error']['message']})")
+            try:
+                preview = researcher.preview(release_id, kind, params, where=(), **spec)
+            except ClearinghouseError as error:
+                out.write(f"      preview: {error.status} {error.code} ({error.message})")
             else:
-                low, high = preview["expected_ci"]["low"], preview["expected_ci"]["high"]
-                suggested = preview["suggested_epsilon"]
-                out.write(f"      preview at ε = {preview['epsilon']}: expected CI {_number(low)} to {_number(high)}, "
-                          f"P(decisive) {preview['p_decisive']:.2f}; smallest ε reaching 0.8: "
+                low, high = preview.expected_ci["low"], preview.expected_ci["high"]
+                suggested = preview.suggested_epsilon
+                out.write(f"      preview at ε = {preview.epsilon}: expected CI {_number(low)} to {_number(high)}, "
+                          f"P(decisive) {preview.p_decisive:.2f}; smallest ε reaching 0.8: "
                           f"{suggested if suggested is not None else 'none within the limits'}")
-            result = _call("POST", f"{api}/verifications/", researcher, body=body, expect_error=True)
-            if "error" in result:
-                out.write(f"      {result['status']} {result['error']['code']} ({result['error']['message']})")
+            try:
+                result = researcher.verify(release_id, kind, params, where=(), **spec)
+            except ClearinghouseError as error:
+                out.write(f"      {error.status} {error.code} ({error.message})")
                 continue
-            answer = result["answer"]
-            if answer["withheld"]:
-                out.write(f"      withheld ({answer['reason']}); ε {result['epsilon_charged']} charged")
+            if result.withheld:
+                out.write(f"      withheld ({result.reason}); ε {result.epsilon_charged} charged")
                 continue
-            cost = "reused: no charge" if result["reused"] else f"ε = {result['epsilon_charged']}"
-            out.write(f"      real ({cost}): {_number(answer['estimate'])}, 95 % CI "
-                      f"{_number(answer['ci_low'])} to {_number(answer['ci_high'])} (noisy n {answer['noisy_n']}) → "
-                      f"{answer['verdict']}")
-            if not answer.get("informative", True):
-                out.write(f"      not informative: {answer['reason']}")
-            synthetic = answer["synthetic_estimate"]
-            out.write(f"      synthetic release: {_number(synthetic)}; "
-                      f"budget left {result['budget']['left']} of {result['budget']['allocation']}")
+            cost = "reused: no charge" if result.reused else f"ε = {result.epsilon_charged}"
+            out.write(f"      real ({cost}): {_number(result.estimate)}, 95 % CI "
+                      f"{_number(result.ci_low)} to {_number(result.ci_high)} (noisy n {result.noisy_n}) → "
+                      f"{result.verdict}")
+            if not result.informative:
+                out.write(f"      not informative: {result.reason}")
+            out.write(f"      synthetic release: {_number(result.synthetic_estimate)}; "
+                      f"budget left {result.budget.left} of {result.budget.allocation}")
 
-    def _report(self, api: str, release_id: int, custodian: str, researcher: str, folder: Path) -> None:
+    def _report(self, custodian: Client, researcher: Client, release_id: int, folder: Path) -> None:
         """Read the validation report (computed when the release was made), save both HTML pages,
         then publish: plainly when every gate passes, with a written override otherwise."""
         out = self.stdout
-        for _ in range(600):  # with a broker the report is computed by a worker: wait for it
-            report = _call("GET", f"{api}/releases/{release_id}/report/", custodian, expect_error=True)
-            if report.get("status") != 409 or report["error"]["code"] != "report_not_ready":
-                break
-            time.sleep(1.0)
-        if "error" in report:
-            raise CommandError(f"report of release {release_id}: {report['error']['message']}")
+        try:  # with a broker the report is computed by a worker: wait for it
+            report = custodian.report(release_id, wait=600.0)
+        except ClearinghouseError as error:
+            raise CommandError(f"report of release {release_id}: {error.message}") from error
         out.write(f"  validation report of release {release_id} (headline; range and direction in the report):")
         for key, value in report["headline"].items():
             out.write(f"    {key:32s} {'n/a' if value is None else f'{value:.3f}'}")
         pages = {"custodian": folder / f"gbsg2-release-{release_id}-report.html",
                  "public": folder / f"gbsg2-release-{release_id}-report-public.html"}
-        pages["custodian"].write_bytes(_call("GET", f"{api}/releases/{release_id}/report/?format=html", custodian,
-                                             raw=True, accept="text/html"))
+        pages["custodian"].write_text(custodian.report_html(release_id), encoding="utf-8")
         failed = [g for g in report["gates"] if not g["passed"]]
         for gate in report["gates"]:
             out.write(f"    gate {gate['gate']:13s} {'pass' if gate['passed'] else 'FAIL'}  {gate['reason']}")
         if not failed:
-            _call("POST", f"{api}/releases/{release_id}/publish/", custodian)
+            custodian.publish(release_id)
             out.write("  every gate passes: the custodian publishes the release")
         else:
-            refused = _call("POST", f"{api}/releases/{release_id}/publish/", custodian, expect_error=True)
-            out.write(f"  publishing is refused: {refused['status']} {refused['error']['code']} "
-                      f"({len(refused['error']['details']['failed'])} failed gate(s))")
+            refused = _refusal(lambda: custodian.publish(release_id))
+            out.write(f"  publishing is refused: {refused.status} {refused.code} "
+                      f"({len(refused.details['failed'])} failed gate(s))")
             justification = ("Demo only: a short training run on a public cohort (GBSG2 ships with lifelines); "
                               "the failed gates are accepted so the walkthrough can go on.")
-            _call("POST", f"{api}/releases/{release_id}/publish/", custodian,
-                  body={"override": {"justification": justification}})
+            custodian.publish(release_id, override=justification)
             out.write("  the custodian publishes with a written override (audited, shown on the release)")
-        pages["public"].write_bytes(_call("GET", f"{api}/releases/{release_id}/report/?format=html", researcher,
-                                          raw=True, accept="text/html"))
+        pages["public"].write_text(researcher.report_html(release_id), encoding="utf-8")
         out.write(f"  HTML report (custodian): {pages['custodian']}")
         out.write(f"  HTML report (public):    {pages['public']}")
 
-    def _users(self) -> tuple[dict[str, str], dict[str, str]]:
+    def _users(self) -> tuple[dict[str, str], dict[str, str], dict[str, int]]:
         """One user per role with a fresh API token and a fresh password (``secrets.token_urlsafe``).
         Each password is returned to be printed once; only its hash is stored, and it is neither
         audited nor logged (the audit row says a password was set, not which)."""
-        tokens, passwords = {}, {}
+        tokens, passwords, token_ids = {}, {}, {}
         for username, roles in DEMO_USERS.items():
             password = secrets.token_urlsafe(18)
             user = User.objects.filter(username=username).first()
@@ -230,9 +236,9 @@ class Command(AuditedCommand):
                     user.save(update_fields=["password"])
                     audit_record(action="accounts.password_set", object_type="user", object_id=user.pk,
                                  details={"username": username, "by": "demo"})
-            _token, raw = token_issue_for(user=user, name="demo")
-            tokens[username], passwords[username] = raw, password
-        return tokens, passwords
+            token, raw = token_issue_for(user=user, name="demo")
+            tokens[username], passwords[username], token_ids[username] = raw, password, token.pk
+        return tokens, passwords, token_ids
 
     def _dataset(self, custodian: User) -> Dataset:
         existing = Dataset.objects.filter(slug="gbsg2").first()
@@ -259,18 +265,11 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _call(method: str, url: str, token: str, *, body: dict | None = None, expect_error: bool = False,
-          raw: bool = False, accept: str = "application/json"):
-    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
-    data = None
-    if body is not None:
-        data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
-    request = urllib.request.Request(url, method=method, headers=headers, data=data)
+def _refusal(call) -> ClearinghouseError:
+    """The client's error for a call the demo expects the API to refuse."""
     try:
-        with urllib.request.urlopen(request, timeout=900) as response:
-            payload = response.read()
-            return payload if raw else json.loads(payload)
-    except urllib.error.HTTPError as exc:
-        if not expect_error:
-            raise
-        return {"status": exc.code, **json.loads(exc.read())}
+        call()
+    except ClearinghouseError as error:
+        return error
+    raise CommandError("the API accepted a call the demo expected it to refuse")
+
