@@ -46,8 +46,11 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     refused(lambda: custodian.upload("gbsg2-small", "again", DATA / "gbsg2_small.csv", GBSG2_SCHEMA), 409,
             "duplicate_slug")
     refused(lambda: custodian.train("gbsg2-small", "nope", epochs=1, progress=False), 400, "unknown_model")
-    run = custodian.train("gbsg2-small", "copula", epochs=1, device="cpu", progress=True, poll=0.05)
-    assert isinstance(run, Run) and run.status == "succeeded" and run.progress["epoch"] == run.progress["epochs"] == 1
+    refused(lambda: custodian.train("gbsg2-small", "ctgan", progress=False), 400, "invalid_epochs")
+    # the copula is fitted in one pass: no epochs to send, none shown, and a bar that ends full
+    run = custodian.train("gbsg2-small", "copula", device="cpu", progress=True, poll=0.05)
+    assert isinstance(run, Run) and run.status == "succeeded" and run.epochs is None
+    assert run.progress["epochs"] is None and run.progress["fraction"] == 1
     assert custodian.run(run.id) == run and [r.id for r in custodian.runs("gbsg2-small")] == [run.id]
     refused(lambda: custodian.cancel(run.id), 409, "run_finished")
     release = custodian.make_release(run, 40, seed=1)

@@ -17,11 +17,8 @@ COMPONENTS = {
     Release: ("ReleaseOutput", {}),
     Run: ("RunOutput", {}),
     Preview: ("VerificationPreviewOutput", {}),
-    # TODO(merge): POST /verifications/ answers VerificationOutput plus "budget"; name its component here once the
-    # contract stream documents it (e.g. "VerificationCreated") and drop this exception.
-    Answer: ("VerificationOutput", {"budget": "POST /verifications/ adds the budget left after the charge"}),
-    # TODO(merge): GET /budget/ is an untyped object today; name its entry's component (e.g. "Budget") here.
-    Budget: ("Budget", {}),
+    Answer: ("VerificationSubmitOutput", {}),
+    Budget: ("BudgetRowOutput", {}),
 }
 
 

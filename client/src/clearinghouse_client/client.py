@@ -22,9 +22,6 @@ from clearinghouse_client.models import Answer, Budget, Dataset, Preview, Releas
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest Retry-After a GET waits for before giving up and raising.
 MAX_RETRY_AFTER = 60.0
-#: Until the server reads ε as a decimal string in a hypothesis body, a hypothesis's ε goes as a JSON
-#: number written with its exact decimal text (Decimal("0.1") -> 0.1, which the server reads as "0.1").
-HYPOTHESIS_EPSILON_AS_STRING = False
 DOWNLOAD_FORMATS = ("parquet", "csv")
 
 
@@ -36,11 +33,6 @@ def _decimal_text(value: Any) -> Any:
     except (TypeError, ValueError):
         return value
     return format(parsed.normalize(), "f") if parsed is not None and parsed.is_finite() else value
-
-
-def _hypothesis_epsilon(value: Any) -> Any:
-    text = _decimal_text(value)
-    return float(text) if isinstance(text, str) and not HYPOTHESIS_EPSILON_AS_STRING else text
 
 
 def _id(value: Any) -> int:
@@ -285,7 +277,7 @@ class Client:
     def _hypothesis(release, kind: str, params: Mapping[str, Any], where: Iterable, claim: Mapping[str, Any],
                     epsilon_: Any, dataset: str | None) -> dict:
         body = {"release": _id(release), "kind": kind, "params": dict(params), "where": list(where),
-                "claim": dict(claim), "epsilon": _hypothesis_epsilon(epsilon_)}
+                "claim": dict(claim), "epsilon": _decimal_text(epsilon_)}
         if dataset is not None:
             body["dataset"] = dataset
         return body
