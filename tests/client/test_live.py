@@ -19,7 +19,7 @@ from tests.conftest import DATA, GBSG2_SCHEMA, finish_report
 from tests.portal.conftest import PASSWORD
 from verification.models import Verification
 
-HR = {"column": "age"}  # a mean: the six-patient cohort is too small for a stable Cox model
+MEAN = {"column": "age"}  # a mean: the six-patient cohort is too small for a stable Cox model
 CLAIM = {"direction": "greater", "value": 40}
 
 
@@ -97,18 +97,22 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     public = researcher.report(release)
     assert "gates" in public and "Real rows (custodian only)" not in researcher.report_html(release)
 
-    preview = researcher.preview(release, "mean", HR, claim=CLAIM, epsilon="0.5")
+    # a Cox HR on a 40-row release of six patients: the preview is hopeless but answered (it overflowed to a 500)
+    hopeless = researcher.preview(release, "hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"}},
+                                  claim={"direction": "less", "value": 1}, epsilon="0.5")
+    assert hopeless.kind == "hazard_ratio" and hopeless.p_decisive < 0.5
+    preview = researcher.preview(release, "mean", MEAN, claim=CLAIM, epsilon="0.5")
     assert isinstance(preview, Preview) and preview.epsilon == Decimal("0.5") and preview.budget_left == Decimal("3.5")
     assert preview.draws == 40 and preview.kind == "mean"
-    answer = researcher.verify(release, "mean", HR, claim=CLAIM, epsilon=Decimal("0.5"))
+    answer = researcher.verify(release, "mean", MEAN, claim=CLAIM, epsilon=Decimal("0.5"))
     assert isinstance(answer, Answer) and answer.epsilon_charged == Decimal("0.5") and not answer.reused
     assert (answer.budget.left, answer.budget.allocation, answer.budget.spent) == (Decimal("3"), Decimal("3.5"),
                                                                                    Decimal("0.5"))
     stored = Verification.objects.get(pk=answer.id)
     assert stored.answer == answer.answer and answer.verdict in ("supported", "contradicted", "inconclusive")
-    again = researcher.verify(release, "mean", HR, claim=CLAIM, epsilon="0.5")
+    again = researcher.verify(release, "mean", MEAN, claim=CLAIM, epsilon="0.5")
     assert again.reused and again.epsilon_charged == Decimal("0") and again.budget.left == Decimal("3")
-    refused(lambda: researcher.verify(release, "mean", HR, claim=CLAIM, epsilon="5"), 400,
+    refused(lambda: researcher.verify(release, "mean", MEAN, claim=CLAIM, epsilon="5"), 400,
             "epsilon_above_maximum")
     refused(lambda: researcher.verify(release, "no_such_kind", {}, claim=CLAIM, epsilon="0.5"), 400, "unknown_kind")
     budget = {b.dataset: b for b in researcher.budget()}["gbsg2-small"]
@@ -145,7 +149,7 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
     refused(lambda: researcher.train("gbsg2-small", "copula", epochs=1, progress=False), 403, "permission_denied")
     refused(lambda: researcher.budget_policy("gbsg2-small"), 403, "permission_denied")
     refused(lambda: researcher.events(), 403, "permission_denied")
-    refused(lambda: custodian.verify(release, "mean", HR, claim=CLAIM, epsilon="0.5"), 403, "permission_denied")
+    refused(lambda: custodian.verify(release, "mean", MEAN, claim=CLAIM, epsilon="0.5"), 403, "permission_denied")
     refused(lambda: custodian.history(), 403, "permission_denied")
     refused(lambda: auditor.download(release.id), 403, "permission_denied")
     refused(lambda: auditor.make_release(run, 10), 403, "permission_denied")

@@ -288,6 +288,29 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
 
 # --- shared pieces -----------------------------------------------------------------------------
 
+#: The widest log-scale CI a ratio answer shows (a ratio of e^±30 ≈ 1e±13): past it nothing is learnt, and
+#: exp would overflow. A public constant, like the fits' bounds.
+LOG_CI_CAP = 30.0
+
+
+def ratio_release(req: Request, log_estimate: float, half: float, noisy_n: int, method: str,
+                  split: dict[str, float], details: dict[str, Any], *, ratio: str) -> Answer:
+    """The answer of a ratio estimated on the log scale, ``exp(log_estimate ± half)``. Bounds past
+    ±:data:`LOG_CI_CAP` (or not finite: no information left after the noise) are set at the cap and the
+    answer is marked uninformative, so its verdict is never a finding."""
+    low, high = log_estimate - half, log_estimate + half
+    capped = not (-LOG_CI_CAP < low <= high < LOG_CI_CAP)
+    low = low if low > -LOG_CI_CAP else -LOG_CI_CAP
+    high = high if high < LOG_CI_CAP else LOG_CI_CAP
+    estimate = min(max(log_estimate, low), high) if math.isfinite(log_estimate) else 0.0
+    result = req.release(math.exp(estimate), math.exp(low), math.exp(high), noisy_n, method, split, details)
+    if capped:
+        result.informative = False
+        result.reason = (f"the {ratio}'s CI reaches the public cap e^±{LOG_CI_CAP:g} on the log scale: the noise "
+                         "leaves nothing to estimate at this ε; spend more ε, or ask on more patients")
+    return result
+
+
 
 def _normal_ci(estimate: float, variance: float, z: float) -> tuple[float, float]:
     half = z * math.sqrt(max(variance, 0.0))
@@ -738,8 +761,7 @@ def _odds_ratio(req: Request) -> Answer:
     log_or = math.log(_odds(cells))
     half = req.z * math.sqrt(sampling + noise)
     details.update(sampling_sd_log=math.sqrt(sampling), noise_sd_log=math.sqrt(noise))
-    return req.release(math.exp(log_or), math.exp(log_or - half), math.exp(log_or + half), noisy_n, method, split,
-                       details)
+    return ratio_release(req, log_or, half, noisy_n, method, split, details, ratio="odds ratio")
 
 
 def _exact_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:

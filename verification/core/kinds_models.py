@@ -88,7 +88,7 @@ from .hypothesis import (
 )
 from .kind import Kind
 from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
-from .kinds import Request, level_mask, numeric_values, register
+from .kinds import Request, level_mask, numeric_values, ratio_release, register
 from .newton import hazards_newton, logistic_newton
 from .tables import (
     MAX_CELLS,
@@ -254,8 +254,9 @@ def _fitted_answer(req: Request, fit: Fit, noisy_n: int, split: dict[str, float]
     details.update(mean_log=beta, sampling_sd_log=fit.sampling_sd, noise_sd_log=fit.noise_sd,
                    ci_halfwidth_log=half, converged=fit.converged, exposure_unit=unit,
                    scale=f"{ratio} per unit of the exposure" if unit != 1.0 else f"{ratio} of the exposure level vs the rest")
-    result = req.release(math.exp(beta / unit), math.exp((beta - half) / unit), math.exp((beta + half) / unit),
-                         noisy_n, method, split, details)
+    result = ratio_release(req, beta / unit, half / unit, noisy_n, method, split, details, ratio=ratio)
+    if not result.informative:  # the CI reached the public cap: that reason stands
+        return result
     if not fit.bounded:
         result.informative = False
         result.reason = (f"the fit ran to its public bound (a level of the model without events, or without "

@@ -93,7 +93,7 @@ from .hypothesis import (
 OPTIONAL_GROUP_SCHEMA = level_schema("optional subgroup: the rows with column == value (not the survival duration "
                                      "or event); null or left out: every row", nullable=True)
 from .kind import Kind
-from .kinds import Request, level_mask, numeric_values, register
+from .kinds import Request, level_mask, numeric_values, ratio_release, register
 from .aggregate import NOISE_DOMINANCE
 from .mechanisms import discrete_laplace, discrete_laplace_sd
 from .tables import Levels, covariate_cells, exit_table, time_edges
@@ -509,9 +509,9 @@ def _logrank(req: Request) -> Answer:
                    noise_sd_log=math.sqrt(noise_var_log_hr), chi_square=statistic,
                    p_value=float(chi2.sf(statistic, 1)),
                    test="log-rank chi-square (1 df) on the grouped times, U^2 / (V + noise variance of U)")
-    result = req.release(math.exp(log_hr), math.exp(log_hr - half), math.exp(log_hr + half), noisy_n,
-                         LOGRANK_METHOD, table.epsilon_split, details)
-    if math.sqrt(noise_var_log_hr) > NOISE_DOMINANCE * math.sqrt(sampling_var):
+    result = ratio_release(req, log_hr, half, noisy_n, LOGRANK_METHOD, table.epsilon_split, details,
+                           ratio="log-rank hazard ratio")
+    if result.informative and math.sqrt(noise_var_log_hr) > NOISE_DOMINANCE * math.sqrt(sampling_var):
         result.informative = False
         result.reason = (f"the privacy noise (sd {math.sqrt(noise_var_log_hr):.3g} on the log scale) is more than "
                          f"{NOISE_DOMINANCE:g} times the sampling error (sd {math.sqrt(sampling_var):.3g}): spend "
