@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import subprocess
+import tomllib
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +32,10 @@ DOCKERFILE = DOCKER / "Dockerfile"
 ENV_EXAMPLE = DOCKER / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SETTINGS_SOURCES = [ROOT / "clearinghouse" / "settings.py", ROOT / "clearinghouse" / "env.py"]
-PROJECT_PACKAGES = ["clearinghouse", "accounts", "generators", "verification"]
+#: The project's packages as pyproject.toml names them (every one must reach the image), and the client.
+PROJECT_PACKAGES = [pattern.rstrip("*") for pattern in
+                    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]]
+IMAGE_FOLDERS = [*PROJECT_PACKAGES, "client"]
 
 APP_SERVICES = ("migrate", "web", "worker", "worker-gpu", "beat")
 ALL_SERVICES = ("postgres", "redis", *APP_SERVICES)
@@ -550,9 +554,10 @@ def test_dockerignore_keeps_out(path):
 
 def test_dockerignore_lets_in_what_the_image_needs():
     needed = ["pyproject.toml", "README.md", "manage.py", "clearinghouse/settings.py", "clearinghouse/wsgi.py"]
-    for package in PROJECT_PACKAGES:
+    for package in IMAGE_FOLDERS:
         if (ROOT / package).is_dir():
             needed += [str(p.relative_to(ROOT)) for p in (ROOT / package).rglob("*")
-                       if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")]
+                       if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
+                       and not any(part.endswith(".egg-info") for part in p.parts)]  # build outputs
     refused = [path for path in needed if not sent_to_docker(path)]
     assert not refused, refused
