@@ -19,6 +19,7 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from generators.core.evaluation.gates import DEFAULT_GATES, GATES, parse_gates
 from generators.models import GeneratorRun
+from generators.services import trains_by_epochs
 from releases import selectors
 from releases.models import Release, Sweep
 from releases.reports import (dataset_set_gates, public_override, report_html, report_rerun, report_status,
@@ -255,11 +256,16 @@ class SweepOutputSerializer(serializers.ModelSerializer):
     models = serializers.ListField(source="model_names", child=serializers.CharField(), read_only=True)
     progress = serializers.SerializerMethodField()
     proposed_release = serializers.IntegerField(source="proposed_release_id", read_only=True, allow_null=True)
+    epochs = serializers.SerializerMethodField(help_text="Epochs per training; null when no model of the sweep "
+                                                         "trains by epochs (copula only)")
 
     class Meta:
         model = Sweep
         fields = ["id", "dataset", "models", "seeds", "samples", "epochs", "rows", "status", "progress",
                   "proposed_release", "candidates", "error", "created_by", "created_at", "started_at", "finished_at"]
+
+    def get_epochs(self, sweep: Sweep) -> int | None:
+        return sweep.epochs if any(trains_by_epochs(m) for m in sweep.model_names) else None
 
     @extend_schema(responses=None)
     def get_progress(self, sweep: Sweep) -> dict:
@@ -286,7 +292,9 @@ class DatasetSweepsApi(ApiView):
         seeds = serializers.ListField(child=serializers.IntegerField(), required=False, default=[0, 1, 2, 3, 4],
                                       help_text="training seeds (default 0–4, as the AML paper)")
         samples = serializers.IntegerField(required=False, default=3, help_text="releases per run (default 3)")
-        epochs = serializers.IntegerField(help_text="1 to GENERATOR_MAX_EPOCHS")
+        epochs = serializers.IntegerField(required=False, default=None, allow_null=True,
+                                          help_text="1 to GENERATOR_MAX_EPOCHS; required when a model trains by "
+                                                    "epochs (ctgan, flow), not for the copula")
         rows = serializers.IntegerField(required=False, default=None, allow_null=True,
                                         help_text="rows per release (default: the cohort's size)")
 

@@ -19,7 +19,7 @@ from clearinghouse.services.audit import audit_record
 from clearinghouse.services.checks import MAX_SEED, check_whole_number
 from generators.core.models import ConditionError
 from generators.models import GeneratorRun
-from generators.services import run_generator
+from generators.services import run_epoch_progress, run_generator
 from releases.models import Release
 from releases.reports import release_gate_results, report_request
 from releases.storage import release_remove, release_write
@@ -50,7 +50,7 @@ def _datasheet(run: GeneratorRun, *, rows: int, seed: int, conditions: dict | No
         "source_dataset": {"slug": dataset.slug, "name": dataset.name, "rows": dataset.n_rows,
                            "columns": dataset.n_columns},
         "generator": {"run": run.pk, "model": run.model, "hyperparameters": hyperparameters,
-                      "epochs": run.epochs, "training_seed": run.seed, "device": run.device,
+                      "epochs": run_epoch_progress(run)["epochs"], "training_seed": run.seed, "device": run.device,
                       "trained_rows": run.n_train, "trained_at": run.finished_at.isoformat() if run.finished_at else None},
         "seed": seed,
         "rows": rows,

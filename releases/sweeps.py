@@ -24,7 +24,7 @@ from generators.core.evaluation import Report, check_gates
 from generators.core.evaluation.ranking import Candidate, composite_score, rank
 from generators.core.models import MODELS
 from generators.models import GeneratorRun
-from generators.services import run_create, run_execute
+from generators.services import run_create, run_execute, trains_by_epochs
 from releases.models import ReleaseReport, Sweep
 from releases.reports import report_compute
 from releases.services import release_create
@@ -50,9 +50,10 @@ def _check_list(name: str, value: Any, *, most: int) -> list:
     return value
 
 
-def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3, epochs: Any, rows: Any = None,
-                 by, enqueue: bool = True) -> Sweep:
-    """Check everything first; nothing is stored or queued when a check fails."""
+def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3, epochs: Any = None,
+                 rows: Any = None, by, enqueue: bool = True) -> Sweep:
+    """Check everything first; nothing is stored or queued when a check fails. ``epochs`` is needed
+    only when one of the models trains by epochs (the copula does not)."""
     models = _check_list("models", models, most=len(MODELS))
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -62,7 +63,11 @@ def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3,
     for seed in seeds:
         check_whole_number("seeds", seed, 0, MAX_SEED)
     check_whole_number("samples", samples, 1, MAX_SAMPLES)
-    check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
+    if epochs is None and any(trains_by_epochs(m) for m in models):
+        raise ApplicationError(f"epochs is required for {', '.join(m for m in models if trains_by_epochs(m))} "
+                               f"(1 to {settings.GENERATOR_MAX_EPOCHS}).", code="invalid_epochs")
+    if epochs is not None:
+        check_whole_number("epochs", epochs, 1, settings.GENERATOR_MAX_EPOCHS)
     rows = dataset.n_rows if rows is None else rows
     check_whole_number("rows", rows, 1, settings.RELEASE_MAX_ROWS)
     if len(models) * len(seeds) > MAX_TRAININGS:
@@ -70,7 +75,8 @@ def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3,
                                f"{len(models) * len(seeds)}.", code="sweep_too_large")
     with transaction.atomic():
         sweep = Sweep.objects.create(dataset=dataset, model_names=models, seeds=seeds, samples=samples,
-                                     epochs=epochs, rows=rows, created_by=by,
+                                     epochs=1 if epochs is None else epochs,  # the copula's one pass
+                                     rows=rows, created_by=by,
                                      steps_total=len(models) * len(seeds) * (1 + samples))
         audit_record(action="sweep.create", actor=by, object_type="sweep", object_id=sweep.pk,
                      details={"dataset": dataset.slug, "models": models, "seeds": seeds, "samples": samples,

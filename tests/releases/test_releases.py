@@ -238,7 +238,7 @@ def test_it_writes_a_datasheet_with_provenance_and_known_limits(clients, dataset
     assert sheet["source_dataset"] == {"slug": "gbsg2-small", "name": "GBSG2 (small)", "rows": 6, "columns": 10}
     generator = sheet["generator"]
     assert (generator["run"], generator["model"], generator["epochs"], generator["training_seed"],
-            generator["device"], generator["trained_rows"]) == (run.pk, "copula", 1, 0, "cpu", 5)
+            generator["device"], generator["trained_rows"]) == (run.pk, "copula", None, 0, "cpu", 5)  # one pass
     assert generator["hyperparameters"] == {**COPULA_DEFAULTS, "shrinkage": 0.05}  # defaults filled in
     assert datetime.fromisoformat(generator["trained_at"]) == run.finished_at
     assert (sheet["seed"], sheet["rows"], sheet["conditions"]) == (9, 12, {"horTh": "yes"})
