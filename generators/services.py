@@ -312,14 +312,19 @@ def _fail_lost(runs, *, now, reason: str, error: Callable[[GeneratorRun], str]) 
     return failed
 
 
+def _stage(run: GeneratorRun) -> str:
+    """Where a lost run was, in words: its epoch, or its one fitting pass for a model without epochs."""
+    return f"at epoch {run.epoch} of {run.epochs}" if trains_by_epochs(run.model) else "in its one fitting pass"
+
+
 def runs_fail_orphaned(*, worker: str) -> list[int]:
     """At worker start: runs still marked running on this worker belong to a previous process
     that was killed (OOM, SIGKILL, reboot). Fail them now rather than after the stale timeout."""
     return _fail_lost(
         GeneratorRun.objects.filter(status=Status.RUNNING, worker=worker[:200]), now=timezone.now(),
         reason="worker restarted",
-        error=lambda run: (f"the worker {worker} was restarted while the run was at epoch {run.epoch} of "
-                           f"{run.epochs}: it was killed; no checkpoint was kept"))
+        error=lambda run: (f"the worker {worker} was restarted while the run was {_stage(run)}: it was killed; "
+                           "no checkpoint was kept"))
 
 
 def runs_reap_stale(*, now=None) -> list[int]:
@@ -329,7 +334,7 @@ def runs_reap_stale(*, now=None) -> list[int]:
     cutoff = now - timedelta(seconds=settings.GENERATOR_STALE_AFTER_SECONDS)
     reaped = _fail_lost(
         GeneratorRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff), now=now, reason="worker lost",
-        error=lambda run: (f"the worker stopped reporting at epoch {run.epoch} of {run.epochs} (last report "
+        error=lambda run: (f"the worker stopped reporting {_stage(run)} (last report "
                            f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC): it was killed or lost; no checkpoint was kept"))
     staging_cutoff = time.time() - settings.GENERATOR_STALE_AFTER_SECONDS
     models_dir = Path(settings.MODELS_DIR)

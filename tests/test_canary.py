@@ -480,7 +480,7 @@ def exercise_verification(rec: Recorder, role: str, client, world: dict) -> None
                      expect=readers[role])
     if previewed.status_code == 200:
         body = previewed.json()
-        assert (body["dataset"], body["kind"], body["epsilon"], body["draws"]) == (SLUG, "mean", 0.5, 40)
+        assert (body["dataset"], body["kind"], body["epsilon"], body["draws"]) == (SLUG, "mean", "0.5", 40)
     for label, body in (("ε above the maximum", {**mean_bmi, "epsilon": 5}), ("an unknown kind", {**mean_bmi,
                                                                                                    "kind": "mode"}),
                         ("not an object", [mean_bmi])):

@@ -205,8 +205,10 @@ def _age(path, seconds: float) -> None:
 def test_the_reaper_fails_a_silent_run_and_removes_what_it_left(custodian, dataset, models_dir, settings):
     settings.GENERATOR_STALE_AFTER_SECONDS = 900
     now = timezone.now()
-    stale = _running(make_run(dataset, custodian[0], epochs=10), heartbeat=now - timedelta(seconds=1000), epoch=3)
-    alive = _running(make_run(dataset, custodian[0], epochs=10), heartbeat=now - timedelta(seconds=30), epoch=4)
+    stale = _running(make_run(dataset, custodian[0], model="ctgan", epochs=10), heartbeat=now - timedelta(seconds=1000),
+                     epoch=3)
+    alive = _running(make_run(dataset, custodian[0], model="ctgan", epochs=10), heartbeat=now - timedelta(seconds=30),
+                     epoch=4)
     models_dir.mkdir(parents=True)
     half = models_dir / f"run-{stale.pk}"  # renamed into place just before the worker died
     half.mkdir()
@@ -260,16 +262,21 @@ def test_the_reaper_copes_without_a_models_dir(custodian, dataset, models_dir):
 @pytest.mark.django_db
 def test_a_restarted_worker_fails_its_orphans_at_once(custodian, dataset, models_dir):
     now = timezone.now()
-    mine = _running(make_run(dataset, custodian[0], epochs=10), heartbeat=now, epoch=2, worker="celery@gpu-1")
-    other = _running(make_run(dataset, custodian[0], epochs=10), heartbeat=now, epoch=2, worker="celery@gpu-2")
+    mine = _running(make_run(dataset, custodian[0], model="ctgan", epochs=10), heartbeat=now, epoch=2,
+                    worker="celery@gpu-1")
+    other = _running(make_run(dataset, custodian[0], model="ctgan", epochs=10), heartbeat=now, epoch=2,
+                     worker="celery@gpu-2")
+    fitting = _running(make_run(dataset, custodian[0]), heartbeat=now, epoch=0, worker="celery@gpu-1")  # a copula
     before = last_seq()
-    assert runs_fail_orphaned(worker="celery@gpu-1") == [mine.pk]
+    assert sorted(runs_fail_orphaned(worker="celery@gpu-1")) == [mine.pk, fitting.pk]
     mine.refresh_from_db()
+    fitting.refresh_from_db()
+    assert "while the run was in its one fitting pass" in fitting.error
     other.refresh_from_db()
     assert mine.status == "failed" and "epoch 2 of 10" in mine.error
     assert other.status == "running"
-    [event] = events_after(before)
-    assert (event.action, event.outcome, event.object_id) == ("run.finish", "failed", str(mine.pk))
+    assert sorted((e.action, e.outcome, e.object_id) for e in events_after(before)) == sorted(
+        [("run.finish", "failed", str(mine.pk)), ("run.finish", "failed", str(fitting.pk))])
 
 
 # --------------------------------------------------------------------------------------------
