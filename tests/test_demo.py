@@ -76,21 +76,24 @@ def test_the_demo_runs_to_its_end_and_prints_a_token_per_role(tmp_path):
 
 
 def assert_the_tokens_were_printed_as_export_lines(out: str, researcher_token_id: int) -> None:
-    """``export CLEARINGHOUSE_URL=…`` and one ``export CLEARINGHOUSE_TOKEN=…  # role: user`` line per role, and
-    examples whose ids exist after the demo (release 1, run 1, the researcher's demo token)."""
+    """``export CLEARINGHOUSE_URL=…``, one ``export ROLE=…  # role: user`` line per role and the client's
+    ``CLEARINGHOUSE_TOKEN``, and examples whose ids exist after the demo (release 1, run 1, the researcher's
+    demo token)."""
     lines = out.splitlines()
     start = lines.index("  export CLEARINGHOUSE_URL=http://127.0.0.1:8000")
     tokens = []
-    for line, (role, username) in zip(lines[start + 1:start + 4], (("custodian", "demo-custodian"),
-                                                                    ("researcher", "demo-researcher"),
-                                                                    ("auditor", "demo-auditor"))):
-        assert re.fullmatch(rf"  export CLEARINGHOUSE_TOKEN=cht_[A-Za-z0-9_-]+  # {role}: {username}", line), line
+    for line, (variable, role, username) in zip(lines[start + 1:start + 4], (
+            ("CUSTODIAN", "custodian", "demo-custodian"), ("RESEARCHER", "researcher", "demo-researcher"),
+            ("AUDITOR", "auditor", "demo-auditor"))):
+        assert re.fullmatch(rf"  export {variable}=cht_[A-Za-z0-9_-]+  # {role}: {username}", line), line
         tokens.append(line.split("=", 1)[1].split()[0])
     assert len(set(tokens)) == 3
-    assert 'curl -H "Authorization: Bearer $CLEARINGHOUSE_TOKEN" $CLEARINGHOUSE_URL/api/v1/releases/1/' in out
-    assert 'curl -H "Authorization: Bearer $CLEARINGHOUSE_TOKEN" $CLEARINGHOUSE_URL/api/v1/runs/1/' in out
-    assert (f"demo token (id {researcher_token_id}, researcher): curl -X POST -H \"Authorization: Bearer "
-            f"$CLEARINGHOUSE_TOKEN\" $CLEARINGHOUSE_URL/api/v1/auth/tokens/{researcher_token_id}/revoke/") in out
+    assert lines[start + 4].startswith("  export CLEARINGHOUSE_TOKEN=$RESEARCHER  #")
+    assert 'curl -H "Authorization: Bearer $RESEARCHER" $CLEARINGHOUSE_URL/api/v1/releases/1/' in out
+    assert 'curl -H "Authorization: Bearer $CUSTODIAN" $CLEARINGHOUSE_URL/api/v1/runs/1/' in out
+    assert 'curl -H "Authorization: Bearer $AUDITOR" $CLEARINGHOUSE_URL/api/v1/audit/events/' in out
+    assert (f"demo token (id {researcher_token_id}): curl -X POST -H \"Authorization: Bearer "
+            f"$RESEARCHER\" $CLEARINGHOUSE_URL/api/v1/auth/tokens/{researcher_token_id}/revoke/") in out
     assert "Client().download(1)" in out
 
 

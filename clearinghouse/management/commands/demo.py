@@ -24,6 +24,8 @@ from clearinghouse.models import Dataset
 from clearinghouse.services.datasets import dataset_create
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "fixtures" / "gbsg2.schema.json"
+#: The shell variable the demo's export line names each user's token by (the README's curl lines use them).
+ROLE_VARIABLES = {"demo-custodian": "CUSTODIAN", "demo-researcher": "RESEARCHER", "demo-auditor": "AUDITOR"}
 DEMO_USERS = {
     "demo-custodian": ["custodian"],
     "demo-researcher": ["researcher"],
@@ -82,21 +84,24 @@ class Command(AuditedCommand):
             server.server_close()
 
         base = options["base_url"].rstrip("/")
-        out.write("\nTokens: paste the export lines of one role into your shell (the Python client and the curl "
-                  "lines below read them):")
+        out.write("\nTokens: paste these export lines into your shell (the curl lines below and the README's use "
+                  "$CUSTODIAN, $RESEARCHER and $AUDITOR; the Python client reads CLEARINGHOUSE_URL and "
+                  "CLEARINGHOUSE_TOKEN):")
         out.write(f"  export CLEARINGHOUSE_URL={base}")
         for username, roles in DEMO_USERS.items():
-            out.write(f"  export CLEARINGHOUSE_TOKEN={tokens[username]}  # {'/'.join(roles)}: {username}")
-        out.write("\nStart the server with `make serve`, then (with the matching role's token exported):")
-        auth = "-H \"Authorization: Bearer $CLEARINGHOUSE_TOKEN\""
+            out.write(f"  export {ROLE_VARIABLES[username]}={tokens[username]}  # {'/'.join(roles)}: {username}")
+        out.write("  export CLEARINGHOUSE_TOKEN=$RESEARCHER  # the client as the researcher (or $CUSTODIAN, $AUDITOR)")
+        out.write("\nStart the server with `make serve`, then:")
+        url = "$CLEARINGHOUSE_URL/api/v1"
         out.write(f"  API docs (Swagger UI): {base}/api/docs/")
         out.write(f"  OpenAPI schema:        {base}/api/v1/schema/")
-        out.write(f"  Datasets (researcher): curl {auth} $CLEARINGHOUSE_URL/api/v1/datasets/")
-        out.write(f"  Release {release_id} (researcher): curl {auth} $CLEARINGHOUSE_URL/api/v1/releases/{release_id}/")
-        out.write(f"  Run {run_id} (custodian):     curl {auth} $CLEARINGHOUSE_URL/api/v1/runs/{run_id}/")
-        out.write(f"  Audit log (auditor):   curl {auth} $CLEARINGHOUSE_URL/api/v1/audit/events/")
-        out.write(f"  Revoke the researcher's demo token (id {token_ids['demo-researcher']}, researcher): "
-                  f"curl -X POST {auth} $CLEARINGHOUSE_URL/api/v1/auth/tokens/{token_ids['demo-researcher']}/revoke/")
+        out.write(f"  Datasets:              curl -H \"Authorization: Bearer $RESEARCHER\" {url}/datasets/")
+        out.write(f"  Release {release_id}:             curl -H \"Authorization: Bearer $RESEARCHER\" {url}/releases/{release_id}/")
+        out.write(f"  Run {run_id}:                 curl -H \"Authorization: Bearer $CUSTODIAN\" {url}/runs/{run_id}/")
+        out.write(f"  Audit log:             curl -H \"Authorization: Bearer $AUDITOR\" {url}/audit/events/")
+        researcher_token = token_ids["demo-researcher"]
+        out.write(f"  Revoke the researcher's demo token (id {researcher_token}): "
+                  f"curl -X POST -H \"Authorization: Bearer $RESEARCHER\" {url}/auth/tokens/{researcher_token}/revoke/")
         out.write(f"  Python (researcher):   python -c \"from clearinghouse_client import Client; "
                   f"print(Client().download({release_id}).describe())\"")
         out.write(f"  Admin (custodians):    {base}/admin/  (sign in as demo-custodian)")
