@@ -6,6 +6,7 @@ object_id, a client's ``X-Request-ID`` in request_id, a custodian's category in 
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -16,9 +17,11 @@ import pytest
 from django.test import Client
 
 from clearinghouse.models import AuditEvent
+from clearinghouse.schema import Schema
 from clearinghouse.selectors import EXPORT_FIELDS, csv_unsafe
 from clearinghouse.services.audit import GENESIS_HASH, audit_record, event_hash
-from tests.conftest import last_event
+from tests.clearinghouse.test_datasets_api import assert_refused, data_dir, post  # noqa: F401 (fixture)
+from tests.conftest import GBSG2_SCHEMA, last_event, upload_payload
 from tests.portal.conftest import session_client
 
 
@@ -132,3 +135,31 @@ def test_the_portal_offers_both_exports_escaped_and_exact(auditor):
     assert [x["object_id"] for x in lines] == PLANTED[1:]
     assert last_event().details == {"query": {"action": "test.planted"}, "format": "jsonl"}
 
+
+# --- release CSVs: formula-leading categories and column names are refused at upload ---------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("categories, position", [(["no", "=cmd|' /C calc'!A0"], 1), (["@SUM(1)", "yes"], 0),
+                                                  (["no", "+x"], 1), (["-A1", "yes"], 0)])
+def test_an_upload_declaring_a_formula_leading_category_is_refused_and_nothing_is_stored(
+        clients, custodian, data_dir, categories, position):
+    schema = copy.deepcopy(GBSG2_SCHEMA)
+    schema["columns"][1] = {"name": "horTh", "type": "categorical", "categories": categories}
+    response = post(clients["custodian"], upload_payload(schema=schema))
+    error = assert_refused(response, 400, "invalid_schema", f"columns[1].categories[{position}]: must not start with =",
+                           actor=custodian[0])
+    assert error["details"]
+
+
+@pytest.mark.django_db
+def test_an_upload_naming_a_column_like_a_formula_is_refused(clients, custodian, data_dir):
+    schema = copy.deepcopy(GBSG2_SCHEMA)
+    schema["columns"][0]["name"] = "=pid"
+    assert_refused(post(clients["custodian"], upload_payload(schema=schema)), 400, "invalid_schema",
+                   "columns[0].name: must not start with =", actor=custodian[0])
+
+
+def test_plain_negative_or_signed_numbers_stay_allowed_as_categories():
+    raw = copy.deepcopy(GBSG2_SCHEMA)
+    raw["columns"][1] = {"name": "horTh", "type": "categorical", "categories": [-1, "0", "+1", "-2.5"]}
+    assert Schema.from_dict(raw)["horTh"].categories == ("-1", "0", "+1", "-2.5")
