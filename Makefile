@@ -127,6 +127,12 @@ bench-trust: install
 bench-story: demo
 	$(PY) -m bench.story
 
+# Upload header benchmark: the refusal of a 10^5-column header beside a normal GBSG2 upload (median of 5,
+# ratio, refusal size); a few seconds. Figures in bench/results/upload_header.json and docs/benchmarks.md.
+.PHONY: bench-header
+bench-header: install
+	$(PY) -m bench.upload_header
+
 # Regression kinds' engine time per mechanism at 10k rows (target p50 <= 100 ms); under a minute.
 .PHONY: bench-regression-latency
 bench-regression-latency: install

@@ -10,7 +10,11 @@ from django.conf import settings
 
 from clearinghouse import context
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+#: A client's ``X-Request-ID`` is kept only if it is 8 to 64 characters of [A-Za-z0-9._-] starting with a
+#: letter or digit; any other is replaced by a generated one (uuid4 hex). The first character matters: ``-A1.A1.A1``
+#: is in the safe alphabet but a spreadsheet reads a leading ``-`` (or ``+ = @``) as a formula, and the id is stored
+#: in the audit log and exported (issue 14, finding 2).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,63}")
 
 
 def client_ip(meta) -> str | None:

@@ -8,6 +8,7 @@ See docs/schema.md for the format.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,18 @@ _KEYS_BY_TYPE = {
 }
 MAX_COLUMNS = 500
 MAX_CATEGORIES = 1000
+
+#: Text a spreadsheet would run as a formula when it opens a release's data.csv: a category or a column name
+#: (the CSV's header) starting with = + - or @ (tab and CR are already refused as surrounding spaces).
+#: A plain number such as "-1" or "+2.5" is a number to a spreadsheet, not a formula, and is allowed.
+#: Refused at upload rather than escaped in the release, so that a value is the same in the CSV, the Parquet,
+#: the datasheet and a verification's ``where`` (issue 14, finding 2; docs/privacy.md).
+_FORMULA_LEADS = ("=", "+", "-", "@")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def _formula_like(text: str) -> bool:
+    return text.startswith(_FORMULA_LEADS) and not _PLAIN_NUMBER.fullmatch(text)
 
 
 class SchemaError(ValueError):
@@ -165,6 +178,9 @@ def _parse_column(item: Any, path: str, problems: list[str]) -> Column | None:
     if not isinstance(name, str) or not name.strip() or len(name) > 64 or name != name.strip():
         problems.append(f"{path}.name: must be a non-empty string of at most 64 characters, without surrounding spaces")
         return None
+    if _formula_like(name):
+        problems.append(f"{path}.name: must not start with =, +, - or @ (a spreadsheet would run it as a formula)")
+        return None
     if ctype not in _TYPES:
         problems.append(f"{path}.type: {ctype!r} is not one of {', '.join(_TYPES)}")
         return None
@@ -202,6 +218,10 @@ def _parse_column(item: Any, path: str, problems: list[str]) -> Column | None:
                     value = str(value)  # ["1", "2"] written as [1, 2]
                 if not isinstance(value, str) or not value.strip() or value != value.strip():
                     problems.append(f"{path}.categories[{position}]: must be a non-empty string without surrounding spaces")
+                    continue
+                if _formula_like(value):
+                    problems.append(f"{path}.categories[{position}]: must not start with =, +, - or @ unless it is a "
+                                    "plain number (a spreadsheet would run it as a formula)")
                     continue
                 parsed.append(value)
             if len(set(parsed)) != len(parsed):

@@ -57,13 +57,46 @@ class _Echo:
         return value
 
 
+#: A text cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection");
+#: a leading ``'`` is in the set too, so that the escaping can be undone without ambiguity.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_safe(value: str) -> str:
+    """``value`` with a ``'`` in front if it starts with ``= + - @``, a tab, a CR or ``'``; else unchanged.
+
+    The stored value is recovered by dropping that one leading ``'`` (:func:`csv_unsafe`)."""
+    return "'" + value if value.startswith(FORMULA_LEADS) else value
+
+
+def csv_unsafe(cell: str) -> str:
+    """The stored value of a cell :func:`csv_safe` wrote."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def _export_values(event: AuditEvent) -> dict:
+    """The stored, canonical values of ``event`` under :data:`EXPORT_FIELDS` (``details`` as a JSON value)."""
+    values = {f: getattr(event, f) for f in EXPORT_FIELDS}
+    values["created_at"] = event.created_at.isoformat()
+    return values
+
+
 def audit_events_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
     """The CSV lines of ``events`` (a header, then one line per event; ``details`` as sorted JSON), lazily,
-    for a streamed export."""
+    for a streamed export. Every text cell goes through :func:`csv_safe`, so a formula planted in the log
+    (an object id, a username, a request id) opens as text in a spreadsheet; numbers are written as they are.
+    The hash chain is over the stored values: undo the escaping (:func:`csv_unsafe`) before rechecking it,
+    or use :func:`audit_events_jsonl`, which carries the exact values."""
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
     for event in events:
-        values = [getattr(event, f) for f in EXPORT_FIELDS]
-        values[EXPORT_FIELDS.index("created_at")] = event.created_at.isoformat()
-        values[EXPORT_FIELDS.index("details")] = json.dumps(event.details, sort_keys=True)
-        yield writer.writerow(["" if v is None else v for v in values])
+        values = _export_values(event)
+        values["details"] = json.dumps(event.details, sort_keys=True)
+        yield writer.writerow(["" if v is None else csv_safe(v) if isinstance(v, str) else v for v in values.values()])
+
+
+def audit_events_jsonl(events: Iterable[AuditEvent]) -> Iterator[str]:
+    """JSON Lines: one object per event with the exact stored values (``details`` as an object, a missing
+    actor or client address as null), keys in :data:`EXPORT_FIELDS` order, lazily, for a streamed export."""
+    for event in events:
+        yield json.dumps(_export_values(event), ensure_ascii=False) + "\n"

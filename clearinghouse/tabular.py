@@ -9,17 +9,23 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clearinghouse.schema import Column, Schema
+from clearinghouse.schema import MAX_COLUMNS, Column, Schema
 
 __all__ = ["CellFailure", "TableError", "infer_schema", "read_csv_checked", "MISSING_TOKENS"]
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none"})
+
+#: A header refusal names at most this many columns per list, each cut to ``_NAME_SHOWN`` characters,
+#: so that a hostile header (10^5 columns, long names) gets a refusal of a few kB, not one as big as itself.
+_NAMES_LISTED = 20
+_NAME_SHOWN = 64
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,9 @@ def _first_long_line(text: str, n_fields: int) -> int:
     return 2  # pragma: no cover - only called when pandas saw such a row
 
 
-def _read_strings(text: str) -> tuple[list[str], pd.DataFrame]:
+def _read_strings(text: str, schema: Schema | None = None) -> tuple[list[str], pd.DataFrame]:
+    """The header and the cells as strings. The header is checked (its width, and against ``schema``
+    if given) before pandas reads a single row, so a hostile header costs one linear pass."""
     if not text.strip():
         raise TableError("The file is empty.", code="empty_file")
     try:
@@ -79,6 +87,11 @@ def _read_strings(text: str) -> tuple[list[str], pd.DataFrame]:
     except csv.Error as exc:
         raise TableError(f"The header line is not valid CSV: {exc}.", code="malformed_csv") from None
     header = [h.strip() for h in header]
+    if len(header) > MAX_COLUMNS:
+        raise TableError(f"The header has {len(header)} columns; a dataset has at most {MAX_COLUMNS}.",
+                         code="bad_header")
+    if schema is not None:
+        _check_header(header, schema)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
                             skipinitialspace=False, engine="c")
@@ -109,19 +122,29 @@ def _mark_short_rows(text: str, frame: pd.DataFrame) -> None:
             frame.iloc[short, position] = np.nan
 
 
+def _listed(names: list[str]) -> str:
+    """At most ``_NAMES_LISTED`` names, each at most ``_NAME_SHOWN`` characters, and how many were left out."""
+    shown = [n if len(n) <= _NAME_SHOWN else n[:_NAME_SHOWN] + "…" for n in names[:_NAMES_LISTED]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" (and {more} more)" if more else "")
+
+
 def _check_header(header: list[str], schema: Schema) -> None:
-    duplicates = sorted({h for h in header if header.count(h) > 1})
+    """Linear in the header's width (one Counter, set lookups): never ``header.count`` per column."""
+    counts = Counter(header)
+    duplicates = sorted(h for h, n in counts.items() if n > 1)
     if duplicates:
-        raise TableError(f"The header repeats column(s): {', '.join(duplicates)}.", code="bad_header")
+        raise TableError(f"The header repeats column(s): {_listed(duplicates)}.", code="bad_header")
     expected = [c.name for c in schema.columns]
-    missing = [name for name in expected if name not in header]
-    extra = [name for name in header if name not in expected]
+    expected_set = set(expected)
+    missing = [name for name in expected if name not in counts]
+    extra = [name for name in header if name not in expected_set]
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing column(s) {', '.join(missing)}")
+            parts.append(f"missing column(s) {_listed(missing)}")
         if extra:
-            parts.append(f"column(s) not in the schema {', '.join(extra)}")
+            parts.append(f"column(s) not in the schema {_listed(extra)}")
         raise TableError("The header does not match the schema: " + "; ".join(parts) + ".", code="bad_header")
 
 
@@ -190,8 +213,7 @@ def read_csv_checked(data: bytes, schema: Schema, *, max_failures: int = 20) -> 
     categoricals with the declared categories, event as Int8 0/1.
     Raises :class:`TableError` with the first ``max_failures`` failing cells.
     """
-    header, strings = _read_strings(_decode(data))
-    _check_header(header, schema)
+    header, strings = _read_strings(_decode(data), schema)
     if len(strings) == 0:
         raise TableError("The file has a header but no data rows.", code="empty_file")
     typed: dict[str, pd.Series] = {}

@@ -57,6 +57,7 @@ api_v1 = [
          name="dataset-allocation"),
     path("audit/events/", audit_api.AuditEventListApi.as_view(), name="audit-events"),
     path("audit/events/export.csv", audit_api.AuditExportApi.as_view(), name="audit-export"),
+    path("audit/events/export.jsonl", audit_api.AuditExportJsonlApi.as_view(), name="audit-export-jsonl"),
     path("audit/verify/", audit_api.AuditVerifyApi.as_view(), name="audit-verify"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
          name="schema"),

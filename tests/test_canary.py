@@ -309,6 +309,9 @@ def exercise_api(rec: Recorder, role: str, client, world: dict) -> None:
     call("audit export, bad outcome", client, "GET", "/api/v1/audit/events/export.csv",
          expect=pick(auditor_only, 400), outcome="bogus")
     call("audit export, POST", client, "POST", "/api/v1/audit/events/export.csv", expect=pick(auditor_only, 405))
+    call("audit export, JSON Lines", client, "GET", "/api/v1/audit/events/export.jsonl", expect=auditor_only[role])
+    call("audit export, JSON Lines, bad outcome", client, "GET", "/api/v1/audit/events/export.jsonl",
+         expect=pick(auditor_only, 400), outcome="bogus")
     call("audit chain check", client, "GET", "/api/v1/audit/verify/", expect=auditor_only[role])
     # public pages
     call("OpenAPI document", client, "GET", "/api/v1/schema/", expect=200)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -142,6 +143,7 @@ MATRIX = [
     E("read a sweep",              "GET",  "/api/v1/sweeps/{sweep}/",               401, 403,  403,  403,  200, "sweep.read"),
     E("list audit events",         "GET",  "/api/v1/audit/events/",                 401, 403,  403,  200,  403, "audit.events.list"),
     E("export audit events",       "GET",  "/api/v1/audit/events/export.csv",       401, 403,  403,  200,  403, "audit.events.export"),
+    E("export audit events, JSONL", "GET", "/api/v1/audit/events/export.jsonl",     401, 403,  403,  200,  403, "audit.events.export"),
     E("verify the audit chain",    "GET",  "/api/v1/audit/verify/",                 401, 403,  403,  200,  403, "audit.verify"),
     E("submit a verification",     "POST", "/api/v1/verifications/",                401, 403,  201,  403,  403, "verification.create",
       success_actions=("verification.charge", "verification.answer")),
@@ -429,6 +431,14 @@ def _audit_exported(world: World, role: str, response) -> User:
     rows = list(csv.reader(io.StringIO(content_of(response).decode())))
     assert rows[0] == EXPORT_FIELDS
     assert len(rows) - 1 == AuditEvent.objects.count()  # the export's own row is written before it streams
+    return world.users[role]
+
+
+def _audit_exported_jsonl(world: World, role: str, response) -> User:
+    assert response["Content-Type"].startswith("application/jsonl")
+    lines = [json.loads(line) for line in content_of(response).decode().splitlines()]
+    assert [list(line) for line in lines[:1]] == [EXPORT_FIELDS]
+    assert len(lines) == AuditEvent.objects.count()  # the export's own row is written before it streams
     return world.users[role]
 
 
@@ -759,6 +769,7 @@ SUCCESS_CHECKS: dict[str, Callable[[World, str, Any], User | None]] = {
     "read a sweep": _sweep_read,
     "list audit events": _audit_listed,
     "export audit events": _audit_exported,
+    "export audit events, JSONL": _audit_exported_jsonl,
     "verify the audit chain": _audit_verified,
     "submit a verification": _verification_submitted,
     "preview a verification": _verification_previewed,

@@ -1,4 +1,5 @@
-"""Audit API, for auditors: the log, its CSV export, and the chain check."""
+"""Audit API, for auditors: the log, its exports (CSV with formula cells escaped, JSON Lines with the exact values),
+and the chain check."""
 
 from __future__ import annotations
 
@@ -85,8 +86,22 @@ class CSVRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
+class JSONLinesRenderer(BaseRenderer):
+    media_type = "application/jsonl"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):  # only error bodies reach this
+        return JSONRenderer().render(data)
+
+
 class AuditExportApi(ApiView):
-    """The filtered log as CSV, streamed (same filters as the list)."""
+    """The filtered log as CSV, streamed (same filters as the list).
+
+    A text cell starting with ``= + - @ '``, a tab or a carriage return gets a leading ``'`` so that a
+    spreadsheet shows it as text (formulas can be planted in the log by anyone, e.g. in a refused URL);
+    drop that one ``'`` to get the stored value back. ``export.jsonl`` has the exact values.
+    """
 
     permission_classes = [IsAuditor]
     error_codes = {400: ["invalid"]}
@@ -98,6 +113,27 @@ class AuditExportApi(ApiView):
         qs = _filtered(request)
         response = StreamingHttpResponse(selectors.audit_events_csv(qs.iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
+        return response
+
+
+class AuditExportJsonlApi(ApiView):
+    """The filtered log as JSON Lines, streamed (same filters as the list): one object per event, oldest first,
+    with the exact stored values, the ones the hash chain is over (``details`` as an object)."""
+
+    permission_classes = [IsAuditor]
+    error_codes = {400: ["invalid"]}
+    renderer_classes = [JSONRenderer, JSONLinesRenderer]
+    audit_action = "audit.events.export"
+
+    def audit_read_details(self) -> dict:
+        return {**super().audit_read_details(), "format": "jsonl"}
+
+    @extend_schema(parameters=_FILTER_PARAMETERS, responses={(200, "application/jsonl"): OpenApiTypes.STR})
+    def get(self, request):
+        qs = _filtered(request)
+        response = StreamingHttpResponse(selectors.audit_events_jsonl(qs.iterator(chunk_size=2000)),
+                                         content_type="application/jsonl; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="audit-events.jsonl"'
         return response
 
 

@@ -87,6 +87,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("PUT", "datasets/{slug}/allocations/{user_id}/"): ("budget", "Set a researcher's ε allocation"),
     ("GET", "audit/events/"): ("audit", "List audit events"),
     ("GET", "audit/events/export.csv"): ("audit", "Export audit events as CSV"),
+    ("GET", "audit/events/export.jsonl"): ("audit", "Export audit events as JSON Lines"),
     ("GET", "audit/verify/"): ("audit", "Check the audit hash chain"),
     ("GET", "schema/"): ("schema", "This OpenAPI document"),
 }

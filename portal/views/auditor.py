@@ -1,4 +1,4 @@
-"""The auditor's pages: the audit log with its filters, one event, the chain check, the CSV export.
+"""The auditor's pages: the audit log with its filters, one event, the chain check, the exports (CSV, JSON Lines).
 
 They mirror :mod:`clearinghouse.api.audit`: the same filters (:class:`portal.forms.auditor.AuditFilterForm`
 checks what ``AuditFilterSerializer`` checks), the same selector (:func:`clearinghouse.selectors.audit_event_list`),
@@ -102,7 +102,8 @@ class AuditChainView(PortalView):
 
 
 class AuditExportView(PortalView):
-    """The filtered log as CSV, oldest first, with the API export's columns."""
+    """The filtered log as CSV, oldest first, with the API export's columns and its formula escaping
+    (:func:`clearinghouse.selectors.csv_safe`)."""
 
     permission_classes = (IsAuditor,)
     audit_action = "audit.events.export"
@@ -118,9 +119,31 @@ class AuditExportView(PortalView):
         return response
 
 
+class AuditExportJsonlView(PortalView):
+    """The filtered log as JSON Lines, oldest first, with the exact stored values (the API's ``export.jsonl``)."""
+
+    permission_classes = (IsAuditor,)
+    audit_action = "audit.events.export"
+    audit_object_type = "audit_event"
+
+    def audit_read_details(self) -> dict:
+        return {**super().audit_read_details(), "format": "jsonl"}
+
+    def get(self, request):
+        form = AuditFilterForm(request.GET)
+        if not form.is_valid():
+            return _refuse_filters(request, self, form)
+        events = selectors.audit_event_list(**form.selector_filters())
+        response = StreamingHttpResponse(selectors.audit_events_jsonl(events.iterator(chunk_size=2000)),
+                                         content_type="application/jsonl; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="audit-events.jsonl"'
+        return response
+
+
 urlpatterns = [
     path("audit/", AuditLogView.as_view(), name="audit-log"),
     path("audit/events/<int:seq>/", AuditEventView.as_view(), name="audit-event"),
     path("audit/chain/", AuditChainView.as_view(), name="audit-chain"),
     path("audit/export.csv", AuditExportView.as_view(), name="audit-export"),
+    path("audit/export.jsonl", AuditExportJsonlView.as_view(), name="audit-export-jsonl"),
 ]

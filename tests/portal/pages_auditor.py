@@ -14,4 +14,5 @@ PAGES: list[Page] = [
     P("audit chain check",      "audit-chain",  "/audit/chain/?run=1",  302, 403,  403,  200,  403, "audit.verify"),
     # the export answers CSV, not a page: the auditor's cell is checked in test_auditor_pages.py
     P("audit export",           "audit-export", "/audit/export.csv",    302, 403,  403,  None, 403, "audit.events.export"),
+    P("audit export, JSONL",    "audit-export-jsonl", "/audit/export.jsonl", 302, 403, 403, None, 403, "audit.events.export"),
 ]
