@@ -118,3 +118,39 @@ def test_a_deeply_nested_schema_in_the_portals_upload_form_is_refused_on_its_fie
     assert f"nested deeper than {MAX_JSON_DEPTH} levels" in " ".join(response.context["form"].errors["schema"])
     assert not Dataset.objects.exists()
     assert [(e.action, e.outcome) for e in AuditEvent.objects.filter(seq__gt=seq)] == [("dataset.upload", "refused")]
+
+
+# --- 7. OPTIONS ---------------------------------------------------------------------------------
+
+def _api_urls() -> list[str]:
+    """Every /api/v1/ route, its parameters filled in (OPTIONS looks up no object)."""
+    import re
+
+    from clearinghouse.urls import api_v1
+
+    fill = {"slug": "gbsg2-small"}
+    urls = []
+    for pattern in api_v1:
+        route = str(pattern.pattern)
+        urls.append("/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: fill.get(m.group(1), "1"), route))
+    return urls
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_options_on_every_api_url_as_every_role_is_never_a_server_error(clients, dataset, role):
+    answers = {}
+    for url in _api_urls():
+        seq = _last_seq()
+        response = clients[role].options(url)
+        answers[url] = response.status_code
+        assert response.status_code < 500, (url, response.content[:300])
+        if url == "/api/v1/schema/":  # drf-spectacular's public view, not an ApiView: nothing to audit
+            continue
+        events = list(AuditEvent.objects.filter(seq__gt=seq))
+        if response.status_code >= 400:  # refused as any other method is: audited by the handler
+            assert [(e.outcome, e.details["method"]) for e in events] == [
+                ("denied" if response.status_code in (401, 403) else "refused", "OPTIONS")], url
+        else:
+            assert response.json()["name"], url
+            assert [(e.action, e.details) for e in events] == [("api.options", {"path": url})], url
+    assert answers["/api/v1/audit/verify/"] == (200 if role == "auditor" else 401 if role == "anonymous" else 403)
