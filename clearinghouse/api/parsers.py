@@ -3,9 +3,9 @@
 Python's ``json`` recurses once per nested array or object: a body of 100 000 ``[`` is a
 ``RecursionError`` deep inside the parser, which no handler translated (a 500, unaudited). No
 document this API takes nests deeper than a handful of levels (a hypothesis is four), so
-:data:`MAX_JSON_DEPTH` is generous. :func:`check_depth` is one linear pass over the text: string
-literals are skipped (a ``[`` inside a string is not nesting), brackets are counted, and the first
-one past the limit refuses the document, whatever its length.
+:data:`MAX_JSON_DEPTH` is generous. :func:`check_depth` reads the text once, linearly, before
+``json`` does: string literals are skipped (a ``[`` inside a string is not nesting) and the brackets
+are counted.
 
 Every place where client text becomes JSON goes through :func:`loads`: the API's body parser
 (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``), the upload's ``schema`` field, and the portal's forms.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -26,31 +27,32 @@ __all__ = ["MAX_JSON_DEPTH", "JsonTooDeep", "LimitedJSONParser", "check_depth", 
 #: The deepest nesting of arrays and objects any client document may have.
 MAX_JSON_DEPTH = 64
 
-# A string literal (escapes included; an unterminated one runs to the end), or one bracket.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)|[\[\]{}]', re.DOTALL)
+# A string literal (escapes included; an unterminated one runs to the end); anything but a bracket.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class JsonTooDeep(ValueError):
     """The document nests arrays/objects deeper than :data:`MAX_JSON_DEPTH`."""
 
-    def __init__(self, limit: int, position: int):
-        self.limit, self.position = limit, position
-        super().__init__(f"JSON nested deeper than {limit} levels (arrays and objects; at character {position}).")
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"JSON nested deeper than {limit} levels of arrays and objects.")
 
 
 def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
-    """Raise :class:`JsonTooDeep` when ``text`` nests deeper than ``limit``; linear in its length."""
+    """Raise :class:`JsonTooDeep` when ``text`` nests deeper than ``limit``.
+
+    Linear, and in C loops only: strings are cut out, everything but brackets is dropped, and the
+    deepest running sum of +1 per opening and -1 per closing bracket is the depth. A closing bracket too
+    many only lowers the sum; ``json`` refuses such text at that bracket, before it reads further."""
     if "[" not in text and "{" not in text:
         return
-    depth = 0
-    for match in _TOKEN.finditer(text):
-        char = match.group()
-        if char in "[{":
-            depth += 1
-            if depth > limit:
-                raise JsonTooDeep(limit, match.start())
-        elif char in "]}":
-            depth = max(depth - 1, 0)  # unbalanced: json itself refuses it
+    outside = _STRING.sub("", text) if '"' in text else text
+    brackets = _NOT_BRACKET.sub("", outside)
+    if len(brackets) > limit and max(accumulate(map(_STEP.__getitem__, brackets))) > limit:
+        raise JsonTooDeep(limit)
 
 
 def loads(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> Any:
