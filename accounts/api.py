@@ -117,11 +117,17 @@ class TokenRevokeApi(ApiView):
 
 
 class RegisterApi(ApiView):
-    """Register as a researcher. The account stays unverified until a custodian verifies it."""
+    """Register as a researcher. The account stays unverified until a custodian verifies it.
+
+    The answer is the same (202) whether or not the username was free, so that registration does not tell
+    who has an account: when it was taken, nothing is created or changed. A custodian sees the new account
+    among the pending registrations; once verified, a token from `POST auth/token/` with the password
+    chosen here proves the account is yours (an invalid-credentials answer means the name was taken).
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    error_codes = {400: ["weak_password"], 409: ["duplicate_username"]}
+    error_codes = {400: ["weak_password"]}
     throttle_classes = [AnonRateThrottle]
     audit_action = "accounts.register"
 
@@ -133,15 +139,24 @@ class RegisterApi(ApiView):
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
         affiliation = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
+    class OutputSerializer(serializers.Serializer):
+        username = serializers.CharField(help_text="The name as stored (NFKC-normalized).")
+        status = serializers.ChoiceField(choices=["received"])
+        message = serializers.CharField()
+
     def audit_context(self) -> dict:
         return _audited_username(self.request.data)
 
-    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer}, auth=[])
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, auth=[])
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.researcher_register(**data.validated_data)
-        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+        services.researcher_register(**data.validated_data)  # None when the name was taken: answered alike
+        username = User.normalize_username(data.validated_data["username"])
+        body = {"username": username, "status": "received", "message": (
+            f"If the username {username!r} was free, an unverified researcher account was created with it; a "
+            "custodian verifies it before it can be used. If it was taken, nothing was created or changed.")}
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MeApi(ApiView):

@@ -17,6 +17,7 @@ from accounts.authentication import hash_token
 from accounts.models import ApiToken, Role, User
 from clearinghouse import context
 from clearinghouse.errors import ApplicationError
+from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_record
 
 __all__ = [
@@ -80,23 +81,36 @@ def user_create(
 @transaction.atomic
 def researcher_register(
     *, username: str, password: str, email: str, first_name: str = "", last_name: str = "", affiliation: str = ""
-) -> User:
-    """Self-registration: an unverified researcher, who can do nothing until a custodian verifies them."""
+) -> User | None:
+    """Self-registration: an unverified researcher, who can do nothing until a custodian verifies them.
+
+    Returns the new user, or None when the username is taken (whatever its case). The caller answers
+    both the same way, so that registration does not tell who has an account: the password is checked
+    and hashed before the name is looked up (the same refusals, the same work either way), the existing
+    account is not changed, and only the audit row says which it was (outcome ``refused``, code
+    ``duplicate_username``, the existing account as its object)."""
     username = User.normalize_username(username)  # NFKC: "ｒｈｅａ" is "rhea"
-    if User.objects.filter(username__iexact=username).exists():
-        raise ApplicationError("That username is taken.", code="duplicate_username", status_code=409)
     user = User(username=username, email=email, first_name=first_name, last_name=last_name,
                 affiliation=affiliation, is_researcher=True)
     _check_password(password, user)
     user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        raise ApplicationError("That username is taken.", code="duplicate_username", status_code=409) from None
-    audit_record(action="accounts.register", actor=user, object_type="user", object_id=user.pk,
-                 details={"username": user.username, "affiliation": affiliation})
-    return user
+    existing = User.objects.filter(username__iexact=username).only("pk").first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:  # registered by a concurrent request since the look-up
+            existing = User.objects.filter(username__iexact=username).only("pk").first()
+        else:
+            audit_record(action="accounts.register", actor=user, object_type="user", object_id=user.pk,
+                         details={"username": user.username, "affiliation": affiliation})
+            return user
+    audit_record(action="accounts.register", outcome=AuditEvent.Outcome.REFUSED, object_type="user",
+                 object_id=existing.pk if existing else "",
+                 details={"username": username, "affiliation": affiliation, "code": "duplicate_username",
+                          "message": "The username is taken; nothing was changed, and the caller was answered "
+                                     "as for a new registration."})
+    return None
 
 
 @transaction.atomic

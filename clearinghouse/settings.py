@@ -220,7 +220,8 @@ UPLOAD_MAX_REPORTED_FAILURES = 20
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting limit (clearinghouse.api.parsers.MAX_JSON_DEPTH): 400, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["clearinghouse.api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "clearinghouse.api.pagination.Pagination",
     "PAGE_SIZE": 50,

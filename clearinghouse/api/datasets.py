@@ -7,11 +7,13 @@ import json
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import IsCustodian, IsVerifiedUser
 from clearinghouse import selectors
+from clearinghouse.api import parsers
 from clearinghouse.api.pagination import Pagination
 from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
@@ -47,7 +49,9 @@ class JsonDocumentField(serializers.Field):
         if not isinstance(data, str):
             raise serializers.ValidationError("Expected a JSON document.")
         try:
-            return json.loads(data)
+            return parsers.loads(data)
+        except parsers.JsonTooDeep as exc:  # as the body parser answers it: the document is malformed
+            raise ParseError(f"schema: {exc}") from None
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).") from None
 

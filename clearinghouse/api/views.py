@@ -13,7 +13,10 @@ class ApiView(APIView):
 
     * a successful read (GET/HEAD) is recorded here, once the response is ready;
     * a successful write is recorded by its service, inside the write's transaction;
-    * any error response is recorded by the exception handler, after rollback.
+    * any error response is recorded by the exception handler, after rollback;
+    * ``OPTIONS`` (DRF's metadata: the view's name, public description, renderers and parsers, after
+      the same authentication and permission checks as its other methods) is recorded as
+      ``api.options``, never as the view's own action: it reads nothing and changes nothing.
     """
 
     audit_action: str = ""
@@ -39,6 +42,12 @@ class ApiView(APIView):
             force = True
         return super().perform_content_negotiation(request, force=force)
 
+    def get_view_description(self, html=False) -> str:
+        """OPTIONS answers the description the OpenAPI publishes: never this base class's docstring."""
+        from clearinghouse.api.schema import public_doc
+
+        return public_doc(type(self))
+
     def renderer_formats(self) -> list[str]:
         return [renderer.format for renderer in self.get_renderers()]
 
@@ -56,7 +65,11 @@ class ApiView(APIView):
             # Errors are JSON whatever was negotiated (CSV export, HTML report).
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
         response = super().finalize_response(request, response, *args, **kwargs)
-        if request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
+        if request.method == "OPTIONS" and response.status_code < 400:
+            from clearinghouse.services.audit import audit_record
+
+            audit_record(action="api.options", actor=request.user, details={"path": request.path[:300]})
+        elif request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
             from clearinghouse.services.audit import audit_record
 
             object_type, object_id = self.audit_object

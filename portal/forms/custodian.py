@@ -6,12 +6,13 @@ service's ``invalid_<name>`` refusal lands on the field of that name (:func:`add
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 from django import forms
 
+from clearinghouse.api.parsers import MAX_JSON_DEPTH, JsonTooDeep
+from clearinghouse.api.parsers import loads as json_loads
 from clearinghouse.errors import ApplicationError
 from generators.core.models import MODELS
 from generators.models import GeneratorRun
@@ -36,6 +37,7 @@ def parse_schema_text(text: str) -> Any:
     if len(text.encode("utf-8")) > MAX_SCHEMA_BYTES:
         raise forms.ValidationError(f"The schema is larger than {MAX_SCHEMA_BYTES} bytes.", code="invalid_schema")
     try:
+        _check_yaml_depth(text)
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -43,6 +45,23 @@ def parse_schema_text(text: str) -> Any:
         problem = getattr(exc, "problem", None) or "unreadable"
         raise forms.ValidationError(f"The schema is not valid YAML or JSON: {problem}{where}.",
                                     code="invalid_schema") from None
+
+
+def _check_yaml_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a document nested deeper than ``limit`` before it is composed: PyYAML's composer (like
+    ``json``) recurses per level, so ``[[[…`` or ``- - - …`` would be a RecursionError. Its parser is not
+    recursive: the events are counted in one pass."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limit:
+                mark = event.start_mark
+                raise forms.ValidationError(
+                    f"The schema is nested deeper than {limit} levels (line {mark.line + 1} column {mark.column + 1}).",
+                    code="invalid_schema")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def draft_text(schema: dict) -> str:
@@ -159,8 +178,11 @@ class ReleaseForm(forms.Form):
             shares: dict[Any, float] = {}
             text = (data.get("shares") or "").strip()
             try:
-                loaded = json.loads(text) if text.startswith("{") else None
-            except json.JSONDecodeError:
+                loaded = json_loads(text) if text.startswith("{") else None
+            except JsonTooDeep as exc:
+                self.add_error("shares", str(exc))
+                return data
+            except ValueError:  # not JSON: read as 'level: share' lines
                 loaded = None
             if isinstance(loaded, dict):
                 items = [(str(k), str(v)) for k, v in loaded.items()]
