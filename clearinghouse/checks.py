@@ -1,6 +1,9 @@
 """System checks: real data sit outside anything the web server serves; production has its static
 manifest, named hosts and counters shared between worker processes."""
 
+import os
+import shlex
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -59,11 +62,9 @@ def web_worker_processes() -> int:
     gunicorn takes its worker count from ``-w``/``--workers`` (on its command line or in
     ``GUNICORN_CMD_ARGS``), else from ``WEB_CONCURRENCY`` (docker/ sets 3), else 1.
     """
-    import os
-    import shlex
-    import sys
-
-    for argv in (sys.argv if "gunicorn" in Path(sys.argv[0] or "").name else [],
+    # .../bin/gunicorn, or .../gunicorn/__main__.py under `python -m gunicorn`
+    started_by_gunicorn = bool(sys.argv) and "gunicorn" in Path(sys.argv[0] or "").parts[-2:]
+    for argv in (sys.argv if started_by_gunicorn else [],
                  shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))):
         workers = _gunicorn_workers(list(argv))
         if workers is not None:

@@ -45,6 +45,8 @@ def test_a_wildcard_host_is_flagged_and_named_hosts_are_not(settings):
     (False, LOCMEM, "3", ["gunicorn"], ["clearinghouse.E002"]),               # docker/'s WEB_CONCURRENCY
     (False, LOCMEM, "", ["gunicorn", "app", "-w", "4"], ["clearinghouse.E002"]),
     (False, LOCMEM, "", ["gunicorn", "app", "--workers=2"], ["clearinghouse.E002"]),
+    (False, LOCMEM, "", ["/venv/lib/gunicorn/__main__.py", "app", "-w", "2"], ["clearinghouse.E002"]),  # python -m
+    (False, LOCMEM, "", ["manage.py", "check", "-w", "2"], []),                # not gunicorn's -w
     (False, LOCMEM, "3", ["gunicorn", "app", "-w1"], []),                      # the command line wins
     (False, LOCMEM, "", ["gunicorn", "app"], []),                              # gunicorn's default: 1
     (False, REDIS, "4", ["gunicorn"], []),
