@@ -83,8 +83,10 @@ def unshared_counters_problem() -> str | None:
     if workers <= 1:
         return None
     backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    limit = settings.LOGIN_FAILURES_PER_USERNAME
     return (f"{workers} web worker processes with the {backend} cache: each process would keep its own "
-            "failed-login and rate-limit counters (a lockout after 5 failures would allow 5 per process). "
+            f"failed-login and rate-limit counters (a lockout after {limit} failures would allow {limit} per "
+            "process). "
             "Set REDIS_URL, or run a single worker (WEB_CONCURRENCY=1).")
 
 
