@@ -425,6 +425,10 @@ def production_env(tmp_path: Path, values: dict[str, str]) -> dict[str, str]:
 
 def test_check_deploy_is_clean_with_the_example_environment(tmp_path):
     env = production_env(tmp_path, env_example())
+    # The image's build ran collectstatic into STATIC_ROOT (else clearinghouse.E003: no manifest).
+    env["STATIC_ROOT"] = str(tmp_path / "static")
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "staticfiles.json").write_text('{"paths": {}, "version": "1.1"}')
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,

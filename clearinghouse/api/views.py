@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
@@ -50,6 +51,24 @@ class ApiView(APIView):
 
     def renderer_formats(self) -> list[str]:
         return [renderer.format for renderer in self.get_renderers()]
+
+    def perform_authentication(self, request):
+        # Requests without a valid token are throttled by client address before the permission checks:
+        # DRF checks throttles after permissions, so a flood of 401s was never throttled (issue 14, #3).
+        try:
+            super().perform_authentication(request)
+        except exceptions.AuthenticationFailed:
+            self.check_throttles(request)  # 429 before the 401 once the address is over its rate
+            raise
+        if not request.user.is_authenticated:
+            self.check_throttles(request)
+
+    def check_throttles(self, request):
+        # Once per request: an unauthenticated one was checked before its permissions, above.
+        if getattr(request, "_throttles_checked", False):
+            return
+        request._throttles_checked = True
+        super().check_throttles(request)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
