@@ -45,6 +45,7 @@ from releases.selectors import release_synthetic_rows
 from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
 from verification.core.hypothesis import epsilon_text
 from verification.core.kinds import EXACT, apply_where
+from verification.core.noise import NoiseSource
 from verification.core.preview import preview
 from verification.models import Verification
 
@@ -263,7 +264,7 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
     try:
         frame = custody_read(verification.dataset.storage_name)
         synthetic = release_synthetic_rows(verification.release, schema)
-        rng = np.random.default_rng(secrets.randbits(128))
+        rng = NoiseSource.secure()  # the OS's CSPRNG for every noise value; never a fixed seed
         result = answer(frame, schema, hypothesis, rng=rng, min_subgroup=policy.min_subgroup, synthetic=synthetic)
         payload = answer_payload(result)
     except Exception as exc:  # noqa: BLE001 - any failure is refunded; the log has the traceback

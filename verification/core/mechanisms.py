@@ -18,17 +18,19 @@ output (Mironov 2012), so it is never used. Instead:
 * real-valued sums are **integer-scaled**: values are clamped, put on a public grid of
   granularity ``γ`` (a power of two by default, so integers and halves stay exact), summed as
   exact 64-bit integers, given discrete Laplace noise in grid units and only then scaled back;
-* quantiles use the exponential mechanism over the points of such a public grid, sampled by
-  Gumbel-max on log-weights (no ``exp`` overflow or underflow); its output is an exact grid
+* quantiles use the exponential mechanism over the points of such a public grid, sampled
+  exactly by rejection (:func:`verification.core.noise.weighted_exponential`); its output is an exact grid
   point, so no low-order bits of data values survive.
 
-The geometric draws come from numpy's sampler, whose inversion step is computed in floating
-point; its outputs are still exact integers, and the deviation of its probabilities from the
-exact geometric law is of the order of float rounding (~1e-16 relative), which is the usual
-standard for integer-valued DP samplers that are not built on exact rational arithmetic.
+Every noise value, the randomized rounding and the exponential mechanism's draw come from the
+**exact** samplers of :mod:`verification.core.noise` (integer and rational arithmetic only:
+Canonne, Kamath & Steinke 2020), so the laws are exactly those of the proofs, at scales taken as
+exact rationals (``Fraction`` of the sensitivity over the float ε).
 
-Every function takes ``rng: numpy.random.Generator``; production passes one seeded from
-:mod:`secrets`, tests pass fixed seeds.
+Every function takes ``rng``: a :class:`~verification.core.noise.NoiseSource` (production passes
+:meth:`~verification.core.noise.NoiseSource.secure`, the operating system's CSPRNG) or a seeded
+``numpy.random.Generator`` (tests, and simulations on public data), from which a deterministic
+source is derived.
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fractions import Fraction
+
 import numpy as np
 from scipy.special import ndtr, ndtri
+
+from . import noise as exact
+from .noise import as_fraction, as_source
 
 __all__ = [
     "MEAN_SPLIT",
@@ -101,23 +108,30 @@ def _check_split(split: dict[str, float], parts: tuple[str, ...]) -> None:
 # --- discrete Laplace -----------------------------------------------------------------------
 
 
-def discrete_laplace(scale: float, rng: np.random.Generator, size: int | tuple[int, ...] | None = None):
+def _scale(sensitivity: Any, epsilon: float) -> Fraction:
+    """``Δ/ε`` as an exact rational (ε's exact binary value)."""
+    return as_fraction(sensitivity) / as_fraction(epsilon)
+
+
+def discrete_laplace(scale: float | Fraction, rng: Any, size: int | tuple[int, ...] | None = None):
     """A draw from the discrete Laplace distribution ``P(k) ∝ exp(-|k| / scale)`` on the integers.
 
-    Sampled as the difference of two i.i.d. geometric draws with success probability
-    ``p = 1 - exp(-1/scale)`` (the two-sided geometric mechanism of Ghosh et al. 2009). Adding it
-    to an integer statistic of sensitivity ``Δ`` with ``scale = Δ/ε`` is ε-DP. Returns a Python
-    ``int``, or an int64 array when ``size`` is given.
+    Drawn exactly (:func:`verification.core.noise.discrete_laplace`, CKS 2020 Algorithm 2) at the
+    exact rational value of ``scale``. Adding it to an integer statistic of sensitivity ``Δ`` with
+    ``scale = Δ/ε`` is ε-DP. Returns a Python ``int``, or an int64 array when ``size`` is given.
     """
-    scale = _check_positive(scale, "scale")
+    if not isinstance(scale, Fraction):
+        scale = _check_positive(scale, "scale")
+    if scale <= 0:
+        raise ValueError("scale must be positive")
     if scale > MAX_SCALE:
-        raise ValueError(f"scale {scale:g} is above {MAX_SCALE:g}; ε is too small for this statistic")
-    p = -math.expm1(-1.0 / scale)  # 1 - e^{-1/scale} without cancellation
-    if p >= 1.0:  # scale so small that every draw is 0 (e^{-1/scale} underflows)
-        return 0 if size is None else np.zeros(size, dtype=np.int64)
+        raise ValueError(f"scale {float(scale):g} is above {MAX_SCALE:g}; ε is too small for this statistic")
+    source = as_source(rng)
+    scale = as_fraction(scale)
     if size is None:
-        return int(rng.geometric(p)) - int(rng.geometric(p))
-    return rng.geometric(p, size=size).astype(np.int64) - rng.geometric(p, size=size).astype(np.int64)
+        return exact.discrete_laplace(source, scale)
+    shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    return exact.discrete_laplace_array(source, scale, math.prod(shape)).reshape(shape)
 
 
 def discrete_laplace_sd(scale: float) -> float:
@@ -166,7 +180,7 @@ def noisy_count(n: int, epsilon: float, rng: np.random.Generator) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     epsilon = _check_positive(epsilon, "epsilon")
-    return int(n) + discrete_laplace(1.0 / epsilon, rng)
+    return int(n) + discrete_laplace(_scale(1, epsilon), rng)
 
 
 # --- integer-scaled sums ---------------------------------------------------------------------
@@ -186,14 +200,13 @@ def _as_values(values: Any) -> np.ndarray:
 
 
 def _grid_ticks(values: np.ndarray, lo: float, hi: float, gamma: float,
-                rng: np.random.Generator) -> tuple[np.ndarray, int]:
+                source: exact.NoiseSource) -> tuple[np.ndarray, int]:
     """Steps 1-2 of :func:`noisy_sum`: the values clamped, on the grid ``γ`` by randomized rounding
-    (int64 ticks), and the add/remove-one sensitivity of their sum in grid units."""
-    x = np.clip(values, lo, hi) / gamma
-    floor = np.floor(x)
-    ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
+    (int64 ticks, exact: :func:`~verification.core.noise.round_randomly`), and the add/remove-one
+    sensitivity of their sum in grid units."""
+    ticks = exact.round_randomly(np.clip(values, lo, hi) / gamma, source)
     sensitivity = max(abs(math.floor(lo / gamma)), abs(math.ceil(hi / gamma)), 1)
-    if sensitivity * (len(x) + 1) > 2**62:
+    if sensitivity * (len(ticks) + 1) > 2**62:
         raise ValueError("grid too fine for this many rows; pass a coarser grid")
     return ticks, sensitivity
 
@@ -220,10 +233,11 @@ def noisy_sum(values: Any, lo: float, hi: float, epsilon: float, rng: np.random.
     lo, hi = _check_bounds(lo, hi)
     epsilon = _check_positive(epsilon, "epsilon")
     gamma = default_grid(lo, hi) if grid is None else _check_positive(grid, "grid")
-    ticks, sensitivity = _grid_ticks(_as_values(values), lo, hi, gamma, rng)
-    scale = sensitivity / epsilon
-    total = int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, rng)
-    return total * gamma, discrete_laplace_sd(scale) * gamma
+    source = as_source(rng)
+    ticks, sensitivity = _grid_ticks(_as_values(values), lo, hi, gamma, source)
+    scale = _scale(sensitivity, epsilon)
+    total = int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, source)
+    return total * gamma, discrete_laplace_sd(float(scale)) * gamma
 
 
 # --- vector sums (one row, one bounded vector) --------------------------------------------------
@@ -249,11 +263,10 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
     rows = rows.copy()
     rows[over] *= (l1_bound / norms[over])[:, None]
     gamma = l1_bound / GRID_STEPS
-    x = rows / gamma
-    floor = np.floor(x)
-    ticks = floor.astype(np.int64) + (rng.random(x.shape) < (x - floor))
-    scale = (GRID_STEPS + rows.shape[1]) / epsilon
-    total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, rng, size=rows.shape[1])
+    source = as_source(rng)
+    ticks = exact.round_randomly(rows / gamma, source)
+    scale = _scale(GRID_STEPS + rows.shape[1], epsilon)
+    total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, source, size=rows.shape[1])
     return total * gamma, vector_sum_noise_sd(l1_bound, epsilon, rows.shape[1])
 
 
@@ -287,7 +300,7 @@ def noisy_histogram(cells: Any, n_cells: int, epsilon: float, rng: np.random.Gen
     cells = _check_cells(cells, n_cells)
     epsilon = _check_positive(epsilon, "epsilon")
     counts = np.bincount(cells, minlength=n_cells).astype(np.int64)
-    return counts + discrete_laplace(1.0 / epsilon, rng, size=n_cells)
+    return counts + discrete_laplace(_scale(1, epsilon), rng, size=n_cells)
 
 
 def noisy_cell_sums(values: Any, cells: Any, n_cells: int, lo: Any, hi: Any, epsilon: float,
@@ -308,15 +321,16 @@ def noisy_cell_sums(values: Any, cells: Any, n_cells: int, lo: Any, hi: Any, eps
     lows = np.broadcast_to(np.asarray(lo, dtype=np.float64), (n_cells,))
     highs = np.broadcast_to(np.asarray(hi, dtype=np.float64), (n_cells,))
     sums, sds = np.empty(n_cells), np.empty(n_cells)
+    source = as_source(rng)
     order = np.argsort(cells, kind="stable")
     starts = np.searchsorted(cells[order], np.arange(n_cells + 1))
     for cell in range(n_cells):
         low, high = _check_bounds(lows[cell], highs[cell])
         gamma = default_grid(low, high)
-        ticks, sensitivity = _grid_ticks(values[order[starts[cell]:starts[cell + 1]]], low, high, gamma, rng)
-        scale = sensitivity / epsilon
-        sums[cell] = (int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, rng)) * gamma
-        sds[cell] = discrete_laplace_sd(scale) * gamma
+        ticks, sensitivity = _grid_ticks(values[order[starts[cell]:starts[cell + 1]]], low, high, gamma, source)
+        scale = _scale(sensitivity, epsilon)
+        sums[cell] = (int(ticks.sum(dtype=np.int64)) + discrete_laplace(scale, source)) * gamma
+        sds[cell] = discrete_laplace_sd(float(scale)) * gamma
     return sums, sds
 
 
@@ -393,6 +407,7 @@ def noisy_mean(values: Any, lo: float, hi: float, epsilon: float, rng: np.random
         raise ValueError("center must lie within [lo, hi]")
     reach = max(center - lo, hi - center)
     centred = np.clip(_as_values(values), lo, hi) - center
+    rng = as_source(rng)
     noisy_n = noisy_count(len(centred), eps["count"], rng)
     total, sum_sd = noisy_sum(centred, lo - center, hi - center, eps["sum"], rng)
     squares, squares_sd = noisy_sum(centred**2, 0.0, reach * reach, eps["sum_of_squares"], rng)
@@ -432,7 +447,7 @@ def exponential_quantile(values: Any, lo: float, hi: float, target_rank: float, 
 
     Points between two consecutive distinct values share one utility, so the mechanism draws
     among ``2m + 1`` sets (each distinct value, and the gaps around them, weighted by their number
-    of grid points) by Gumbel-max on log-weights (no overflow or underflow), then a uniform grid
+    of grid points) exactly, by rejection on the grid points (no ``exp`` in floating point), then a uniform grid
     point inside a chosen gap. Unlike the continuous version this handles ties (many patients
     aged 53, or every value at the bound) and returns exact grid points, so no low-order bits of
     the data survive in the output.
@@ -447,20 +462,31 @@ def exponential_quantile(values: Any, lo: float, hi: float, target_rank: float, 
     distinct, counts = np.unique(ticks, return_counts=True)
     cumulative = np.concatenate(([0], np.cumsum(counts)))
     below, at_or_below = cumulative[:-1], cumulative[1:]
-    # the distinct values: log(1 point) + ε/2 · utility
-    single = -(epsilon / 2.0) * np.maximum(np.maximum(below - target_rank, target_rank - at_or_below), 0.0)
-    # the gaps: before the first value, between values, after the last; cumulative[j] values lie below gap j
+    # 2m+1 sets: value i is set 2i+1 (one point, utility -max(below - t, t - at_or_below, 0)); the gap
+    # before value i is set 2i, the last gap set 2m (utility -|values below it - t|). Drawn exactly:
+    # a uniform grid point, accepted with Bernoulli(exp(-ε/2 · (its distance - the smallest))).
     edges = np.concatenate(([first - 1], distinct, [last + 1]))
-    sizes = np.diff(edges) - 1
-    with np.errstate(divide="ignore"):
-        gap = np.log(sizes.astype(np.float64)) - (epsilon / 2.0) * np.abs(cumulative - target_rank)
-    log_weights = np.concatenate((single, gap))
-    choice = int(np.argmax(log_weights + rng.gumbel(size=len(log_weights))))
-    if choice < len(distinct):
-        tick = int(distinct[choice])
+    gap_sizes = np.diff(edges) - 1
+    m = len(distinct)
+    sizes = np.ones(2 * m + 1, dtype=np.int64)
+    sizes[0::2] = gap_sizes
+    target = as_fraction(float(target_rank))
+    half_eps = as_fraction(epsilon) / 2
+
+    def distance(j: int) -> Fraction:
+        if j % 2:
+            i = j // 2
+            return max(int(below[i]) - target, target - int(at_or_below[i]), Fraction(0))
+        return abs(int(cumulative[j // 2]) - target)
+
+    # the smallest distance: 0 for the value whose rank range holds the target, else the target's
+    # distance from [0, n] (held by the first or last value, or by the only set when there are none)
+    nearest = max(Fraction(0), -target, target - int(cumulative[-1]))
+    choice, offset = exact.weighted_exponential(as_source(rng), sizes, lambda j: half_eps * (distance(j) - nearest))
+    if choice % 2:
+        tick = int(distinct[choice // 2])
     else:
-        j = choice - len(distinct)
-        tick = int(rng.integers(edges[j] + 1, edges[j + 1]))
+        tick = int(edges[choice // 2]) + 1 + offset
     return float(tick * gamma)
 
 
@@ -538,6 +564,7 @@ def noisy_quantile(values: Any, lo: float, hi: float, q: float, epsilon: float, 
     eps = {part: share * epsilon for part, share in split.items()}
     x = np.clip(_as_values(values), lo, hi)
     n = len(x)
+    rng = as_source(rng)
     noisy_n = noisy_count(n, eps["count"], rng)
     estimate = exponential_quantile(x, lo, hi, q * n, eps["estimate"], rng, grid=grid)
     alpha = 1.0 - float(confidence)

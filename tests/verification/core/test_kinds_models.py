@@ -300,5 +300,5 @@ def test_latency_at_10k_rows():
             start = time.perf_counter()
             result = kinds.answer(frame, SIM_SCHEMA, hypothesis, rng=rng)
             times.append(time.perf_counter() - start)
-        assert result.details["blocks"] == 100
+        assert result.details["blocks"] in (99, 100)  # k = noisy n // 100: the noise decides
         assert statistics.median(times) < 1.0, (kind, times)

@@ -1,0 +1,207 @@
+"""Exact noise from a cryptographically secure source (pure Python integers; no Django).
+
+Every privacy noise value of :mod:`verification.core.mechanisms` is drawn here, by samplers that
+use **only integer and rational arithmetic** on uniformly random bits, so their output laws are
+exactly the ones the privacy proofs assume (no floating-point inversion, no truncated tails):
+
+* :func:`bernoulli_exp` — ``Bernoulli(exp(-γ))`` for a rational ``γ >= 0`` (Canonne, Kamath &
+  Steinke 2020, "The Discrete Gaussian for Differential Privacy", Algorithm 1);
+* :func:`discrete_laplace` — ``P(x) ∝ exp(-|x| / scale)`` on the integers for a rational scale
+  (ibid., Algorithm 2: a geometric from ``Bernoulli(exp(-U/t))`` and ``Bernoulli(exp(-1))``
+  draws, then a sign);
+* :func:`round_randomly` — randomized rounding of floats to integers, ``floor(x) + 1`` with
+  probability exactly ``x - floor(x)`` (a float is a dyadic rational; the comparison with the
+  random bits is exact, refined bit by bit in the rare tie);
+* :func:`weighted_exponential` — the exponential mechanism over sets of points with integer sizes
+  and rational scores, by exact rejection (uniform point, accepted with ``Bernoulli(exp(-gap))``).
+
+The bits come from a :class:`NoiseSource`: :meth:`NoiseSource.secure` reads the operating
+system's CSPRNG (:class:`random.SystemRandom`, i.e. ``os.urandom``) and is what production uses;
+:meth:`NoiseSource.seeded` is a deterministic :class:`random.Random` for tests. A source also
+carries a numpy ``Generator`` (:attr:`NoiseSource.numpy`) for uses that are not privacy noise
+(random block labels, simulations on public data).
+
+OpenDP (``opendp`` 0.16) has exact samplers too, but its Python API exposes them per value only
+behind ``enable_features("contrib")`` (and its floating-point paths behind "floating-point"), and
+it would be a ~30 MB compiled dependency for four small functions; the algorithms are short and
+are checked here against their exact pmf (tests/verification/core/test_exact_noise.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import secrets
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "NoiseSource",
+    "as_fraction",
+    "as_source",
+    "bernoulli_exp",
+    "discrete_laplace",
+    "discrete_laplace_array",
+    "round_randomly",
+    "weighted_exponential",
+]
+
+
+class NoiseSource:
+    """Uniform random bits for the exact samplers, plus a numpy ``Generator`` for non-privacy uses."""
+
+    def __init__(self, bits: random.Random, numpy: np.random.Generator):
+        self._bits = bits
+        self.numpy = numpy
+
+    @classmethod
+    def secure(cls) -> "NoiseSource":
+        """The operating system's CSPRNG (``os.urandom``): what every real answer uses."""
+        return cls(random.SystemRandom(), np.random.default_rng(secrets.randbits(128)))
+
+    @classmethod
+    def seeded(cls, seed: int) -> "NoiseSource":
+        """Deterministic (tests and simulations on public data only)."""
+        return cls(random.Random(seed), np.random.default_rng(seed))
+
+    @classmethod
+    def from_generator(cls, rng: np.random.Generator) -> "NoiseSource":
+        """A deterministic source seeded from a numpy ``Generator`` (tests and public simulations,
+        which pass seeded generators); production passes :meth:`secure` itself."""
+        return cls(random.Random(int(rng.integers(0, 2**63 - 1))), rng)
+
+    @property
+    def is_secure(self) -> bool:
+        return isinstance(self._bits, random.SystemRandom)
+
+    def randbelow(self, n: int) -> int:
+        """Uniform on ``0..n-1`` (exact: rejection on random bits)."""
+        return self._bits.randrange(n)
+
+    def words(self, n: int) -> np.ndarray:
+        """``n`` uniform 64-bit words."""
+        return np.frombuffer(self._bits.randbytes(8 * n), dtype=np.uint64) if n else np.zeros(0, np.uint64)
+
+    def integers(self, low: int, high: int, size: Any = None):
+        """Uniform integers from :attr:`numpy` (not privacy noise: e.g. sample-and-aggregate's block
+        labels, which only need to be independent of the data)."""
+        return self.numpy.integers(low, high, size=size)
+
+
+def as_source(rng: Any) -> NoiseSource:
+    """``rng`` as a :class:`NoiseSource`: itself, or a deterministic one from a seeded numpy Generator."""
+    if isinstance(rng, NoiseSource):
+        return rng
+    if isinstance(rng, np.random.Generator):
+        return NoiseSource.from_generator(rng)
+    raise TypeError(f"rng must be a NoiseSource or a numpy Generator, not {type(rng).__name__}")
+
+
+def as_fraction(value: Any) -> Fraction:
+    """The exact rational value of an int, float (its binary value), Decimal, str or Fraction."""
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    return value if isinstance(value, Fraction) else Fraction(value)
+
+
+def _bernoulli(source: NoiseSource, num: int, den: int) -> bool:
+    """``Bernoulli(num/den)`` for integers ``0 <= num <= den``."""
+    return source.randbelow(den) < num
+
+
+def bernoulli_exp(source: NoiseSource, gamma: Fraction) -> bool:
+    """``Bernoulli(exp(-γ))`` for a rational ``γ >= 0`` (CKS 2020, Algorithm 1)."""
+    if gamma < 0:
+        raise ValueError("gamma must be non-negative")
+    while gamma > 1:  # exp(-γ) = exp(-1)^floor(γ) · exp(-(γ - floor γ))
+        if not _bernoulli_exp_unit(source, 1, 1):
+            return False
+        gamma -= 1
+    return _bernoulli_exp_unit(source, gamma.numerator, gamma.denominator)
+
+
+def _bernoulli_exp_unit(source: NoiseSource, num: int, den: int) -> bool:
+    """``Bernoulli(exp(-num/den))`` for ``0 <= num/den <= 1``: the first ``K`` with
+    ``Bernoulli(γ/K) = 0`` is odd with probability ``exp(-γ)``."""
+    k = 1
+    while _bernoulli(source, num, den * k):
+        k += 1
+    return k % 2 == 1
+
+
+def discrete_laplace(source: NoiseSource, scale: Fraction) -> int:
+    """One draw with ``P(x) ∝ exp(-|x| / scale)`` on the integers, ``scale = t/s`` rational
+    (CKS 2020, Algorithm 2)."""
+    scale = as_fraction(scale)
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    t, s = scale.numerator, scale.denominator
+    while True:
+        u = source.randbelow(t)
+        if not _bernoulli_exp_unit(source, u, t):
+            continue
+        v = 0
+        while _bernoulli_exp_unit(source, 1, 1):
+            v += 1
+        y = (u + t * v) // s  # u + t·v is geometric with parameter 1 - exp(-1/t)
+        negative = source.randbelow(2) == 1
+        if negative and y == 0:
+            continue
+        return -y if negative else y
+
+
+def discrete_laplace_array(source: NoiseSource, scale: Fraction, size: int) -> np.ndarray:
+    """``size`` independent :func:`discrete_laplace` draws as int64."""
+    return np.array([discrete_laplace(source, scale) for _ in range(int(size))], dtype=np.int64)
+
+
+def _bernoulli_float(source: NoiseSource, f: float) -> bool:
+    """``Bernoulli(f)`` exactly for a float ``0 <= f < 1`` (slow path of :func:`round_randomly`)."""
+    while f > 0:
+        scaled = math.ldexp(f, 64)
+        whole = math.floor(scaled)
+        word = int(source.words(1)[0])
+        if word != whole:
+            return word < whole
+        f = scaled - whole  # exact: the bits of f below 2^-64
+    return False
+
+
+def round_randomly(x: np.ndarray, source: NoiseSource) -> np.ndarray:
+    """``x`` (finite floats) to int64, each to ``floor(x) + 1`` with probability exactly ``x - floor(x)``
+    (unbiased). Works on ``|x|`` (``|x| - floor(|x|)`` is an exact float subtraction) and restores the sign."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    whole = np.floor(a)
+    frac = a - whole
+    scaled = np.ldexp(frac, 64)  # < 2^64, exact
+    top = np.floor(scaled)
+    cutoff = top.astype(np.uint64)
+    words = source.words(frac.size).reshape(frac.shape)
+    up = words < cutoff
+    ties = np.flatnonzero((words == cutoff) & (scaled != top))
+    if ties.size:
+        flat_up, flat_rest = up.reshape(-1), (scaled - top).reshape(-1)
+        for i in ties:
+            flat_up[i] = _bernoulli_float(source, float(flat_rest[i]))
+    magnitude = whole.astype(np.int64) + up
+    return np.where(x < 0, -magnitude, magnitude)
+
+
+def weighted_exponential(source: NoiseSource, sizes: np.ndarray, gap_of) -> tuple[int, int]:
+    """Draw set ``j`` with probability ``∝ sizes[j] · exp(-gap_of(j))`` (``gap_of(j) >= 0`` an exact
+    rational, 0 for the best set), and a uniform point ``0..sizes[j]-1`` inside it. Exact rejection:
+    a point uniform over all points, accepted with ``Bernoulli(exp(-gap))`` of its set."""
+    starts = [int(b) for b in np.cumsum(np.asarray(sizes, dtype=np.int64))]
+    total = starts[-1] if starts else 0
+    if total <= 0:
+        raise ValueError("no points to choose from")
+    while True:
+        point = source.randbelow(total)
+        j = bisect.bisect_right(starts, point)
+        gap = gap_of(j)
+        if gap == 0 or bernoulli_exp(source, gap):
+            return j, point - (starts[j] - int(sizes[j]))
