@@ -4,6 +4,7 @@ and its answer page, and downloads identical to the release's files on disk."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -16,11 +17,20 @@ from portal.views.researcher import forest_svg
 from releases.storage import release_file
 from tests.portal.conftest import session_client
 from tests.test_permissions import REAL_MARKER, budget_state, events_after, head_seq, world  # noqa: F401 - fixture
+from verification.core.noise import NoiseSource
 from verification.models import Verification
 
 #: A valid form: "the mean age is above 40", ε = 0.5.
 MEAN_AGE = {"kind": "mean", "column": "age", "claim_direction": "greater", "claim_value": "40", "epsilon": "0.5",
             "where_op_0": "==", "where_op_1": "==", "where_op_2": "=="}
+
+
+@pytest.fixture(autouse=True)
+def _seeded_noise(monkeypatch):
+    """The six-patient world's answers are noisy enough to be withheld now and then; the pages are tested on
+    fixed draws (production never seeds: tests/verification/core/test_exact_noise.py checks it)."""
+    seeds = itertools.count(1)
+    monkeypatch.setattr(NoiseSource, "secure", classmethod(lambda cls: cls.seeded(next(seeds))))
 
 
 @pytest.fixture
