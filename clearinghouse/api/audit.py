@@ -77,22 +77,24 @@ class AuditEventListApi(ApiView):
         return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)
 
 
-class CSVRenderer(BaseRenderer):
+class _StreamedExportRenderer(BaseRenderer):
+    """An export's media type for content negotiation; the rows are streamed by the view, so only error
+    bodies ever reach ``render`` (as JSON)."""
+
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
+
+
+class CSVRenderer(_StreamedExportRenderer):
     media_type = "text/csv"
     format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # only error bodies reach this
-        return JSONRenderer().render(data)
 
 
-class JSONLinesRenderer(BaseRenderer):
+class JSONLinesRenderer(_StreamedExportRenderer):
     media_type = "application/jsonl"
     format = "jsonl"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # only error bodies reach this
-        return JSONRenderer().render(data)
 
 
 class AuditExportApi(ApiView):
