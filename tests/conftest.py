@@ -176,6 +176,19 @@ def finish_report(release, **values):
     return release
 
 
+@pytest.fixture
+def seeded_noise(monkeypatch):
+    """Verifications draw their noise from seeded sources (1, 2, …), so that a test on a six-patient world
+    sees fixed answers: there a mean's noisy count is below the minimum about one time in six, and the answer
+    is withheld. Production never seeds (tests/verification/core/test_exact_noise.py checks it)."""
+    import itertools
+
+    from verification.core.noise import NoiseSource
+
+    seeds = itertools.count(1)
+    monkeypatch.setattr(NoiseSource, "secure", classmethod(lambda cls: cls.seeded(next(seeds))))
+
+
 def chromium_path() -> str | None:
     candidate = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     return candidate if candidate and os.access(candidate, os.X_OK) else None

@@ -9,6 +9,11 @@ from accounts.services import token_issue_for
 from tests.portal.conftest import live_users  # noqa: F401  (one user per role, committed rows)
 
 
+@pytest.fixture(autouse=True)
+def _seeded(seeded_noise):
+    """Fixed draws for the six-patient world's answers (tests/conftest.py seeded_noise)."""
+
+
 @pytest.fixture
 def live_clients(live_server, live_users):
     """A :class:`clearinghouse_client.Client` per role (and ``anonymous``) on the live server; fast retries."""

@@ -27,7 +27,7 @@ def test_the_example_verifies_a_finding_against_a_live_server(live_server, live_
                                                                capsys):
     from lifelines.datasets import load_gbsg2
 
-    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # fixed noise
+    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # the preview's simulations (answers: seeded_noise)
     custodian, researcher = live_users["custodian"], live_users["researcher"]
     buffer = io.StringIO()
     load_gbsg2().to_csv(buffer, index=False)

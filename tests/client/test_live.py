@@ -32,7 +32,7 @@ def refused(call, status: int, code: str) -> ClearinghouseError:
 
 
 def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp_path, monkeypatch):
-    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # fixed noise
+    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # the preview's simulations (answers: seeded_noise)
     from releases import services
 
     queue = services.report_request  # the report's own computation is tested elsewhere: a pending row only

@@ -23,8 +23,8 @@ from verification.models import Verification
 
 
 @pytest.fixture
-def published(live_users, monkeypatch):
-    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # fixed noise
+def published(live_users, monkeypatch, seeded_noise):
+    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # the preview's simulations (answers: seeded_noise)
     custodian = live_users["custodian"]
     dataset = dataset_create(slug="gbsg2-small", name="GBSG2 (small)", description="German breast cancer study",
                              schema=GBSG2_SCHEMA, data=(DATA / "gbsg2_small.csv").read_bytes(), by=custodian)

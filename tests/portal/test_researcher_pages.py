@@ -4,7 +4,6 @@ and its answer page, and downloads identical to the release's files on disk."""
 
 from __future__ import annotations
 
-import itertools
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,6 @@ from portal.views.researcher import forest_svg
 from releases.storage import release_file
 from tests.portal.conftest import session_client
 from tests.test_permissions import REAL_MARKER, budget_state, events_after, head_seq, world  # noqa: F401 - fixture
-from verification.core.noise import NoiseSource
 from verification.models import Verification
 
 #: A valid form: "the mean age is above 40", ε = 0.5.
@@ -26,17 +24,14 @@ MEAN_AGE = {"kind": "mean", "column": "age", "claim_direction": "greater", "clai
 
 
 @pytest.fixture(autouse=True)
-def _seeded_noise(monkeypatch):
-    """The six-patient world's answers are noisy enough to be withheld now and then; the pages are tested on
-    fixed draws (production never seeds: tests/verification/core/test_exact_noise.py checks it)."""
-    seeds = itertools.count(1)
-    monkeypatch.setattr(NoiseSource, "secure", classmethod(lambda cls: cls.seeded(next(seeds))))
+def _seeded(seeded_noise):
+    """Fixed draws for the six-patient world's answers (tests/conftest.py seeded_noise)."""
 
 
 @pytest.fixture
 def fixed_noise(monkeypatch):
     """A fixed seed for the answers' noise (the service draws it from the operating system)."""
-    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)
+    monkeypatch.setattr("verification.services.secrets.randbits", lambda bits: 1)  # the preview's simulations (answers: seeded_noise)
 
 
 @pytest.fixture
