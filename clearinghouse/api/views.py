@@ -84,13 +84,13 @@ class ApiView(APIView):
             # Errors are JSON whatever was negotiated (CSV export, HTML report).
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
         response = super().finalize_response(request, response, *args, **kwargs)
-        if request.method == "OPTIONS" and response.status_code < 400:
-            from clearinghouse.services.audit import audit_record
+        if response.status_code >= 400:
+            return response  # the exception handler audited the refusal
+        from clearinghouse.services.audit import audit_record
 
+        if request.method == "OPTIONS":
             audit_record(action="api.options", actor=request.user, details={"path": request.path[:300]})
-        elif request.method in SAFE_METHODS and response.status_code < 400 and self.audit_action:
-            from clearinghouse.services.audit import audit_record
-
+        elif request.method in SAFE_METHODS and self.audit_action:
             object_type, object_id = self.audit_object
             audit_record(
                 action=self.audit_action,
