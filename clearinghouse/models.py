@@ -120,3 +120,25 @@ class AuditEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.outcome}"
+
+
+class RefusalTally(models.Model):
+    """Repeats of one refusal within a window, counted outside the audit chain until they are flushed.
+
+    The first refusal of a kind from a source is audited in full; identical ones that follow within
+    ``AUDIT_REFUSAL_WINDOW_SECONDS`` only add one to ``repeats`` (an atomic UPDATE). When the window
+    has closed (the beat task, the next identical refusal, or an auditor reading the log), the tally
+    becomes one ``api.refusals_repeated`` event with the exact count and the row is deleted, in one
+    transaction: every refusal is in the chain once, as itself or as part of a count.
+    (:mod:`clearinghouse.services.refusals`.)
+    """
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the source and the refusal.")
+    first_seq = models.PositiveBigIntegerField(help_text="The audit event that recorded the first one in full.")
+    opened_at = models.DateTimeField(db_index=True)
+    last_at = models.DateTimeField()
+    repeats = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(help_text="What the repeats share: action, method, path, status, code, source.")
+
+    def __str__(self) -> str:
+        return f"{self.summary.get('code', '')} ×{self.repeats} after #{self.first_seq}"

@@ -201,6 +201,10 @@ API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 30, minimum=1, maximum=365)
 LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+# Identical refusals from one source within this many seconds are audited once in full and then
+# counted; the count becomes one ``api.refusals_repeated`` event when the window closes (0: every
+# refusal is audited in full). See clearinghouse/services/refusals.py.
+AUDIT_REFUSAL_WINDOW_SECONDS = env_int("AUDIT_REFUSAL_WINDOW_SECONDS", 60, minimum=0, maximum=3600)
 
 # --- uploads -----------------------------------------------------------------------
 # Largest real-data CSV accepted; bigger uploads are refused while streaming (413).
@@ -288,6 +292,10 @@ CELERY_BEAT_SCHEDULE = {
     "audit-chain-verify": {
         "task": "clearinghouse.audit_chain_verify",
         "schedule": env_int("AUDIT_VERIFY_EVERY_SECONDS", 3600, minimum=60),
+    },
+    "audit-refusals-flush": {
+        "task": "clearinghouse.audit_refusals_flush",
+        "schedule": 60,
     },
     "generator-runs-reap": {
         "task": "generators.reap_stale_runs",

@@ -4,8 +4,10 @@ import logging
 
 from celery import shared_task
 
+from clearinghouse import context
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify, audit_record
+from clearinghouse.services.refusals import audit_refusals_flush
 
 logger = logging.getLogger(__name__)
 
@@ -24,3 +26,11 @@ def audit_chain_verify_task() -> dict:
                  "head_hash": report.head_hash, "first_broken_seq": report.first_broken_seq},
     )
     return {"valid": report.valid, "events_checked": report.events_checked}
+
+
+@shared_task(name="clearinghouse.audit_refusals_flush", time_limit=300)
+def audit_refusals_flush_task() -> int:
+    """Beat runs this every minute: the counts of repeated refusals whose window has closed become
+    ``api.refusals_repeated`` events."""
+    with context.bound(channel="task"):
+        return audit_refusals_flush()

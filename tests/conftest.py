@@ -152,6 +152,24 @@ PASSING = {"fidelity.overall": 0.9, "privacy.ims": 0.0, "privacy.leakage_coeffic
            "privacy.dcr_ratio": 1.0, "privacy.mia_auc": 0.52}
 
 
+def refusals(action: str, outcome: str | None = None) -> list[AuditEvent]:
+    """Every refusal of ``action`` the log holds, in order, a repeat counted into an
+    ``api.refusals_repeated`` event standing for as many refusals as it counts (its details are
+    those of the first of its window). Counts of open windows are written first, as for an auditor."""
+    from clearinghouse.services.refusals import REPEATED_ACTION, audit_refusals_flush
+
+    audit_refusals_flush(open_windows=True)
+    found: list[AuditEvent] = []
+    for event in AuditEvent.objects.filter(action__in=[action, REPEATED_ACTION]).order_by("seq"):
+        if outcome is not None and event.outcome != outcome:
+            continue
+        if event.action == action and event.outcome != AuditEvent.Outcome.SUCCESS:
+            found.append(event)
+        elif event.action == REPEATED_ACTION and event.details["of_action"] == action:
+            found += [event] * event.details["repeats"]
+    return found
+
+
 def finish_report(release, **values):
     """Mark ``release``'s report finished with hand-set gate metrics (``PASSING`` unless overridden;
     ``None`` makes a metric not measured). For tests about permissions and publication; the report's

@@ -17,6 +17,7 @@ from clearinghouse.api.serializers import StrictInputSerializer
 from clearinghouse.api.views import ApiView
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify
+from clearinghouse.services.refusals import audit_refusals_flush
 
 EXPORT_FIELDS = selectors.EXPORT_FIELDS
 
@@ -58,6 +59,7 @@ def _filtered(request):
     values = dict(filters.validated_data)
     values.pop("page", None), values.pop("page_size", None)
     values["username"] = values.pop("user", None)
+    audit_refusals_flush(open_windows=True)  # counted repeats are in the log before it is read
     return selectors.audit_event_list(**values)
 
 
@@ -158,6 +160,7 @@ class AuditVerifyApi(ApiView):
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
+        audit_refusals_flush(open_windows=True)
         report = self._report = audit_chain_verify()
         broken = None
         if not report.valid:

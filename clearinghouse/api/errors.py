@@ -104,7 +104,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return None  # not a client error: let Django log it and answer 500
     set_rollback()
     if request is not None and view is not None:
-        from clearinghouse.services.audit import audit_refusal
+        from clearinghouse.services.refusals import audit_refusal
 
         audit_refusal(request=request, view=view, status_code=status_code, code=code, message=message)
     response = Response(error_body(code, message, details), status=status_code, headers=headers)

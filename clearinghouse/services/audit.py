@@ -16,7 +16,7 @@ from django.utils import timezone
 from clearinghouse import context
 from clearinghouse.models import AuditEvent
 
-__all__ = ["GENESIS_HASH", "ChainReport", "audit_record", "audit_refusal", "audit_chain_verify", "event_hash"]
+__all__ = ["GENESIS_HASH", "ChainReport", "audit_record", "audit_chain_verify", "event_hash"]
 
 GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x0A0D17  # pg_advisory_xact_lock key that serialises appends
@@ -120,37 +120,6 @@ def audit_record(
         except IntegrityError:
             continue  # another writer took this seq (only possible without the advisory lock); re-read
     raise RuntimeError("Could not append to the audit chain after 5 attempts.")
-
-
-def audit_refusal(*, request, view, status_code: int, code: str, message: str) -> AuditEvent:
-    """Record an API error response (called by the exception handler, after rollback)."""
-    user = getattr(request, "_user", None)
-    details: dict[str, Any] = {
-        "status": status_code,
-        "code": code,
-        "message": message[:500],
-        "method": request.method,
-        "path": request.path[:300],
-    }
-    extra = getattr(view, "audit_context", None)
-    if callable(extra):
-        try:
-            details.update(extra())
-        except Exception:  # the request may be unparseable; the refusal is still recorded
-            pass
-    object_type, object_id = getattr(view, "audit_object", ("", ""))
-    if not object_id:
-        kwargs = getattr(view, "kwargs", {}) or {}
-        object_id = next((str(v) for v in kwargs.values()), "")
-    return audit_record(
-        action=getattr(view, "audit_action", None) or f"api.{type(view).__name__}",
-        outcome=(AuditEvent.Outcome.DENIED if status_code in (401, 403) else
-                 AuditEvent.Outcome.FAILED if status_code >= 500 else AuditEvent.Outcome.REFUSED),
-        actor=user,
-        object_type=object_type,
-        object_id=object_id,
-        details=details,
-    )
 
 
 @dataclass(frozen=True)

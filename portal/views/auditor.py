@@ -20,6 +20,7 @@ from accounts.permissions import IsAuditor
 from clearinghouse import selectors
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify
+from clearinghouse.services.refusals import audit_refusals_flush
 from portal.access import PortalView, audit_page_refusal
 from portal.forms.auditor import AuditFilterForm
 
@@ -50,6 +51,7 @@ class AuditLogView(PortalView):
         form = AuditFilterForm(request.GET)
         if not form.is_valid():
             return _refuse_filters(request, self, form)
+        audit_refusals_flush(open_windows=True)  # counted repeats are in the log before it is read
         events = selectors.audit_event_list(**form.selector_filters()).order_by("-seq")
         page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
         return render(request, "portal/auditor/log.html",
@@ -97,6 +99,7 @@ class AuditChainView(PortalView):
 
     def get(self, request):
         if request.GET.get("run"):
+            audit_refusals_flush(open_windows=True)
             self.report = audit_chain_verify()
         return render(request, "portal/auditor/chain.html", {"report": self.report})
 
@@ -113,6 +116,7 @@ class AuditExportView(PortalView):
         form = AuditFilterForm(request.GET)
         if not form.is_valid():
             return _refuse_filters(request, self, form)
+        audit_refusals_flush(open_windows=True)  # counted repeats are in the log before it is read
         events = selectors.audit_event_list(**form.selector_filters())
         response = StreamingHttpResponse(selectors.audit_events_csv(events.iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
@@ -133,6 +137,7 @@ class AuditExportJsonlView(PortalView):
         form = AuditFilterForm(request.GET)
         if not form.is_valid():
             return _refuse_filters(request, self, form)
+        audit_refusals_flush(open_windows=True)  # counted repeats are in the log before it is read
         events = selectors.audit_event_list(**form.selector_filters())
         response = StreamingHttpResponse(selectors.audit_events_jsonl(events.iterator(chunk_size=2000)),
                                          content_type="application/jsonl; charset=utf-8")

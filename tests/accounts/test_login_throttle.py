@@ -11,6 +11,7 @@ from accounts import login_throttle
 from accounts.models import ApiToken
 from clearinghouse.models import AuditEvent
 from tests.accounts.conftest import PASSWORD, assert_error, issue_token
+from tests.conftest import refusals
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +46,11 @@ def test_it_locks_a_username_after_five_failures_even_for_the_right_password(res
     _assert_throttled(issue_token(client, "rhea", password=WRONG))
     assert ApiToken.objects.count() == tokens_before
 
-    denied = AuditEvent.objects.filter(action="auth.token.issue", outcome="denied").order_by("seq")
+    # Identical failures from one address: the first in full, the other four as one exact count.
+    denied = refusals("auth.token.issue", "denied")
     assert [(e.details["username"], e.details["code"]) for e in denied] == [("rhea", "invalid_credentials")] * 5
-    refused = AuditEvent.objects.filter(action="auth.token.issue", outcome="refused").order_by("seq")
+    assert len({e.pk for e in denied}) == 2
+    refused = refusals("auth.token.issue", "refused")
     assert [(e.details["username"], e.details["code"], e.details["status"]) for e in refused] == [
         ("rhea", "throttled", 429)] * 2
     assert all(e.client_ip == "127.0.0.1" and e.actor_id is None for e in [*denied, *refused])
@@ -102,8 +105,10 @@ def test_it_locks_an_address_across_usernames(researcher, limits):
         ("denied", "127.0.0.1", "charlie"),
         ("refused", "127.0.0.1", "rhea"),
         ("success", "10.0.0.7", None),
-        ("refused", "127.0.0.1", "rhea"),
     ]
+    # The second lockout is a repeat of the first: counted, and written for the auditor.
+    assert [(e.action, e.client_ip, e.details["username"]) for e in refusals("auth.token.issue", "refused")] == [
+        ("auth.token.issue", "127.0.0.1", "rhea"), ("api.refusals_repeated", "127.0.0.1", "rhea")]
 
 
 def test_it_ignores_x_forwarded_for_when_no_proxy_is_trusted(researcher, limits):
