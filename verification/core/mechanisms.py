@@ -447,8 +447,8 @@ def exponential_quantile(values: Any, lo: float, hi: float, target_rank: float, 
 
     Points between two consecutive distinct values share one utility, so the mechanism draws
     among ``2m + 1`` sets (each distinct value, and the gaps around them, weighted by their number
-    of grid points) exactly, by rejection on the grid points (no ``exp`` in floating point), then a uniform grid
-    point inside a chosen gap. Unlike the continuous version this handles ties (many patients
+    of grid points) exactly (:func:`verification.core.noise.weighted_exponential`: no floating point
+    decides anything), then a uniform grid point inside a chosen gap. Unlike the continuous version this handles ties (many patients
     aged 53, or every value at the bound) and returns exact grid points, so no low-order bits of
     the data survive in the output.
     """
@@ -482,7 +482,14 @@ def exponential_quantile(values: Any, lo: float, hi: float, target_rank: float, 
     # the smallest distance: 0 for the value whose rank range holds the target, else the target's
     # distance from [0, n] (held by the first or last value, or by the only set when there are none)
     nearest = max(Fraction(0), -target, target - int(cumulative[-1]))
-    choice, offset = exact.weighted_exponential(as_source(rng), sizes, lambda j: half_eps * (distance(j) - nearest))
+    # The same gaps in floats, for the sampler's proposal (it checks the chosen set's exact gap).
+    t = float(target)
+    distances = np.empty(2 * m + 1, dtype=np.float64)
+    distances[0::2] = np.abs(cumulative - t)
+    distances[1::2] = np.maximum(np.maximum(below - t, t - at_or_below), 0.0)
+    approx = float(half_eps) * (distances - float(nearest))
+    choice, offset = exact.weighted_exponential(as_source(rng), sizes, lambda j: half_eps * (distance(j) - nearest),
+                                                approx_gaps=approx)
     if choice % 2:
         tick = int(distinct[choice // 2])
     else:

@@ -134,3 +134,40 @@ def test_every_real_answer_draws_from_the_os_csprng(monkeypatch):
             services._compute(Fake(), hypothesis=None, schema=None, policy=type("P", (), {"min_subgroup": 5})())
     assert len(seen) == 2 and seen[0] is not seen[1]
     assert all(isinstance(rng, NoiseSource) and rng.is_secure for rng in seen)
+
+
+def test_weighted_exponential_is_exact_when_set_sizes_differ_by_millions():
+    """Tied integer values make one-point sets beside gaps of a thousand or a million grid points:
+    the proposal follows the weights, so each draw takes about one proposal, and the law holds."""
+    source = NoiseSource.seeded(5)
+    sizes = np.array([1, 1023, 1, 1_000_000, 1, 1023, 1])
+    gaps = [Fraction(3, 2), Fraction(1), Fraction(1, 2), Fraction(14), Fraction(0), Fraction(7, 2), Fraction(9, 2)]
+    draws = [weighted_exponential(source, sizes, gaps.__getitem__)[0] for _ in range(DRAWS)]
+    weights = sizes * np.exp(-np.array([float(g) for g in gaps]))
+    assert _chi2_p(np.bincount(draws, minlength=len(sizes)), weights / weights.sum() * DRAWS) > P_MIN
+
+
+def test_weighted_exponential_refuses_float_gaps_that_do_not_match_the_exact_ones():
+    sizes = np.array([2, 2])
+    gaps = [Fraction(0), Fraction(1)]
+    source = NoiseSource.seeded(1)
+    with pytest.raises(ValueError, match="does not match"):
+        for _ in range(50):  # set 1 is proposed half the time
+            weighted_exponential(source, sizes, gaps.__getitem__, approx_gaps=np.array([0.0, 0.0]))
+    with pytest.raises(ValueError, match="one per set"):
+        weighted_exponential(NoiseSource.seeded(1), sizes, gaps.__getitem__, approx_gaps=np.array([0.0]))
+
+
+def test_exponential_quantile_with_ties_on_a_fine_grid_matches_the_mechanism_pmf():
+    """Values 1, 1, 1, 2, 4 on the grid of quarters in [0, 5], target rank 2.5 (the median), ε = 2:
+    every one of the 21 points has its exact weight, tied value and empty gaps included."""
+    values, grid, target, epsilon = [1, 1, 1, 2, 4], 0.25, 2.5, 2.0
+    points = np.arange(0, 21) * grid
+    below = np.array([sum(v < y for v in values) for y in points])
+    at_or_below = np.array([sum(v <= y for v in values) for y in points])
+    distance = np.maximum(np.maximum(below - target, target - at_or_below), 0)
+    weights = np.exp(-epsilon / 2 * distance)
+    draws = [mechanisms.exponential_quantile(values, 0, 5, target, epsilon, NoiseSource.seeded(s), grid=grid)
+             for s in range(6000)]
+    observed = np.bincount(np.rint(np.array(draws) / grid).astype(int), minlength=len(points))
+    assert _chi2_p(observed, weights / weights.sum() * len(draws)) > P_MIN
