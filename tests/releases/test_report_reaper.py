@@ -11,40 +11,18 @@ import pytest
 from django.utils import timezone
 
 from clearinghouse.models import AuditEvent
-from generators.models import GeneratorRun
-from generators.services import run_create
 from releases import reports, tasks
 from releases.models import Release, ReleaseReport
 from releases.reports import PARTS, report_compute, report_rerun, reports_reap_stale
 from tests.conftest import finish_report
+from tests.releases.conftest import draft
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def run(dataset, custodian, django_capture_on_commit_callbacks) -> GeneratorRun:
-    with django_capture_on_commit_callbacks(execute=True):
-        made = run_create(dataset=dataset, model="copula", epochs=1, seed=0, device="cpu", by=custodian[0])
-    made.refresh_from_db()
-    assert made.status == GeneratorRun.Status.SUCCEEDED, made.error
-    return made
-
-
-def make_release(clients, run, seed: int) -> Release:
-    """A draft made through the API; its report is pending (the test's transaction never commits)."""
-    response = clients["custodian"].post(f"/api/v1/runs/{run.pk}/releases/", {"rows": 8, "seed": seed}, format="json")
-    assert response.status_code == 201, response.content
-    return Release.objects.get(pk=response.json()["id"])
-
-
-@pytest.fixture
 def releases(clients, run) -> list[Release]:
-    return [make_release(clients, run, seed) for seed in (1, 2, 3, 4)]
-
-
-@pytest.fixture
-def release(clients, run) -> Release:
-    return make_release(clients, run, 1)
+    return [draft(clients, run, seed=seed) for seed in (1, 2, 3, 4)]
 
 
 def report_of(release: Release) -> ReleaseReport:
