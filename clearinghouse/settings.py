@@ -305,6 +305,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "verification.reap_stale",
         "schedule": 60,
     },
+    "release-reports-reap": {
+        "task": "releases.reap_stale_reports",
+        "schedule": 60,
+    },
 }
 
 # --- generators and releases -----------------------------------------------------------

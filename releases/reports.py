@@ -17,6 +17,7 @@ import pandas as pd
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clearinghouse.errors import ApplicationError
@@ -32,7 +33,7 @@ from releases.selectors import release_synthetic_rows
 
 __all__ = [
     "dataset_set_gates", "release_gate_results", "report_compute", "report_html", "report_request",
-    "public_override", "report_rerun", "report_status", "report_view",
+    "public_override", "report_rerun", "report_status", "report_view", "reports_reap_stale",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,16 @@ def _enqueue(report_id: int) -> None:
     enqueue("clearinghouse.compute_report", report_id)
 
 
+def _stale_after() -> timedelta:
+    """The task's hard limit: a report running (or waiting) longer than this has no live worker."""
+    return timedelta(seconds=settings.REPORT_TIME_LIMIT_SECONDS + 60)
+
+
 def _stale(report: ReleaseReport, now) -> bool:
     """Running, or still waiting for a worker, for longer than the task's hard limit: its worker is
     gone or its message was lost (a broker that was down when it was queued)."""
-    limit = timedelta(seconds=settings.REPORT_TIME_LIMIT_SECONDS + 60)
     since = report.started_at if report.status == Status.RUNNING else report.requested_at
-    return report.status in (Status.RUNNING, Status.PENDING) and since is not None and now - since > limit
+    return report.status in (Status.RUNNING, Status.PENDING) and since is not None and now - since > _stale_after()
 
 
 def report_rerun(*, release: Release, by) -> ReleaseReport:
@@ -87,6 +92,44 @@ def report_rerun(*, release: Release, by) -> ReleaseReport:
     return report
 
 
+def _lost_error(report: ReleaseReport) -> str:
+    """Why a stale report failed, in words, with where its worker was."""
+    limit = int(_stale_after().total_seconds())
+    if report.status == Status.RUNNING:
+        return (f"the worker stopped during {report.stage or 'the report'} (part {report.parts_done + 1} of "
+                f"{report.parts_total}, started {report.started_at:%Y-%m-%d %H:%M:%S} UTC) and did not finish "
+                f"within {limit} s: it was killed or lost; ask for the report again")
+    return (f"no worker took the report within {limit} s (asked for {report.requested_at:%Y-%m-%d %H:%M:%S} UTC): "
+            "its job was lost; ask for the report again")
+
+
+def reports_reap_stale(*, now=None) -> list[int]:
+    """Fail reports still pending or running past the task's hard limit (their worker was killed, or
+    their job lost), each audited as a failed ``report.compute``, so that a custodian may ask for them
+    again. A row that changed meanwhile (claimed, finished) is left as it is. Returns the ids failed."""
+    now = now or timezone.now()
+    cutoff = now - _stale_after()
+    candidates = ReleaseReport.objects.filter(
+        Q(status=Status.RUNNING, started_at__lt=cutoff) | Q(status=Status.PENDING, requested_at__lt=cutoff))
+    failed = []
+    for report in candidates.select_related("release__dataset"):
+        error = _lost_error(report)
+        with transaction.atomic():
+            # Conditional on the row as read: the same status and the same claim (a worker may take a
+            # pending report, or finish a running one, between the read and this write).
+            updated = ReleaseReport.objects.filter(
+                pk=report.pk, status=report.status, started_at=report.started_at,
+                requested_at=report.requested_at,
+            ).update(status=Status.FAILED, error=error, finished_at=now)
+            if updated:
+                audit_record(action="report.compute", outcome=AuditEvent.Outcome.FAILED, object_type="report",
+                             object_id=report.pk, details={
+                                 "release": report.release_id, "dataset": report.release.dataset.slug,
+                                 "error": error, "reason": "worker lost", "was": report.status})
+                failed.append(report.pk)
+    return failed
+
+
 # --------------------------------------------------------------------------- compute
 def _claim(report_id: int) -> ReleaseReport | None:
     claimed = ReleaseReport.objects.filter(pk=report_id, status=Status.PENDING).update(
@@ -96,8 +139,15 @@ def _claim(report_id: int) -> ReleaseReport | None:
     return ReleaseReport.objects.select_related("release__dataset", "release__run").get(pk=report_id)
 
 
+def _mine(report: ReleaseReport):
+    """The report's row while it is still this worker's claim: running, with the ``started_at`` this
+    worker's claim wrote. A worker given up for lost (reaped, perhaps asked for again and claimed by
+    another worker since) matches nothing, so it can no longer write progress or a result."""
+    return ReleaseReport.objects.filter(pk=report.pk, status=Status.RUNNING, started_at=report.started_at)
+
+
 def _progress(report: ReleaseReport, done: int, stage: str) -> None:
-    ReleaseReport.objects.filter(pk=report.pk, status=Status.RUNNING).update(parts_done=done, stage=stage)
+    _mine(report).update(parts_done=done, stage=stage)
 
 
 def _frames(release: Release, schema: Schema) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -151,8 +201,7 @@ def report_compute(report_id: int) -> ReleaseReport | None:
 
 def _finish(report: ReleaseReport, status: str, *, error: str = "", **fields: Any) -> ReleaseReport:
     with transaction.atomic():
-        updated = ReleaseReport.objects.filter(pk=report.pk, status=Status.RUNNING).update(
-            status=status, error=error, finished_at=timezone.now(), **fields)
+        updated = _mine(report).update(status=status, error=error, finished_at=timezone.now(), **fields)
         if updated:
             details: dict[str, Any] = {"release": report.release_id, "dataset": report.release.dataset.slug}
             if status == Status.SUCCEEDED:

@@ -5,7 +5,7 @@ already queued still run."""
 from celery import shared_task
 from django.conf import settings
 
-from releases.reports import report_compute
+from releases.reports import report_compute, reports_reap_stale
 from releases.sweeps import sweep_execute
 
 
@@ -15,6 +15,13 @@ def compute_report(report_id: int) -> str | None:
     """Compute one release's validation report (queued when the release is made)."""
     report = report_compute(report_id)
     return report.status if report is not None else None
+
+
+@shared_task(name="releases.reap_stale_reports", time_limit=300)
+def reap_stale_reports() -> list[int]:
+    """Beat runs this every minute: reports whose worker died (or whose job was lost) are failed with
+    a reason, so that a custodian may ask for them again."""
+    return reports_reap_stale()
 
 
 @shared_task(name="generators.run_sweep", time_limit=6 * settings.GENERATOR_TIME_LIMIT_SECONDS)

@@ -42,7 +42,7 @@ from generators.core.evaluation.gates import DEFAULT_GATES
 from generators.core.evaluation.html import GATES_MARKER
 from generators.core.evaluation.report import HEADLINE_KEYS, SECTIONS
 from generators.models import GeneratorRun
-from generators.services import checkpoint_path, run_create
+from generators.services import checkpoint_path
 from tests.clearinghouse.conftest import assert_error
 from tests.conftest import GBSG2_SCHEMA, _empty_append_only_tables, client_for, finish_report, last_event, make_user
 
@@ -351,23 +351,6 @@ def test_a_leaking_release_of_gbsg2_fails_the_privacy_gates_and_is_not_published
 # --------------------------------------------------------------------------------------------
 # Pending and failed reports (the six-row dataset)
 # --------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def run(dataset, custodian, django_capture_on_commit_callbacks) -> GeneratorRun:
-    with django_capture_on_commit_callbacks(execute=True):
-        made = run_create(dataset=dataset, model="copula", epochs=1, seed=0, device="cpu", by=custodian[0])
-    made.refresh_from_db()
-    assert made.status == GeneratorRun.Status.SUCCEEDED, made.error
-    return made
-
-
-@pytest.fixture
-def release(clients, run) -> Release:
-    """A draft made through the API; its report is pending (the test's transaction never commits)."""
-    response = clients["custodian"].post(f"/api/v1/runs/{run.pk}/releases/", {"rows": 8, "seed": 1}, format="json")
-    assert response.status_code == 201, response.content
-    return Release.objects.get(pk=response.json()["id"])
-
 
 def test_a_report_is_a_409_while_it_is_pending_or_running(clients, release):
     assert ReleaseReport.objects.get(release=release).status == "pending"
