@@ -51,7 +51,8 @@ def audit_page_refusal(request: HttpRequest, view: Any, *, status_code: int, cod
     object_type, object_id = getattr(view, "audit_object", ("", ""))
     audit_record(
         action=getattr(view, "audit_action", "") or f"portal.{type(view).__name__}",
-        outcome=AuditEvent.Outcome.DENIED if status_code in (401, 403) else AuditEvent.Outcome.REFUSED,
+        outcome=(AuditEvent.Outcome.DENIED if status_code in (401, 403) else
+                 AuditEvent.Outcome.FAILED if status_code >= 500 else AuditEvent.Outcome.REFUSED),
         actor=request.user,
         object_type=object_type,
         object_id=object_id,
@@ -135,7 +136,7 @@ class PortalView(View):
 
 TITLES = {400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found",
           405: "Not allowed", 409: "Conflict", 413: "Too large", 429: "Too many requests",
-          500: "Something went wrong"}
+          500: "Something went wrong", 503: "Database unavailable", 507: "Storage full"}
 
 
 def error_page(request: HttpRequest, status_code: int, message: str) -> HttpResponse:

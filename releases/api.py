@@ -73,7 +73,8 @@ class RunReleasesApi(ApiView):
     real cohort), conditional (``{"horTh": "yes"}``) or rebalanced (``{"horTh": {"yes": 0.5, "no": 0.5}}``)."""
 
     permission_classes = [IsCustodian]
-    error_codes = {400: ["invalid_rows", "invalid_seed", "invalid_conditions"], 409: ["run_not_succeeded", "checkpoint_missing"]}
+    error_codes = {400: ["invalid_rows", "invalid_seed", "invalid_conditions"], 409: ["run_not_succeeded", "checkpoint_missing"],
+                   507: ["storage_full"]}
     audit_action = "release.create"
     audit_object_type = "run"
 

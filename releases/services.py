@@ -2,12 +2,15 @@
 
 A release holds synthetic rows only. Its files appear whole or not at all: they are written
 into a staging folder and renamed into place, and the folder is removed again if the database
-row cannot be created.
+row cannot be created. A full disk (or quota) while writing is a 507 ``storage_full``: the
+staging folder is removed, no row is stored.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 from dataclasses import asdict
 
 from django.conf import settings
@@ -25,6 +28,11 @@ from releases.reports import release_gate_results, report_request
 from releases.storage import release_remove, release_write
 
 __all__ = ["release_create", "release_publish"]
+
+logger = logging.getLogger(__name__)
+
+#: The errors of a full file system and of a used-up disk quota.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _known_limits(run: GeneratorRun, conditions: dict | None) -> list[str]:
@@ -83,7 +91,7 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
     created_at = timezone.now()
     datasheet = _datasheet(run, rows=rows, seed=seed, conditions=conditions or None, created_at=created_at,
                            hyperparameters=asdict(generator.hyper))
-    storage_name, facts = release_write(frame, datasheet)
+    storage_name, facts = _written(frame, datasheet)
     try:
         with transaction.atomic():
             release = Release.objects.create(run=run, dataset=run.dataset, rows=rows, seed=seed,
@@ -97,6 +105,21 @@ def release_create(*, run: GeneratorRun, rows: int, seed: int = 0, conditions: d
         release_remove(storage_name)
         raise
     return release
+
+
+def _written(frame, datasheet: dict) -> tuple[str, dict]:
+    """:func:`releases.storage.release_write` (which removes its staging folder on any error),
+    a full disk answered as a 507 naming it."""
+    try:
+        return release_write(frame, datasheet)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        logger.error("release storage full: %s", exc.strerror)
+        raise ApplicationError(
+            f"The release could not be written: the server's release storage is full ({exc.strerror}). Nothing "
+            "was stored; ask the operators to free space, then make the release again.",
+            code="storage_full", status_code=507) from None
 
 
 #: A justification shorter than this is not a justification.

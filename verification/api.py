@@ -153,7 +153,8 @@ class VerificationListCreateApi(ApiView):
     error_codes = {"POST": {400: ["malformed", "unknown_release", "invalid_release", "release_dataset_mismatch",
                                   "kind_not_available", "bad_epsilon"],
                             403: ["budget_exhausted"], 409: ["verification_in_progress"],
-                            429: ["daily_limit_reached"], 500: ["computation_failed"]}}
+                            429: ["daily_limit_reached"], 500: ["computation_failed"],
+                            503: ["database_unavailable"]}}
     audit_object_type = "verification"
 
     @property

@@ -12,6 +12,12 @@ Order of work for ``POST /api/v1/verifications/``:
    refunded with its own ledger entry;
 5. the answer is stored and audited (spec, answer, ε) for the auditors.
 
+The database connection lost after the charge committed (step 5's write fails) is answered 503
+``database_unavailable``, never with the answer: the request marks the verification failed and
+refunds it once more on a fresh connection, and when that fails too the verification stays
+computing until :func:`verifications_reap_stale` refunds it. No ε stays charged without an
+answer or a refund entry.
+
 ``POST /api/v1/verifications/preview/`` (:func:`verification_preview`) checks the hypothesis the
 same way (step 1, the same 400s) and then simulates its answer on the published synthetic release
 only (:mod:`verification.core.preview`): no real row is read, nothing is charged or stored but its
@@ -29,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.budgets import BudgetRefused, allocation_for, budget_charge, budget_refund, epsilon_decimal, policy_for
@@ -53,6 +59,9 @@ __all__ = ["budget_left", "verification_preview", "verification_submit", "verifi
 
 logger = logging.getLogger(__name__)
 Status = Verification.Status
+
+#: What a lost database connection raises (a terminated backend, a restarted server, a cut network).
+DATABASE_LOST = (OperationalError, InterfaceError)
 
 
 def _release(raw: dict) -> Release:
@@ -230,7 +239,24 @@ def _check_daily_limit(user, dataset, policy: BudgetPolicy) -> None:
 
 
 def _fail_and_refund(verification: Verification, *, error: str, details: dict[str, Any] | None = None) -> bool:
-    """Mark a computing verification failed and give its ε back (once: the status update is conditional)."""
+    """Mark a computing verification failed and give its ε back (once: the status update is conditional).
+
+    A lost database connection is retried once on a fresh one (Django reconnects on the next
+    query once the broken connection is closed); outside a transaction only, since closing the
+    connection inside one would lose the caller's work. The second failure is raised: the
+    verification is then still computing, and the reaper refunds it."""
+    try:
+        return _fail_and_refund_once(verification, error=error, details=details)
+    except DATABASE_LOST:
+        if connection.in_atomic_block:
+            raise
+        logger.warning("verification %s: the database connection was lost during its refund; retrying once",
+                       verification.pk)
+        connection.close()
+        return _fail_and_refund_once(verification, error=error, details=details)
+
+
+def _fail_and_refund_once(verification: Verification, *, error: str, details: dict[str, Any] | None) -> bool:
     with transaction.atomic():
         updated = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
             status=Status.FAILED, primary=False, error=error, answered_at=timezone.now())
@@ -275,17 +301,51 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
                                "refunded. Please report it if it happens again.", code="computation_failed",
                                status_code=500, details={"verification": verification.pk,
                                                          "refunded": _plain(verification.epsilon)}) from None
-    with transaction.atomic():
-        answered = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
-            status=Status.ANSWERED, answer=payload, answered_at=timezone.now())
-        verification.refresh_from_db()
-        if not answered:  # reaped as stale meanwhile and refunded: this answer is not released
-            raise ApplicationError("The computation took too long and was refunded; ask again.",
-                                   code="computation_failed", status_code=500,
-                                   details={"verification": verification.pk, "refunded": _plain(verification.epsilon)})
-        audit_record(action="verification.answer", actor=verification.user, object_type="verification",
-                     object_id=verification.pk, details=_audit_details(verification))
+    try:
+        with transaction.atomic():
+            answered = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
+                status=Status.ANSWERED, answer=payload, answered_at=timezone.now())
+            verification.refresh_from_db()
+            if not answered:  # reaped as stale meanwhile and refunded: this answer is not released
+                raise ApplicationError("The computation took too long and was refunded; ask again.",
+                                       code="computation_failed", status_code=500,
+                                       details={"verification": verification.pk,
+                                                "refunded": _plain(verification.epsilon)})
+            audit_record(action="verification.answer", actor=verification.user, object_type="verification",
+                         object_id=verification.pk, details=_audit_details(verification))
+    except DATABASE_LOST as exc:
+        return _database_lost(verification, exc)
     return verification
+
+
+def _database_lost(verification: Verification, exc: Exception) -> Verification:
+    """The connection was lost while the answer was being stored: refund now (on a fresh
+    connection) or leave it to the reaper; either way a 503 without the answer. Were the answer
+    committed after all (only its acknowledgement lost), it stands and is returned."""
+    logger.error("verification %s: the database connection was lost before its answer was stored (%s)",
+                 verification.pk, type(exc).__name__)
+    try:
+        _fail_and_refund(verification, error=type(exc).__name__)
+        verification.refresh_from_db()
+    except DATABASE_LOST:
+        logger.error("verification %s: the database is still unreachable; the reaper will refund it",
+                     verification.pk)
+        refunded = None
+    else:
+        if verification.status == Status.ANSWERED:
+            return verification
+        refunded = _plain(verification.epsilon) if verification.status == Status.FAILED else None
+    if refunded is not None:
+        message = (f"The database connection was lost before the answer was stored; the ε of this hypothesis "
+                   f"({refunded}) was refunded. Ask again in a moment.")
+    else:
+        within = settings.VERIFICATION_STALE_AFTER_SECONDS + 60
+        message = ("The database connection was lost before the answer was stored; the ε of this hypothesis will "
+                   f"be refunded automatically within {within} seconds of the database answering again. Ask again "
+                   "after that.")
+    raise ApplicationError(message, code="database_unavailable", status_code=503,
+                           details={"verification": verification.pk, "refunded": refunded},
+                           headers={"Retry-After": "5"})
 
 
 # --------------------------------------------------------------------------- preview

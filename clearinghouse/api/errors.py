@@ -4,6 +4,11 @@ Every error response is ``{"error": {"code", "message", "details"}}`` with the
 right 4xx status, and every error response to an API view is written to the
 audit log (outcome ``denied`` for 401/403, ``refused`` for other 4xx).
 Services raise :class:`clearinghouse.errors.ApplicationError`; views never build error bodies themselves.
+
+A lost database connection (Django's ``OperationalError`` / ``InterfaceError``: a terminated
+backend, a restarted server) is answered 503 ``database_unavailable`` with ``Retry-After``, not a
+500: what the request had not committed was rolled back by the server. Its refusal is audited on
+a fresh connection; when even that fails, the log has it (and the answer is still the 503).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -68,6 +74,11 @@ def _translate(exc: Exception) -> tuple[int, str, str, Any, dict]:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         return exc.status_code, exc.code, exc.message, exc.details, {**headers, **exc.headers}
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.error("database unavailable", exc_info=exc)
+        return 503, "database_unavailable", ("The database could not be reached while answering this request; "
+                                             "what it had not stored yet was rolled back. Try again in a moment."), \
+            None, {"Retry-After": "5"}
     if isinstance(exc, Http404):
         return 404, "not_found", "Not found.", None, headers
     if isinstance(exc, DjangoPermissionDenied):
@@ -104,11 +115,23 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return None  # not a client error: let Django log it and answer 500
     set_rollback()
     if request is not None and view is not None:
-        from clearinghouse.services.refusals import audit_refusal
-
-        audit_refusal(request=request, view=view, status_code=status_code, code=code, message=message)
+        _audit(request, view, status_code, code, message)
     response = Response(error_body(code, message, details), status=status_code, headers=headers)
     return response
+
+
+def _audit(request, view, status_code: int, code: str, message: str) -> None:
+    from clearinghouse.services.refusals import audit_refusal
+
+    if code == "database_unavailable" and not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()  # a broken connection is dropped; the audit reconnects
+    try:
+        audit_refusal(request=request, view=view, status_code=status_code, code=code, message=message)
+    except (OperationalError, InterfaceError):
+        if code != "database_unavailable":
+            raise
+        logger.error("the refusal %s %s (%s, %s) could not be audited: the database is unavailable",
+                     request.method, request.path[:300], status_code, code)
 
 
 def json_handler(status_code: int, code: str, message: str):

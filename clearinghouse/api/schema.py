@@ -45,7 +45,7 @@ class ErrorSerializer(serializers.Serializer):
 STATUS_TEXT = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
     406: "Not acceptable", 409: "Conflict", 410: "Gone", 413: "Too large", 415: "Unsupported media type",
-    429: "Too many requests", 500: "Server error",
+    429: "Too many requests", 500: "Server error", 503: "Service unavailable", 507: "Insufficient storage",
 }
 
 #: (method, path after /api/v1/) -> (tag, summary)

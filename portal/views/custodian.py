@@ -365,6 +365,8 @@ class ReleaseCreateView(PortalView):
                 release = release_create(run=run, rows=form.cleaned_data["rows"], seed=form.cleaned_data["seed"],
                                          conditions=form.cleaned_data["conditions"], by=request.user)
             except ApplicationError as exc:
+                if exc.status_code >= 500:  # not the form's fault (a full disk): the house error page
+                    raise
                 kind = form.cleaned_data["kind"]
                 add_service_error(form, exc, fields={"invalid_conditions": "shares" if kind == "rebalanced"
                                                      else "value"})
