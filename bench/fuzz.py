@@ -10,9 +10,9 @@ gunicorn (``manage.py runserver --noreload`` when gunicorn is not installed) on 
   ``malformed_request``; a CSV upload with 10^5 header columns, refused quickly with a small body; a
   formula-leading path (``/api/v1/datasets/=HYPERLINK("x","y")/``) and ``X-Request-ID: -A1.A1.A1``, after
   which the auditor's CSV export has no cell a spreadsheet would evaluate;
-* schemathesis over HTTP against ``/api/v1/schema/``, every operation as every role, a few examples each,
-  with the ``not_a_server_error`` check, until ``FUZZ_SECONDS`` (default 180; counted from the server's
-  first answer, after the set-up) are spent;
+* schemathesis over HTTP against ``/api/v1/schema/``, every operation as every role, a few examples each
+  of data the schema allows and of data it excludes, with the ``not_a_server_error`` check, until
+  ``FUZZ_SECONDS`` (default 180; counted from the server's first answer, after the set-up) are spent;
 * 300 anonymous GETs, among which 429s must appear (the anonymous rate is the default, 120/min).
 
 Jobs are queued on an embedded broker no worker reads (a fuzzed training run or report would only burn
@@ -142,6 +142,8 @@ class ProbeResult:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    #: schemathesis: (operation, role, mode) left out because no such data exists
+    skipped: int = 0
 
     def record(self, answer: Answer) -> Answer:
         self.requests += 1
@@ -157,7 +159,7 @@ class ProbeResult:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "requests": self.requests, "server_errors": self.server_errors,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items(), key=lambda kv: str(kv[0]))},
-                "seconds": round(self.seconds, 3), "problems": self.problems[:20]}
+                "seconds": round(self.seconds, 3), "problems": self.problems[:20], "skipped": self.skipped}
 
 
 def _error_code(answer: Answer) -> str | None:
@@ -318,10 +320,13 @@ def probe_anonymous_burst(result: ProbeResult, send: Send, world: dict[str, Any]
 def probe_schemathesis(result: ProbeResult, schema, world: dict[str, Any], *, examples: int, deadline: float,
                        call: dict[str, Any] | None = None, only: Callable[[str], bool] | None = None) -> None:
     """Every operation of ``schema`` (a loaded schemathesis schema, over HTTP or WSGI) as every role,
-    ``examples`` cases each (path parameters generated or the world's ids), with ``not_a_server_error``;
+    ``examples`` cases each of data the schema allows and of data it excludes (path parameters generated
+    or the world's ids), with ``not_a_server_error``;
     stops starting operations at ``deadline`` (``time.monotonic()``). ``only`` keeps operations by label."""
     from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+    from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import not_a_server_error
+    from schemathesis.generation.modes import GenerationMode
 
     operations = [r.ok() for r in schema.get_all_operations()]
     operations.sort(key=lambda op: (f"{op.method.upper()} {op.path}" in LAST, op.path, op.method))
@@ -330,14 +335,14 @@ def probe_schemathesis(result: ProbeResult, schema, world: dict[str, Any], *, ex
         label = f"{operation.method.upper()} {operation.path}"
         if only is not None and not only(label):
             continue
-        for role in ROLES:
+        for role, mode in ((r, m) for r in ROLES for m in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
             if time.monotonic() > deadline:
                 return
             headers = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
 
             @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(), use_known=st.booleans())
+            @given(case=operation.as_strategy(generation_mode=mode), use_known=st.booleans())
             def exercise(case, use_known):
                 if time.monotonic() > deadline:
                     return
@@ -349,17 +354,22 @@ def probe_schemathesis(result: ProbeResult, schema, world: dict[str, Any], *, ex
                 except Exception as exc:  # a dropped connection or a timeout is as bad as a 500
                     result.requests += 1
                     result.statuses["no answer"] += 1
-                    result.problems.append(f"{label} as {role}: no answer ({type(exc).__name__}: {exc})"[:300])
+                    result.problems.append(f"{label} as {role} ({mode.value}): no answer "
+                                           f"({type(exc).__name__}: {exc})"[:300])
                     return
                 result.requests += 1
                 result.statuses[response.status_code] += 1
                 try:
                     case.validate_response(response, checks=[not_a_server_error], headers=headers)
                 except (AssertionError, BaseExceptionGroup) as exc:
-                    result.problems.append(f"{label} as {role} ({time.perf_counter() - started:.2f} s): "
-                                           f"{str(exc)[:300]}")
+                    seconds = time.perf_counter() - started
+                    result.problems.append(f"{label} as {role} ({mode.value}, {seconds:.2f} s): "
+                                           f"{str(exc)[:300]}\n    {case.as_curl_command()[:300]}")
 
-            exercise()
+            try:
+                exercise()
+            except Unsatisfiable:  # no data the schema excludes (e.g. only string path parameters)
+                result.skipped += 1
 
 
 # --------------------------------------------------------------------------- the run
@@ -399,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", "180")),
                         help="the attack's time budget once the server answers (FUZZ_SECONDS; default 180); "
                              "the set-up (migrate, the world) comes before it")
-    parser.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "5")),
-                        help="schemathesis examples per operation and role (FUZZ_EXAMPLES; default 5)")
+    parser.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "4")),
+                        help="schemathesis examples per operation, role and mode (positive, negative; "
+                             "FUZZ_EXAMPLES; default 4)")
     parser.add_argument("--burst", type=int, default=300, help="anonymous GETs in the rate-limit probe")
     parser.add_argument("--port", type=int, default=0, help="the loopback port (default: a free one)")
     args = parser.parse_args(argv)
