@@ -93,3 +93,14 @@ def test_a_5xx_or_a_dropped_answer_is_counted_and_fails_the_run():
     assert result.to_dict()["statuses"] == {"200": 1, "503": 1, "no answer": 1}
     table = fuzz.summary_table([result])
     assert "x" in table and table.splitlines()[-1].split()[:3] == ["total", "2", "1"]
+
+
+def test_the_server_is_gunicorn_in_one_process_on_loopback_or_runserver_without_it(monkeypatch):
+    import sys
+
+    command, server = fuzz._server_command(8123)
+    assert server == "gunicorn" and command[command.index("--bind") + 1] == "127.0.0.1:8123"
+    assert command[command.index("--workers") + 1] == "1"  # the rate limits count in one process's memory
+    monkeypatch.setitem(sys.modules, "gunicorn", None)  # not installed
+    command, server = fuzz._server_command(8123)
+    assert server == "runserver" and command[-3:] == ["runserver", "127.0.0.1:8123", "--noreload"]
