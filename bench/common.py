@@ -52,17 +52,47 @@ def machine(*, packages: tuple[str, ...] = (), torch_device: str | None = None,
     return info
 
 
-def gbsg2() -> tuple[pd.DataFrame, Any]:
-    """GBSG2 as custody types it, and its schema (the CSV ships inside lifelines: no download)."""
+def gbsg2_csv() -> bytes:
+    """GBSG2 as a custodian would upload it: CSV bytes with a ``pid`` identifier column first (the CSV
+    ships inside lifelines: no download)."""
     from lifelines.datasets import load_gbsg2
 
+    frame = load_gbsg2()
+    frame.insert(0, "pid", range(1, len(frame) + 1))  # an identifier column: dropped on import
+    return frame.to_csv(index=False).encode()
+
+
+def gbsg2() -> tuple[pd.DataFrame, Any]:
+    """GBSG2 as custody types it, and its schema."""
     from clearinghouse.schema import Schema
     from clearinghouse.tabular import read_csv_checked
 
     schema = Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-    frame = load_gbsg2()
-    frame.insert(0, "pid", range(1, len(frame) + 1))  # an identifier column: dropped on import
-    return read_csv_checked(frame.to_csv(index=False).encode(), schema), schema
+    return read_csv_checked(gbsg2_csv(), schema), schema
+
+
+#: Gate metrics that pass every default gate (what tests/conftest.py's finish_report sets).
+PASSING_METRICS = {"fidelity.overall": 0.9, "privacy.ims": 0.0, "privacy.leakage_coefficient": 0.01,
+                   "privacy.dcr_ratio": 1.0, "privacy.mia_auc": 0.52}
+
+
+def report_mark_passing(release) -> None:
+    """Mark ``release``'s report finished with passing gate metrics, so it can be published (after
+    ``django.setup()``). The report itself is benchmarked by `make bench-report`."""
+    from django.utils import timezone
+
+    from generators.core.evaluation.report import Metric, Report
+    from releases.models import ReleaseReport
+
+    sections: dict[str, list] = {"fidelity": [], "survival": [], "privacy": [], "utility": []}
+    for key, value in PASSING_METRICS.items():
+        sections[key.split(".")[0]].append(Metric(key=key, label=key, value=value, low=0.0, high=1.0,
+                                                  better="higher", applicable=True, reason=""))
+    report = Report(sections=sections, meta={"rows": {"synthetic": release.rows}})
+    ReleaseReport.objects.filter(release=release).update(
+        status=ReleaseReport.Status.SUCCEEDED, content=report.to_dict("custodian"), public=report.to_dict("public"),
+        html="<!doctype html><title>bench</title>", public_html="<!doctype html><title>bench</title>",
+        parts_done=6, parts_total=6, finished_at=timezone.now())
 
 
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

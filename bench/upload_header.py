@@ -14,7 +14,7 @@ import statistics
 import time
 from datetime import datetime, timezone
 
-from bench.common import ROOT, SCHEMA_FILE, machine, replace_section
+from bench.common import ROOT, SCHEMA_FILE, gbsg2_csv, machine, replace_section
 
 RESULTS_FILE = ROOT / "bench" / "results" / "upload_header.json"
 RUNS = 5
@@ -24,14 +24,6 @@ START, END = "<!-- bench-upload-header:start -->", "<!-- bench-upload-header:end
 
 def _wide_csv(n: int = WIDE) -> bytes:
     return (",".join(f"c{i:06d}" for i in range(n)) + "\n" + ",".join("1" for _ in range(n)) + "\n").encode()
-
-
-def _gbsg2_csv() -> bytes:
-    from lifelines.datasets import load_gbsg2
-
-    frame = load_gbsg2()
-    frame.insert(0, "pid", range(1, len(frame) + 1))
-    return frame.to_csv(index=False).encode()
 
 
 def _median(action) -> tuple[float, float, object]:
@@ -49,7 +41,7 @@ def main() -> None:
     from clearinghouse.tabular import TableError, _check_header, read_csv_checked
 
     schema = Schema.from_dict(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-    normal, wide = _gbsg2_csv(), _wide_csv()
+    normal, wide = gbsg2_csv(), _wide_csv()
 
     def refused(check, *args):
         """A call that must raise TableError: its error (timed like any other call)."""

@@ -5,7 +5,8 @@ Seeded world: the full GBSG2 cohort as a dataset, one published copula release o
 marked passing) and one answered verification on it, a token per role; path parameters are
 either generated or these objects' ids. Examples per operation and role are fixed and derandomized, so a
 run is the same every time. Checks: no 5xx, every status declared, every body and content type as
-declared. ``make fuzz`` runs this with ``CONTRACT_EXAMPLES`` raised and prints the summary.
+declared. ``make fuzz-contract`` runs this with ``CONTRACT_EXAMPLES`` raised and prints the summary
+(``make fuzz`` drives a live server over HTTP: bench/fuzz.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.conftest import make_user
 from tests.verification.conftest import publish_gbsg2
 
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "10"))
-#: `make fuzz`: negative cases too (data the schema excludes), and the checks that need them.
+#: `make fuzz-contract`: negative cases too (data the schema excludes), and the checks that need them.
 FUZZ = bool(os.environ.get("CONTRACT_FUZZ"))
 ROLES = ("anonymous", "unverified", "researcher", "auditor", "custodian")
 #: Run last: they can revoke the tokens and retire the objects the other operations read.

@@ -115,12 +115,10 @@ def service_api() -> SimpleNamespace:
     from accounts.budgets import allocation_set, policy_set
     from accounts.services import token_issue_for, user_create
     from clearinghouse.services.datasets import dataset_create
-    from generators.core.evaluation.report import Metric, Report
     from generators.services import _enqueue, run_create
-    from releases.models import ReleaseReport
     from releases.services import release_create, release_publish
 
     return SimpleNamespace(allocation_set=allocation_set, policy_set=policy_set, token_issue_for=token_issue_for,
-                           user_create=user_create, dataset_create=dataset_create, Metric=Metric, Report=Report,
-                           enqueue=_enqueue, run_create=run_create, ReleaseReport=ReleaseReport,
+                           user_create=user_create, dataset_create=dataset_create,
+                           enqueue=_enqueue, run_create=run_create,
                            release_create=release_create, release_publish=release_publish)

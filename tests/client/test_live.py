@@ -6,6 +6,7 @@ previews, verifies, reads the budget and the history; the auditor reads, exports
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal
 
 import pytest
@@ -141,6 +142,15 @@ def test_every_call_per_role_against_a_live_server(live_clients, live_users, tmp
         rows = list(csv.DictReader(handle))
     assert rows and {r["outcome"] for r in rows} == {"refused"}
     assert len(rows) == AuditEvent.objects.filter(outcome="refused").count()
+    # the JSON Lines export: the exact stored values (an unescaped object_id, details as an object)
+    refused_events = AuditEvent.objects.filter(outcome="refused").order_by("seq")
+    parsed = auditor.export_events(format="jsonl", outcome="refused")
+    assert [(e["seq"], e["hash"], e["object_id"], e["details"]) for e in parsed] == [
+        (e.seq, e.hash, e.object_id, e.details) for e in refused_events]
+    written = auditor.export_events(tmp_path / "audit" / "events.jsonl", format="jsonl", outcome="refused")
+    assert [json.loads(line)["seq"] for line in written.read_text().splitlines()] == [e["seq"] for e in parsed]
+    assert list(AuditEvent.objects.filter(action="audit.events.export").order_by("-seq").values_list(
+        "details", flat=True)[:2]) == [{"query": {"outcome": "refused"}, "format": "jsonl"}] * 2
     assert auditor.check_chain()["valid"] is True
     refused(lambda: auditor.events(outcome="nope"), 400, "invalid")
 

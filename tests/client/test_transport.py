@@ -217,3 +217,58 @@ def test_login_exchanges_a_password_for_a_token():
     assert json.loads(seen[0].content) == {"username": "rhea", "password": "pw", "name": "notebook"}
     assert "Authorization" not in seen[0].headers
     assert Decimal("0.1") == __import__("clearinghouse_client").models.epsilon(0.1)
+
+
+# --- the audit log's JSON Lines export -------------------------------------------------------------
+
+JSONL = b'{"seq": 1, "object_id": "=HYPERLINK(1)", "details": {"a": 1}}\n{"seq": 2, "object_id": "", "details": {}}\n'
+
+
+def test_the_jsonl_export_is_streamed_and_parsed_into_dicts_with_the_filters_sent():
+    client, seen, _ = client_with(lambda request, n: httpx.Response(
+        200, content=JSONL, headers={"Content-Type": "application/jsonl; charset=utf-8"}))
+    events = client.export_events(format="jsonl", outcome="refused", action="dataset.*")
+    assert events == [{"seq": 1, "object_id": "=HYPERLINK(1)", "details": {"a": 1}},
+                      {"seq": 2, "object_id": "", "details": {}}]
+    [request] = seen
+    assert request.url.path == "/api/v1/audit/events/export.jsonl"
+    assert dict(request.url.params) == {"outcome": "refused", "action": "dataset.*"}
+    assert request.headers["Accept"] == "application/jsonl"
+
+
+def test_the_jsonl_export_to_a_path_is_written_whole_and_byte_for_byte(tmp_path):
+    client, seen, _ = client_with(lambda request, n: httpx.Response(200, content=JSONL))
+    target = client.export_events(tmp_path / "audit" / "log.jsonl", format="jsonl")
+    assert target == tmp_path / "audit" / "log.jsonl" and target.read_bytes() == JSONL
+    assert [p.name for p in target.parent.iterdir()] == ["log.jsonl"]  # no .part left behind
+    csv_target = client_with(lambda request, n: httpx.Response(200, content=b"seq\n1\n"))[0].export_events(
+        tmp_path / "log.csv")
+    assert csv_target.read_bytes() == b"seq\n1\n"
+
+
+def test_a_refused_export_raises_the_servers_code_and_leaves_no_file(tmp_path):
+    client, _, _ = client_with(lambda request, n: error(400, "invalid"))
+    with pytest.raises(ClearinghouseError) as caught:
+        client.export_events(tmp_path / "log.jsonl", format="jsonl", outcome="maybe")
+    assert (caught.value.status, caught.value.code) == (400, "invalid") and list(tmp_path.iterdir()) == []
+    with pytest.raises(ClearinghouseError) as caught:
+        client.export_events(format="jsonl")
+    assert caught.value.code == "invalid"
+
+
+def test_an_unknown_format_or_a_csv_without_a_path_is_refused_before_any_request(tmp_path):
+    client, seen, _ = client_with(lambda request, n: httpx.Response(200, content=b""))
+    with pytest.raises(ClearinghouseError) as caught:
+        client.export_events(tmp_path / "log.xml", format="xml")
+    assert caught.value.code == "unknown_format" and "csv, jsonl" in str(caught.value)
+    with pytest.raises(ClearinghouseError) as caught:
+        client.export_events()
+    assert caught.value.code == "path_required"
+    assert seen == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_line_that_is_not_json_is_a_malformed_export():
+    client, _, _ = client_with(lambda request, n: httpx.Response(200, content=b'{"seq": 1}\n{"seq": 2, tru\n'))
+    with pytest.raises(ClearinghouseError) as caught:
+        client.export_events(format="jsonl")
+    assert caught.value.code == "malformed_export" and "line 2" in str(caught.value)

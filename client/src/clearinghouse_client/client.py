@@ -23,6 +23,8 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest Retry-After a GET waits for before giving up and raising.
 MAX_RETRY_AFTER = 60.0
 DOWNLOAD_FORMATS = ("parquet", "csv")
+#: The audit log's export formats and the media type each is asked for with.
+EXPORT_FORMATS = {"csv": "text/csv", "jsonl": "application/jsonl"}
 
 
 def _decimal_text(value: Any) -> Any:
@@ -431,15 +433,45 @@ class Client:
         frame = pd.DataFrame(rows)
         return frame if rows else pd.DataFrame(columns=columns)
 
-    def export_events(self, path: str | os.PathLike, **filters) -> Path:
-        """Stream the filtered log's CSV export to ``path`` (written whole, then moved into place)."""
-        target = Path(path)
+    def export_events(self, path: str | os.PathLike | None = None, *, format: str = "csv",
+                      **filters) -> Path | list[dict]:
+        """The filtered log's export, streamed; filters as :meth:`events`.
+
+        ``format="csv"``: formula-leading cells escaped with a leading ``'`` (for a spreadsheet).
+        ``format="jsonl"``: JSON Lines, one event per line with the exact stored values (the ones the hash
+        chain is over, ``details`` as an object). With ``path`` the body is written to a temporary name
+        beside it and moved into place once whole (the path is returned); without one, a JSON Lines
+        export is returned as a list of dicts, oldest event first (a CSV export needs a ``path``)."""
+        if format not in EXPORT_FORMATS:
+            raise ClearinghouseError(None, "unknown_format", f"format must be one of {', '.join(EXPORT_FORMATS)}, "
+                                                             f"not {format!r}")
+        url, accept = f"audit/events/export.{format}", EXPORT_FORMATS[format]
+        if path is not None:
+            return self._stream_to(Path(path), url, params=_filters(filters), accept=accept)
+        if format != "jsonl":
+            raise ClearinghouseError(None, "path_required", "a CSV export is written to a file: pass path=")
+        response = self._request("GET", url, params=_filters(filters), stream=True, accept=accept)
+        events = []
+        try:
+            for number, line in enumerate(response.iter_lines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(json.loads(line))
+                except ValueError as exc:
+                    raise ClearinghouseError(None, "malformed_export",
+                                             f"line {number} of the JSON Lines export is not JSON ({exc})") from exc
+        finally:
+            response.close()
+        return events
+
+    def _stream_to(self, target: Path, url: str, *, params: Mapping[str, Any], accept: str) -> Path:
+        """GET ``url`` streamed to a temporary file beside ``target``, moved into place once whole."""
         target.parent.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False)
         try:
             with handle:
-                response = self._request("GET", "audit/events/export.csv", params=_filters(filters), stream=True,
-                                         accept="text/csv")
+                response = self._request("GET", url, params=params, stream=True, accept=accept)
                 try:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)
