@@ -6,6 +6,10 @@ so the chosen category stays the block's argmax and the density is continuous. W
 ``condition_on`` naming a categorical column, the flow models the other columns given that
 column's one-hot (a conditional flow, as in Das et al.); sampling then sets the context
 directly instead of rejecting rows.
+
+Sampling inverts the flow in a fixed number of batched network passes (``transforms × passes``
+per chunk of :data:`CHUNK_ROWS` rows, whatever the rows), with every feature's spline inverted
+once (:func:`invert`).
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ class FlowHyper(Hyperparameters):
     #: Network passes to invert one transform: the features form ``passes`` groups, each group
     #: depending on the ones before it (2 is a coupling layout). The number of features or more is
     #: fully autoregressive: one network pass per feature per transform when sampling, the layout of
-    #: models saved before this hyperparameter existed, which restore as such. 4 held GBSG2's
-    #: quality (see docs/generators.md).
+    #: models saved before this hyperparameter existed, which restore as such. 4 keeps GBSG2's
+    #: quality (docs/benchmarks.md, "Flow sampling").
     passes: int = 4
 
 
@@ -193,7 +197,8 @@ def invert(flow: zuko.flows.NSF, z: torch.Tensor, context: torch.Tensor | None) 
             for layer in layers[:-1]:
                 h = layer(h)
             rows = (features[:, None] * total + offsets).reshape(-1)
-            phi = torch.nn.functional.linear(h, weight[rows], bias[rows]).unflatten(-1, (-1, total))
+            phi = torch.nn.functional.linear(h, weight[rows], None if bias is None else bias[rows])
+            phi = phi.unflatten(-1, (-1, total))
             x[:, features] = lazy.univariate(*unpack(phi, lazy.shapes)).inv(y[:, features])
         y = x
     return y
