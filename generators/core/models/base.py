@@ -255,11 +255,17 @@ class Generator(ABC):
         """Rows with the ``fixed`` categories. Default: draw and keep the matching rows (rejection)."""
         if not fixed:
             return self._sample_rows(n, rng, gen)
+        return self._reject(n, fixed, lambda batch: self._sample_rows(batch, rng, gen))
+
+    def _reject(self, n: int, fixed: dict[str, str], draw: Callable[[int], pd.DataFrame]) -> pd.DataFrame:
+        """``n`` rows of ``draw(batch)`` that have the ``fixed`` categories. Batches are sized from the
+        acceptance so far (at most 200,000 rows); once 50,000 rows are drawn, an acceptance below
+        :attr:`min_acceptance` raises :class:`ConditionError`, so the loop always ends."""
         kept: list[pd.DataFrame] = []
         have, drawn = 0, 0
         batch = min(int(1.5 * n / self._expected_share(fixed)) + 32, 200_000)
         while have < n:
-            rows = self._sample_rows(batch, rng, gen)
+            rows = draw(batch)
             drawn += batch
             mask = np.ones(len(rows), dtype=bool)
             for name, value in fixed.items():

@@ -6,6 +6,10 @@ so the chosen category stays the block's argmax and the density is continuous. W
 ``condition_on`` naming a categorical column, the flow models the other columns given that
 column's one-hot (a conditional flow, as in Das et al.); sampling then sets the context
 directly instead of rejecting rows.
+
+Sampling inverts the flow in a fixed number of batched network passes (``transforms × passes``
+per chunk of :data:`CHUNK_ROWS` rows, whatever the rows), with every feature's spline inverted
+once (:func:`invert`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,21 @@ import numpy as np
 import pandas as pd
 import torch
 import zuko
+from zuko.flows.autoregressive import MaskedAutoregressiveTransform
+from zuko.nn import MaskedLinear
+from zuko.utils import unpack
 
 from generators.core.models.base import (
-    ConditionError, Generator, Hyperparameters, Progress, categories_of, prefixed, unprefixed,
+    Generator, Hyperparameters, Progress, categories_of, prefixed, unprefixed,
 )
 from generators.core.training import train_flow
 from generators.core.transformer import DataTransformer
 
-__all__ = ["SplineFlow"]
+__all__ = ["SplineFlow", "invert"]
+
+#: Rows inverted at once: the spline's intermediates are ``rows × features × bins`` floats, so a
+#: bounded chunk bounds the memory of a large draw (and fits the caches better than one huge batch).
+CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -36,6 +47,12 @@ class FlowHyper(Hyperparameters):
     bins: int = 8
     learning_rate: float = 1e-3
     condition_on: str = ""  # a categorical or event column, or "" for an unconditional flow
+    #: Network passes to invert one transform: the features form ``passes`` groups, each group
+    #: depending on the ones before it (2 is a coupling layout). The number of features or more is
+    #: fully autoregressive: one network pass per feature per transform when sampling, the layout of
+    #: models saved before this hyperparameter existed, which restore as such. 4 keeps GBSG2's
+    #: quality (docs/benchmarks.md, "Flow sampling").
+    passes: int = 4
 
 
 class SplineFlow(Generator):
@@ -63,7 +80,7 @@ class SplineFlow(Generator):
         h = self.hyper
         self.flow = zuko.flows.NSF(
             features=len(self.feature_cols), context=len(self.context_cols), transforms=h.transforms, bins=h.bins,
-            hidden_features=(h.hidden_width,) * h.hidden_layers,
+            hidden_features=(h.hidden_width,) * h.hidden_layers, passes=h.passes,
         ).to(self.device)
 
     def _fit(self, table: pd.DataFrame, *, epochs: int, seed: int, progress: Progress | None) -> None:
@@ -95,9 +112,10 @@ class SplineFlow(Generator):
 
     @torch.no_grad()
     def _decode(self, context: torch.Tensor | None, n: int, gen: torch.Generator) -> pd.DataFrame:
-        dist = self.flow(context) if context is not None else self.flow()
         z = torch.randn((n, len(self.feature_cols)), device=self.device, generator=gen)
-        x = dist.transform.inv(z)
+        chunks = range(0, n, CHUNK_ROWS)  # batched on the device; chunks only bound the memory
+        x = torch.cat([invert(self.flow, z[i:i + CHUNK_ROWS], None if context is None else context[i:i + CHUNK_ROWS])
+                       for i in chunks])
         matrix = torch.zeros((n, self.transformer.output_dim), device=self.device)
         matrix[:, self.feature_cols] = x
         if context is not None:
@@ -125,20 +143,11 @@ class SplineFlow(Generator):
         if len(fixed) == 1:
             return self._decode(self._context(np.full(n, code)), n, gen)
         rest = {k: v for k, v in fixed.items() if k != name}
-        kept, have = [], 0
-        for _attempt in range(100):
-            rows = self._decode(self._context(np.full(2 * n, code)), 2 * n, gen)
-            mask = np.ones(len(rows), dtype=bool)
-            for k, v in rest.items():
-                mask &= (rows[k].astype("string") == v).fillna(False).to_numpy()
-            kept.append(rows[mask])
-            have += int(mask.sum())
-            if have >= n:
-                return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
-        raise ConditionError(f"conditions {fixed} are too rare under this model")
+        # the context sets ``name``; the other categories are found by rejection, ended as for any model
+        return self._reject(n, rest, lambda batch: self._decode(self._context(np.full(batch, code)), batch, gen))
 
     def _config(self) -> dict[str, Any]:
-        return {"transformer": self.transformer.to_config()}
+        return {"transformer": self.transformer.to_config(), "passes": self.hyper.passes}
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         return prefixed("flow", self.flow.state_dict())
@@ -146,6 +155,50 @@ class SplineFlow(Generator):
     def _restore(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         self.transformer = DataTransformer.from_config(config["transformer"])
         self._layout()
+        if "passes" not in config:  # saved before ``passes`` existed: fully autoregressive
+            self.hyper.passes = max(len(self.feature_cols), 1)
         self._build()
         self.flow.load_state_dict(unprefixed("flow", tensors))
         self.flow.eval()
+
+
+def invert(flow: zuko.flows.NSF, z: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    """``flow(context).transform.inv(z)``, computed group by group.
+
+    Each masked autoregressive transform splits the features into ``passes`` groups, group ``g``
+    depending on the groups before it. zuko's inverse runs the whole network and the spline of
+    *every* feature once per group (``passes × features`` spline evaluations per transform; with a
+    fully autoregressive layout, ``features²``). Here pass ``g`` computes only group ``g``'s spline
+    parameters (the rows of the output layer that belong to it, the widest layer) and inverts only
+    its spline, so every feature's spline is evaluated once. Without a context the first group's
+    parameters are the same for every row: one row is computed and broadcast. The result equals
+    zuko's inverse up to float rounding (tests check it); a transform of another kind falls back to
+    zuko's own inverse.
+    """
+    y = z
+    for lazy in reversed(list(flow.transform.transforms)):
+        layers = list(lazy.hyper) if isinstance(lazy, MaskedAutoregressiveTransform) else []
+        if not layers or not isinstance(layers[-1], MaskedLinear) or lazy.order is None:
+            y = lazy(context).inv(y)
+            continue
+        last = layers[-1]
+        weight, bias = last.mask * last.weight, last.bias
+        total = lazy.total
+        offsets = torch.arange(total, device=y.device)
+        x = torch.zeros_like(y)
+        for group in range(int(lazy.order.max()) + 1):
+            features = torch.nonzero(lazy.order == group).squeeze(-1)
+            if features.numel() == 0:
+                continue
+            if context is not None:
+                h = torch.cat((x, context), dim=-1)
+            else:
+                h = x[:1] if group == 0 else x  # no input reaches the first group: one row serves all
+            for layer in layers[:-1]:
+                h = layer(h)
+            rows = (features[:, None] * total + offsets).reshape(-1)
+            phi = torch.nn.functional.linear(h, weight[rows], None if bias is None else bias[rows])
+            phi = phi.unflatten(-1, (-1, total))
+            x[:, features] = lazy.univariate(*unpack(phi, lazy.shapes)).inv(y[:, features])
+        y = x
+    return y
