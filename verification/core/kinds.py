@@ -59,6 +59,12 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
 
 If a noisy subgroup size is below ``min_subgroup`` (for two groups: either of them), the answer
 is withheld as "insufficient data"; its ε is still spent (withholding is for accuracy only).
+
+Data-caused non-answers (issue 14; see :func:`non_answer`): a 2x2 odds ratio with a noisy margin or
+cell that cannot be told apart from empty (:func:`looks_empty`: below ``max(MIN_NOISY_COUNT,
+NON_ANSWER_SDS × its noise sd)``), and a correlation whose noisy spread of x or y is not positive or
+within ``NON_ANSWER_SDS`` noise sds of 0, are answered ``informative: false`` with the cause in
+``details["non_answer"]``; decided from the noisy outputs only, never from the real counts.
 """
 
 from __future__ import annotations

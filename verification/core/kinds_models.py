@@ -14,7 +14,11 @@ column types, the hypothesis, whether a synthetic release is at hand):
    :mod:`.aggregate`, whose batched Newton fits are :mod:`clearinghouse.fitting`'s.
 
 This module builds the designs, routes, wraps each mechanism's fit into an answer and gives the
-exact statistics. The rest of this docstring is about sample-and-aggregate.
+exact statistics. A data-caused non-answer (an exposure level without rows, no events, a constant
+outcome, a level without events) is read off the released table's noisy totals per exposure level, or
+off the DP Newton's noisy size released per exposure side × outcome (:func:`_empty_level`; the
+thresholds are :data:`~verification.core.kinds.MIN_NOISY_COUNT` and
+:data:`~verification.core.kinds.NON_ANSWER_SDS`), never off the real counts. The rest of this docstring is about sample-and-aggregate.
 
 Blocks and fits
 ---------------

@@ -57,6 +57,12 @@ observed/expected ratio ``(O_a/E_a)/(O_b/E_b)`` with ``E_a = O_a - U``, ``E_b = 
 has sampling variance ``1/E_a + 1/E_b`` plus the delta-method noise variance over every released
 number. The test statistic in ``details`` is ``U² / (V + noise variance of U)`` (chi-square, 1 df).
 
+*Data-caused non-answers* (issue 14): a log-rank group whose noisy events in the exit table cannot be
+told apart from none (:func:`~verification.core.kinds.looks_empty`), or whose statistics are degenerate,
+and a ``survival_at`` whose released CI is the whole ``[0, 1]`` (:data:`WHOLE_RANGE`) are answered
+``informative: false`` with the cause in ``details["non_answer"]``: read off the noisy tables only. A KM
+median "not reached" stays informative (the lower end of its CI is a finding).
+
 EXACT (``synthetic_estimate``, no noise, unbinned): lifelines' KaplanMeierFitter median and
 ``survival_function_at_times``; for ``logrank`` the same O/E ratio over the distinct event times
 (its ``(O - E)²/V`` is lifelines' ``logrank_test`` statistic).

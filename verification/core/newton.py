@@ -36,7 +36,10 @@ public L1 bound, which are cheap at any n:
 Privacy (unit: one row; neighbours add or remove one row; pure ε-DP per answer)
 -----------------------------------------------------------------------------------
 The start, the bins, the information matrices, the clip below and the bounds are public (the
-synthetic release, the schema, the hypothesis). Each noisy score is a sum of one vector per
+synthetic release, the schema, the hypothesis). The noisy size may be released as a histogram over
+public cells (exposure side × event or outcome, ``count_cells``; each row in one cell, so parallel
+composition at the count's ε): its sum is the size, and its cells decide the data-caused non-answers
+(:mod:`.kinds_models`). Each noisy score is a sum of one vector per
 patient whose L1 norm is bounded by a public number; :func:`noisy_vector_sum` releases it with
 ε-DP. The parts (a noisy count for the size, then per step one release per block of
 coordinates) look at the same rows and compose **sequentially**: their ε add up to the
