@@ -284,23 +284,24 @@ def _empty_level(req: Request, rows: np.ndarray, rows_sd: float, outcomes: list[
     noisy events per level (for an OR: outcome 1, then outcome 0). An exposure level without rows: the
     exposure is constant within the filter; no events at all, or a constant outcome; with ``per_level``, a
     level without events (or, for an OR, without non-events): the ratio is then 0, infinite or 0/0."""
+    size = float(np.sum(rows))
     if labels is not None:
         for level in (1, 0):
-            if looks_empty(rows[level], rows_sd):
+            if looks_empty(rows[level], rows_sd, size):
                 return "constant_exposure", (
                     f"the exposure is (nearly) constant within the filter: no rows with {labels[level]} in the noisy "
                     f"table ({noisy_figure(rows[level], rows_sd)}); the {ratio} compares nothing")
     what = "the hazard ratio cannot be estimated" if survival else "the odds ratio is 0 or infinite, it cannot be estimated"
     for (totals, sd), noun in zip(outcomes, _outcome_nouns(req, survival)):
         total, total_sd = float(totals.sum()), sd * math.sqrt(len(totals))
-        if looks_empty(total, total_sd):
+        if looks_empty(total, total_sd, size):
             return ("no_events" if survival else "constant_outcome"), (
                 f"too few {noun} in the noisy table ({noisy_figure(total, total_sd)}): the outcome is (nearly) "
                 f"constant within the filter; {what}")
         if not (per_level and labels is not None):
             continue
         for level in (1, 0):
-            if looks_empty(totals[level], sd):
+            if looks_empty(totals[level], sd, rows[level]):
                 return ("no_events" if survival else "empty_cell"), (
                     f"too few {noun} in group {labels[level]} in the noisy table ({noisy_figure(totals[level], sd)}):"
                     f" {what}")

@@ -496,7 +496,7 @@ def _logrank(req: Request) -> Answer:
     events, events_sd = first_level_totals(table, "exit_event")
     empty = None
     for level, name in ((0, "a"), (1, "b")):
-        if looks_empty(events[level], events_sd):
+        if looks_empty(events[level], events_sd, (noisy_a, noisy_b)[level]):
             empty = ("no_events", f"too few events in group {group['column']}={group[name]} in the noisy table "
                                   f"({noisy_figure(events[level], events_sd)}): the log-rank hazard ratio cannot be "
                                   "estimated")
