@@ -61,7 +61,10 @@ class AnswerOutputSerializer(serializers.Serializer):
     withheld = serializers.BooleanField(help_text="True when a noisy subgroup was below the dataset's minimum: no "
                                                   "estimate, ε still spent.")
     informative = serializers.BooleanField(help_text="False when the estimate says nothing (on a clamp bound, or "
-                                                     "the noise swamps the sampling error): the verdict is then "
+                                                     "the noise swamps the sampling error), or when the data cannot "
+                                                     "answer the hypothesis (no events in a group, a constant "
+                                                     "exposure: details.non_answer names the cause; decided from "
+                                                     "noisy outputs only, ε still charged): the verdict is then "
                                                      "inconclusive.")
     reason = serializers.CharField(allow_blank=True, help_text="Why withheld or uninformative, in plain words; "
                                                                "empty otherwise.")

@@ -59,6 +59,12 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
 
 If a noisy subgroup size is below ``min_subgroup`` (for two groups: either of them), the answer
 is withheld as "insufficient data"; its ε is still spent (withholding is for accuracy only).
+
+Data-caused non-answers (issue 14; see :func:`non_answer`): a 2x2 odds ratio with a noisy margin or
+cell that cannot be told apart from empty (:func:`looks_empty`: below ``max(MIN_NOISY_COUNT,
+NON_ANSWER_SDS × its noise sd)``), and a correlation whose noisy spread of x or y is not positive or
+within ``FLAT_SPREAD_SDS`` noise sd of 0, are answered ``informative: false`` with the cause in
+``details["non_answer"]``; decided from the noisy outputs only, never from the real counts.
 """
 
 from __future__ import annotations
@@ -120,10 +126,16 @@ __all__ = [
     "EXACT",
     "KINDS",
     "Kind",
+    "FLAT_SPREAD_SDS",
+    "MIN_NOISY_COUNT",
+    "NON_ANSWER_SDS",
     "Request",
+    "TELLING_SHARE",
     "answer",
     "apply_where",
     "level_mask",
+    "looks_empty",
+    "non_answer",
     "numeric_values",
     "register",
 ]
@@ -291,6 +303,68 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
 #: The widest log-scale CI a ratio answer shows (a ratio of e^±30 ≈ 1e±13): past it nothing is learnt, and
 #: exp would overflow. A public constant, like the fits' bounds.
 LOG_CI_CAP = 30.0
+
+# Data-caused non-answers (issue 14): a hypothesis the data cannot answer (no events in a group, an exposure
+# that is constant within the filter, a constant outcome, an empty cell of a 2x2 table, a variable without
+# spread) is answered paid for, with ``informative: false``, a reason naming the cause, and the cause's code
+# in ``details["non_answer"]``; the verdict is then inconclusive. Its estimate and CI are the values the
+# mechanism released (paid for: shown as they are), or None where it released none.
+#
+# PRIVACY: the decision is taken ONLY from the mechanism's noisy outputs (noisy counts and event totals,
+# noisy sufficient statistics) and public constants, never from an exact statistic of the real rows (no
+# ``if real_events == 0``): the flag and its reason are then post-processing of what was released, and cost
+# no ε. Branching on an exact count would leak it through the presence of the flag.
+
+#: A noisy count (rows at an exposure level, events in a group, a cell of a 2x2 table) below
+#: ``max(MIN_NOISY_COUNT, NON_ANSWER_SDS × its noise sd)`` cannot be told apart from an empty one: the
+#: answer built on it is a non-answer. Public constants: with no real rows behind it, a noisy total
+#: passes the bar with probability about 2-4 % (its noise is ~Laplace); a real group with ~5 noise sds of
+#: events never trips it.
+MIN_NOISY_COUNT = 1.0
+NON_ANSWER_SDS = 2.0
+#: A correlation's variable "has no spread" when its noisy spread ``n·Σu² - (Σu)²`` is not positive, or
+#: below FLAT_SPREAD_SDS of its (delta-method) noise sd. Lower than NON_ANSWER_SDS on purpose: at ε = 1 on
+#: GBSG2 the spread of tsize on its tuned range is only ~2 noise sds, so a bar of 2 sds made 38 % of the good
+#: age-tsize answers non-answers (0.5 sds: 4 %, 1 % for pnodes-tsize), while a constant age is caught in ~3/4
+#: of the draws at ε = 1 (the rest come back as an r near 0 with its CI).
+FLAT_SPREAD_SDS = 0.5
+
+
+#: A count is only tested when its bar is at most TELLING_SHARE of the noisy rows it is about (the noisy size
+#: for a level's rows or an outcome's total, a level's noisy rows for its events): where the noise is too large
+#: for the bar to tell an empty group from a populated one (a small subgroup at a small ε), nothing is claimed
+#: and the older rules (noise dominance, bounds) speak. (Not the release's expected share: a release faithful
+#: to a cohort without events in a group expects none there, and the check would never run.) At the gate's
+#: edge a group holding 37 % of those rows (GBSG2's events per patient) trips the bar ~2 % of the time, half of
+#: them ~0.3 %; a small level (20 % of the rows) up to ~5 % (measured: 2 of 30 for horTh=yes among the 290
+#: premenopausal patients at ε = 0.5 without a release).
+TELLING_SHARE = 1.0 / 6.0
+
+
+def looks_empty(noisy: float, noise_sd: float, rows: float | None = None) -> bool:
+    """Whether a noisy count (or noisy total of counts with noise sd ``noise_sd``) cannot be told
+    apart from zero (see :data:`NON_ANSWER_SDS`); with ``rows`` (the noisy rows the count is about),
+    only where the bar is at most :data:`TELLING_SHARE` of them. Reads DP outputs and public constants
+    only."""
+    bar = max(MIN_NOISY_COUNT, NON_ANSWER_SDS * float(noise_sd))
+    if rows is not None and bar > TELLING_SHARE * float(rows):
+        return False
+    return float(noisy) < bar
+
+
+def non_answer(result: Answer, cause: str, reason: str) -> Answer:
+    """Mark ``result`` a data-caused non-answer: uninformative (so its verdict is inconclusive), ``reason``
+    in plain words, ``cause`` a short code in ``details["non_answer"]``; ε stays charged. ``reason`` must
+    be written from noisy outputs only (see the comment above :data:`MIN_NOISY_COUNT`)."""
+    result.informative = False
+    result.reason = reason
+    result.details["non_answer"] = cause
+    return result
+
+
+def noisy_figure(noisy: float, noise_sd: float) -> str:
+    """A noisy count as a reason quotes it: the released value and its noise sd."""
+    return f"noisy count {float(noisy):.3g}, noise sd {float(noise_sd):.2g}"
 
 
 def ratio_release(req: Request, log_estimate: float, half: float, noisy_n: int, method: str,
@@ -676,8 +750,11 @@ def _correlation(req: Request) -> Answer:
     sds = np.array([count_noise_sd(eps["count"])] + [sums[p][1] for p in parts])
     r, gradient = pearson(*stats)
     if r is None:
-        return req.release(None, -1.0, 1.0, noisy_n, CORRELATION_METHOD, eps, details,
-                           reason="the noisy variance of x or y is not positive: the noise swamps the signal")
+        result = req.release(None, -1.0, 1.0, noisy_n, CORRELATION_METHOD, eps, details)
+        return non_answer(result, "no_spread",
+                          "the noisy variance of x or y is not positive: the column is constant within the filter, "
+                          "or the noise swamps its spread; r is not defined (spend more ε, or ask on more patients)")
+    flat = _flat_variable(req, stats, sds)
     r = min(max(r, -R_MAX), R_MAX)
     noise_var = float(np.sum((gradient * sds) ** 2))
     sampling_var_z = 1.0 / (noisy_n - 3)
@@ -685,8 +762,23 @@ def _correlation(req: Request) -> Answer:
     half = req.z * math.sqrt(sampling_var_z + noise_var_z + settings.bias_variance_z)
     z = math.atanh(r) + settings.bias_z
     details.update(sampling_sd_z=math.sqrt(sampling_var_z), noise_sd_z=math.sqrt(noise_var_z), noise_sd_r=math.sqrt(noise_var))
-    return req.release(math.tanh(z), math.tanh(z - half), math.tanh(z + half), noisy_n, CORRELATION_METHOD, eps,
-                       details)
+    result = req.release(math.tanh(z), math.tanh(z - half), math.tanh(z + half), noisy_n, CORRELATION_METHOD, eps,
+                         details)
+    return result if flat is None else non_answer(result, "no_spread", flat)
+
+
+def _flat_variable(req: Request, stats: list[float], sds: np.ndarray) -> str | None:
+    """The reason why r is not defined when a variable's noisy spread ``n·Σu² - (Σu)²`` (from the noisy
+    statistics only) is below :data:`FLAT_SPREAD_SDS` of its delta-method noise sd, else None."""
+    n, su, sv, suu, svv, _suv = stats
+    for name, spread, gradient in ((req.params["x"], n * suu - su * su, np.array([suu, -2 * su, 0.0, n, 0.0, 0.0])),
+                                   (req.params["y"], n * svv - sv * sv, np.array([svv, 0.0, -2 * sv, 0.0, n, 0.0]))):
+        sd = float(np.sqrt(np.sum((gradient * sds) ** 2)))
+        if spread < FLAT_SPREAD_SDS * sd:
+            return (f"{name} has no spread above the noise: its noisy spread n·Σu² - (Σu)² = {spread:.3g} is within "
+                    f"{FLAT_SPREAD_SDS:g} noise sd ({sd:.2g}) of 0 (the column is constant within the filter, or the "
+                    "noise swamps its spread), so r is not defined")
+    return None
 
 
 def _exact_correlation(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
@@ -754,6 +846,7 @@ def _odds_ratio(req: Request) -> Answer:
     details = dict(_parallel("the four cells of the 2x2 table"), noisy_cells=dict(noisy))
     if req.too_small(noisy_n):
         return req.withhold(noisy_n, method, split, details)
+    empty = _empty_table_part(noisy, req.params, count_noise_sd(req.epsilon))
     cells = _corrected(noisy)
     sigma2 = discrete_laplace_sd(1.0 / req.epsilon) ** 2
     sampling = sum(1.0 / c for c in cells.values())
@@ -761,7 +854,34 @@ def _odds_ratio(req: Request) -> Answer:
     log_or = math.log(_odds(cells))
     half = req.z * math.sqrt(sampling + noise)
     details.update(sampling_sd_log=math.sqrt(sampling), noise_sd_log=math.sqrt(noise))
-    return ratio_release(req, log_or, half, noisy_n, method, split, details, ratio="odds ratio")
+    result = ratio_release(req, log_or, half, noisy_n, method, split, details, ratio="odds ratio")
+    return result if empty is None else non_answer(result, *empty)
+
+
+def _label(level: dict[str, Any], match: bool) -> str:
+    return f"{level['column']}={level['value']}" if match else f"{level['column']}≠{level['value']}"
+
+
+def _empty_table_part(noisy: dict[str, int], params: dict[str, Any], sd: float) -> tuple[str, str] | None:
+    """(cause, reason) when a margin or a cell of the noisy 2x2 table cannot be told apart from empty
+    (:func:`looks_empty`; noisy counts only), else None. An empty margin: that variable is constant within
+    the filter, the OR is 0/0. An empty cell: the OR is 0 or infinite; the +0.5 correction's value is shown."""
+    a, b = params["a"], params["b"]
+    size = float(sum(noisy.values()))
+    margins = {(_label(a, True), "a"): noisy["a1_b1"] + noisy["a1_b0"], (_label(a, False), "a"): noisy["a0_b1"] + noisy["a0_b0"],
+               (_label(b, True), "b"): noisy["a1_b1"] + noisy["a0_b1"], (_label(b, False), "b"): noisy["a1_b0"] + noisy["a0_b0"]}
+    for (label, side), count in margins.items():
+        if looks_empty(count, math.sqrt(2.0) * sd, size):
+            return "constant_margin", (
+                f"{params[side]['column']} is (nearly) constant within the filter: no rows with {label} in the noisy "
+                f"table ({noisy_figure(count, math.sqrt(2.0) * sd)}); the odds ratio is not defined")
+    for cell, count in noisy.items():
+        if looks_empty(count, sd, size):
+            rows = f"{_label(a, cell[1] == '1')} and {_label(b, cell[4] == '1')}"
+            return "empty_cell", (
+                f"too few rows with {rows} in the noisy table ({noisy_figure(count, sd)}): the odds ratio is 0 or "
+                "infinite, it cannot be estimated (the value shown carries the +0.5 correction)")
+    return None
 
 
 def _exact_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:

@@ -14,7 +14,11 @@ column types, the hypothesis, whether a synthetic release is at hand):
    :mod:`.aggregate`, whose batched Newton fits are :mod:`clearinghouse.fitting`'s.
 
 This module builds the designs, routes, wraps each mechanism's fit into an answer and gives the
-exact statistics. The rest of this docstring is about sample-and-aggregate.
+exact statistics. A data-caused non-answer (an exposure level without rows, no events, a constant
+outcome, a level without events) is read off the released table's noisy totals per exposure level, or
+off the DP Newton's noisy size released per exposure side × outcome (:func:`_empty_level`; the
+thresholds are :data:`~verification.core.kinds.MIN_NOISY_COUNT` and
+:data:`~verification.core.kinds.NON_ANSWER_SDS`), never off the real counts. The rest of this docstring is about sample-and-aggregate.
 
 Blocks and fits
 ---------------
@@ -88,7 +92,7 @@ from .hypothesis import (
 )
 from .kind import Kind
 from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
-from .kinds import Request, level_mask, numeric_values, ratio_release, register
+from .kinds import Request, level_mask, looks_empty, non_answer, noisy_figure, numeric_values, ratio_release, register
 from .newton import hazards_newton, logistic_newton
 from .tables import (
     MAX_CELLS,
@@ -98,6 +102,7 @@ from .tables import (
     covariate_cells,
     exit_table,
     exposure_levels,
+    first_level_totals,
     fit_grouped_hazards,
     fit_grouped_logistic,
     logistic_table,
@@ -243,7 +248,64 @@ def _table_answer(req: Request, table: Table, fitter, ratio: str, method: str) -
         details["time_bins"] = [float(e) for e in table.edges]
     if req.too_small(table.noisy_n):
         return req.withhold(table.noisy_n, method, table.epsilon_split, details)
-    return _fitted_answer(req, fitter(table), table.noisy_n, table.epsilon_split, details, ratio, method, 1.0)
+    result = _fitted_answer(req, fitter(table), table.noisy_n, table.epsilon_split, details, ratio, method, 1.0)
+    empty = _empty_table_level(req, table, ratio)
+    return result if empty is None else non_answer(result, *empty)
+
+
+def _exposure_labels(exposure: dict[str, Any]) -> tuple[str, str]:
+    """The exposure's two levels as a reason names them: (the rest, the level)."""
+    return f"{exposure['column']}≠{exposure['value']}", f"{exposure['column']}={exposure['value']}"
+
+
+def _empty_table_level(req: Request, table: Table, ratio: str) -> tuple[str, str] | None:
+    """:func:`_empty_level` on the released table's noisy totals per exposure level."""
+    survival = table.edges is not None
+    rows, rows_sd = first_level_totals(table, *(("exit_event", "exit_censored") if survival else
+                                                ("outcome_1", "outcome_0")))
+    outcomes = [first_level_totals(table, name) for name in (("exit_event",) if survival else
+                                                              ("outcome_1", "outcome_0"))]
+    return _empty_level(req, rows, rows_sd, outcomes, _exposure_labels(req.params["exposure"]), ratio, survival)
+
+
+def _outcome_nouns(req: Request, survival: bool) -> tuple[str, ...]:
+    if survival:
+        return ("events",)
+    outcome = req.params["outcome"]
+    return f"rows with {outcome['column']}={outcome['value']}", f"rows with {outcome['column']}≠{outcome['value']}"
+
+
+def _empty_level(req: Request, rows: np.ndarray, rows_sd: float, outcomes: list[tuple[np.ndarray, float]],
+                 labels: tuple[str, str] | None, ratio: str, survival: bool,
+                 per_level: bool = True) -> tuple[str, str] | None:
+    """(cause, reason) of a data-caused non-answer, else None, from noisy totals only (their noise sd beside
+    them; :func:`~verification.core.kinds.looks_empty`): ``rows`` per exposure level (0: the rest or the lower
+    side, 1: the level or the upper side; ``labels`` name them, None: no levels to check), ``outcomes`` the
+    noisy events per level (for an OR: outcome 1, then outcome 0). An exposure level without rows: the
+    exposure is constant within the filter; no events at all, or a constant outcome; with ``per_level``, a
+    level without events (or, for an OR, without non-events): the ratio is then 0, infinite or 0/0."""
+    size = float(np.sum(rows))
+    if labels is not None:
+        for level in (1, 0):
+            if looks_empty(rows[level], rows_sd, size):
+                return "constant_exposure", (
+                    f"the exposure is (nearly) constant within the filter: no rows with {labels[level]} in the noisy "
+                    f"table ({noisy_figure(rows[level], rows_sd)}); the {ratio} compares nothing")
+    what = "the hazard ratio cannot be estimated" if survival else "the odds ratio is 0 or infinite, it cannot be estimated"
+    for (totals, sd), noun in zip(outcomes, _outcome_nouns(req, survival)):
+        total, total_sd = float(totals.sum()), sd * math.sqrt(len(totals))
+        if looks_empty(total, total_sd, size):
+            return ("no_events" if survival else "constant_outcome"), (
+                f"too few {noun} in the noisy table ({noisy_figure(total, total_sd)}): the outcome is (nearly) "
+                f"constant within the filter; {what}")
+        if not (per_level and labels is not None):
+            continue
+        for level in (1, 0):
+            if looks_empty(totals[level], sd, rows[level]):
+                return ("no_events" if survival else "empty_cell"), (
+                    f"too few {noun} in group {labels[level]} in the noisy table ({noisy_figure(totals[level], sd)}):"
+                    f" {what}")
+    return None
 
 
 def _fitted_answer(req: Request, fit: Fit, noisy_n: int, split: dict[str, float], details: dict[str, Any],
@@ -299,11 +361,47 @@ NEWTON_COMPOSITION = ("sequential: the noisy size and each step's releases look 
                       "the hypothesis's ε)")
 
 
-def _newton_answer(req: Request, fit, method: str, ratio: str, unit: float) -> Answer:
+def _newton_answer(req: Request, fit, method: str, ratio: str, unit: float,
+                   sides: tuple[str, str] | None) -> Answer:
     details = {"composition": NEWTON_COMPOSITION, **fit.details}
     if req.too_small(fit.noisy_n):
         return req.withhold(fit.noisy_n, method, fit.split, details)
-    return _fitted_answer(req, fit, fit.noisy_n, fit.split, details, ratio, method, unit)
+    result = _fitted_answer(req, fit, fit.noisy_n, fit.split, details, ratio, method, unit)
+    # the noisy size's cells (exposure side × outcome): the data-caused non-answers, from noisy counts only
+    cells = np.asarray(fit.noisy_cells, dtype=np.float64).reshape(-1, 2)
+    survival = ratio == "HR"
+    sd = fit.count_sd
+    outcomes = [(cells[:, 1], sd)] if survival else [(cells[:, 1], sd), (cells[:, 0], sd)]
+    # Not per level: at the count's 0.05 ε a level's noisy events carry noise sd 28 at ε = 1, and GBSG2's
+    # 94 events of horTh=yes would look empty 8 % of the time; the levels' rows and the outcome's totals are
+    # checked (a sum over cells, well above the bar on any cohort the steps can answer).
+    empty = _empty_level(req, cells.sum(axis=1), math.sqrt(2.0) * sd, outcomes, sides, ratio, survival,
+                         per_level=False)
+    return result if empty is None else non_answer(result, *empty)
+
+
+def _count_cells(req: Request, exposure: np.ndarray, public: np.ndarray, outcome: np.ndarray,
+                 unit: float) -> tuple[tuple[np.ndarray, int], tuple[str, str] | None]:
+    """Public cells for the DP Newton's noisy size: exposure side × outcome (event, or the logistic 1), and
+    the sides' names. A level exposure's sides are its two levels; a numeric exposure's are at or below and
+    above a cut read off the synthetic release (public: the value that splits the release most evenly), so
+    that an exposure constant within the filter leaves one side empty. A release whose exposure takes one
+    value gives no cut: one side (its name None), and only the outcome is checked."""
+    spec = req.params["exposure"]
+    if spec.get("value") is not None:
+        side = exposure > 0.5
+        names = _exposure_labels(spec)
+    else:
+        values = np.unique(public)
+        if len(values) < 2:
+            return (outcome.astype(np.int64), 2), None
+        below = np.searchsorted(np.sort(public), values[:-1], side="right") / len(public)
+        cut = float(values[:-1][int(np.argmax(np.minimum(below, 1.0 - below)))])
+        side = exposure > cut
+        column = req.schema[spec["column"]]
+        raw = cut * unit + (column.max + column.min) / 2.0
+        names = (f"{column.name} ≤ {raw:.4g}", f"{column.name} > {raw:.4g}")
+    return (side.astype(np.int64) * 2 + outcome.astype(np.int64), 4), names
 
 
 def _logistic_odds_ratio_newton(req: Request) -> Answer:
@@ -311,9 +409,11 @@ def _logistic_odds_ratio_newton(req: Request) -> Answer:
     public = None if req.synthetic is None else logistic_design(req.synthetic, req.schema, req.params)
     if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or public[1].min() == public[1].max():
         return _logistic_odds_ratio_blocks(req)
+    count_cells, sides = _count_cells(req, design.x[:, design.exposure], public[0].x[:, public[0].exposure], y,
+                                      design.exposure_unit)
     fit = logistic_newton(design.x, y, public[0].x, public[1], _slope_bounds(req.schema, req.params), req.epsilon,
-                          req.rng)
-    return _newton_answer(req, fit, NEWTON_LOGISTIC_METHOD, "OR", design.exposure_unit)
+                          req.rng, count_cells=count_cells)
+    return _newton_answer(req, fit, NEWTON_LOGISTIC_METHOD, "OR", design.exposure_unit, sides)
 
 
 def _logistic_odds_ratio_blocks(req: Request) -> Answer:
@@ -429,9 +529,11 @@ def _hazard_ratio_newton(req: Request) -> Answer:
     public = None if req.synthetic is None else cox_design(req.synthetic, req.schema, req.params)
     if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or not public[2].any():
         return _hazard_ratio_blocks(req)
+    count_cells, sides = _count_cells(req, design.x[:, design.exposure], public[0].x[:, public[0].exposure], event,
+                                      design.exposure_unit)
     fit = hazards_newton(design.x, time, event, public[0].x, public[1], public[2], time_edges(req.schema, req.synthetic),
-                         _slope_bounds(req.schema, req.params), req.epsilon, req.rng)
-    return _newton_answer(req, fit, NEWTON_HAZARDS_METHOD, "HR", design.exposure_unit)
+                         _slope_bounds(req.schema, req.params), req.epsilon, req.rng, count_cells=count_cells)
+    return _newton_answer(req, fit, NEWTON_HAZARDS_METHOD, "HR", design.exposure_unit, sides)
 
 
 def _hazard_ratio_blocks(req: Request) -> Answer:

@@ -57,6 +57,12 @@ observed/expected ratio ``(O_a/E_a)/(O_b/E_b)`` with ``E_a = O_a - U``, ``E_b = 
 has sampling variance ``1/E_a + 1/E_b`` plus the delta-method noise variance over every released
 number. The test statistic in ``details`` is ``U² / (V + noise variance of U)`` (chi-square, 1 df).
 
+*Data-caused non-answers* (issue 14): a log-rank group whose noisy events in the exit table cannot be
+told apart from none (:func:`~verification.core.kinds.looks_empty`), or whose statistics are degenerate,
+and a ``survival_at`` whose released CI is the whole ``[0, 1]`` (:data:`WHOLE_RANGE`) are answered
+``informative: false`` with the cause in ``details["non_answer"]``: read off the noisy tables only. A KM
+median "not reached" stays informative (the lower end of its CI is a finding).
+
 EXACT (``synthetic_estimate``, no noise, unbinned): lifelines' KaplanMeierFitter median and
 ``survival_function_at_times``; for ``logrank`` the same O/E ratio over the distinct event times
 (its ``(O - E)²/V`` is lifelines' ``logrank_test`` statistic).
@@ -93,10 +99,10 @@ from .hypothesis import (
 OPTIONAL_GROUP_SCHEMA = level_schema("optional subgroup: the rows with column == value (not the survival duration "
                                      "or event); null or left out: every row", nullable=True)
 from .kind import Kind
-from .kinds import Request, level_mask, numeric_values, ratio_release, register
+from .kinds import Request, level_mask, looks_empty, non_answer, noisy_figure, numeric_values, ratio_release, register
 from .aggregate import NOISE_DOMINANCE
 from .mechanisms import discrete_laplace, discrete_laplace_sd
-from .tables import Levels, covariate_cells, exit_table, time_edges
+from .tables import Levels, covariate_cells, exit_table, first_level_totals, time_edges
 
 __all__ = ["BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank", "life_table", "survival_rows"]
 
@@ -389,7 +395,20 @@ def _survival_at(req: Request) -> Answer:
     s, greenwood, noise_var = table.at(time)
     low, high = table.interval(s, greenwood, noise_var, req.z)
     details.update(sampling_sd_log=math.sqrt(greenwood), noise_sd=math.sqrt(noise_var))
-    return req.release(s, low, high, table.noisy_n, method, split, details)
+    result = req.release(s, low, high, table.noisy_n, method, split, details)
+    if low <= WHOLE_RANGE and high >= 1.0 - WHOLE_RANGE:
+        # read off the released CI and the noisy events before time (never the real ones)
+        before = int(np.searchsorted(table.edges, time, side="right"))
+        events = float(table.events[:max(before, 1)].sum())
+        events_sd = math.sqrt(table.cell_variance * max(before, 1))
+        return non_answer(result, "ci_whole_range", (
+            f"the CI of S({time:g}) spans the whole range [0, 1]: too few events before {time:g} in the noisy life "
+            f"table ({noisy_figure(events, events_sd)}) to estimate the survival there"))
+    return result
+
+
+#: A CI of S within this of both 0 and 1 says nothing (see :func:`_survival_at`).
+WHOLE_RANGE = 1e-6
 
 
 def _exact_survival_at(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
@@ -473,6 +492,15 @@ def _logrank(req: Request) -> Answer:
     noisy_n = noisy_a + noisy_b
     if req.too_small(noisy_a, noisy_b):
         return req.withhold(noisy_n, LOGRANK_METHOD, table.epsilon_split, details)
+    # a group without events, read off the noisy exit table only (never the real counts): a non-answer
+    events, events_sd = first_level_totals(table, "exit_event")
+    empty = None
+    for level, name in ((0, "a"), (1, "b")):
+        if looks_empty(events[level], events_sd, (noisy_a, noisy_b)[level]):
+            empty = ("no_events", f"too few events in group {group['column']}={group[name]} in the noisy table "
+                                  f"({noisy_figure(events[level], events_sd)}): the log-rank hazard ratio cannot be "
+                                  "estimated")
+            break
     widths = np.diff(edges)
     shape = exits.shape
 
@@ -492,9 +520,10 @@ def _logrank(req: Request) -> Answer:
     u, v, observed_a, observed_b, _ = parts(released)
     expected_a, expected_b = observed_a - u, observed_b + u
     if not (v > 0 and min(observed_a, observed_b, expected_a, expected_b) > 0):
-        return req.release(None, None, None, noisy_n, LOGRANK_METHOD, table.epsilon_split, details,
-                           reason="the log-rank statistics of the noisy table are degenerate: no bin has events with "
-                                  "both groups at risk above the noise (too few rows for this ε)")
+        result = req.release(None, None, None, noisy_n, LOGRANK_METHOD, table.epsilon_split, details)
+        return non_answer(result, *(empty or (
+            "no_events", "the log-rank statistics of the noisy table are degenerate: no bin has events with both "
+                         "groups at risk above the noise (too few events or rows for this ε); nothing to estimate")))
     variances = np.concatenate([np.full(exits.size, table.noise_var[k])
                                 for k in ("exit_event", "exit_censored", "fractions")])
     jacobian = _jacobian(parts, released)
@@ -511,6 +540,8 @@ def _logrank(req: Request) -> Answer:
                    test="log-rank chi-square (1 df) on the grouped times, U^2 / (V + noise variance of U)")
     result = ratio_release(req, log_hr, half, noisy_n, LOGRANK_METHOD, table.epsilon_split, details,
                            ratio="log-rank hazard ratio")
+    if empty is not None:
+        return non_answer(result, *empty)
     if result.informative and math.sqrt(noise_var_log_hr) > NOISE_DOMINANCE * math.sqrt(sampling_var):
         result.informative = False
         result.reason = (f"the privacy noise (sd {math.sqrt(noise_var_log_hr):.3g} on the log scale) is more than "

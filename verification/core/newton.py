@@ -36,7 +36,10 @@ public L1 bound, which are cheap at any n:
 Privacy (unit: one row; neighbours add or remove one row; pure ε-DP per answer)
 -----------------------------------------------------------------------------------
 The start, the bins, the information matrices, the clip below and the bounds are public (the
-synthetic release, the schema, the hypothesis). Each noisy score is a sum of one vector per
+synthetic release, the schema, the hypothesis). The noisy size may be released as a histogram over
+public cells (exposure side × event or outcome, ``count_cells``; each row in one cell, so parallel
+composition at the count's ε): its sum is the size, and its cells decide the data-caused non-answers
+(:mod:`.kinds_models`). Each noisy score is a sum of one vector per
 patient whose L1 norm is bounded by a public number; :func:`noisy_vector_sum` releases it with
 ε-DP. The parts (a noisy count for the size, then per step one release per block of
 coordinates) look at the same rows and compose **sequentially**: their ε add up to the
@@ -76,7 +79,7 @@ from scipy.special import expit
 
 from clearinghouse.fitting import fit_logistic
 
-from .mechanisms import noisy_count, noisy_vector_sum, vector_sum_noise_sd
+from .mechanisms import count_noise_sd, noisy_count, noisy_histogram, noisy_vector_sum, vector_sum_noise_sd
 from .tables import FIT_BOUND, Fit, information_inverse
 
 __all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "SPLIT", "STEPS", "NewtonFit", "hazards_newton",
@@ -133,6 +136,10 @@ class NewtonFit(Fit):
     noisy_n: int = 0
     split: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: The noisy size as a histogram over public count cells (when the caller gave them: e.g. exposure
+    #: side × event), each with noise sd ``count_sd``; ``noisy_n`` is their sum. None otherwise.
+    noisy_cells: np.ndarray | None = None
+    count_sd: float = 0.0
 
 
 def _step(info: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -283,11 +290,21 @@ class _Batch:
 
 
 def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: np.random.Generator,
-         synthetic_info, noisy_score, first_slope: int, key: bytes, batch) -> NewtonFit:
+         synthetic_info, noisy_score, first_slope: int, key: bytes, batch,
+         count_cells: tuple[np.ndarray, int] | None = None) -> NewtonFit:
     """The steps of the module docstring; ``noisy_score(θ, ε_step) -> (Ũ, noise variances)`` on the
-    real rows; ``batch(m)`` the model on the first ``m`` synthetic rows (a :class:`_Batch`)."""
+    real rows; ``batch(m)`` the model on the first ``m`` synthetic rows (a :class:`_Batch`).
+
+    ``count_cells`` (optional: each row's public cell and the number of cells) releases the noisy size
+    as a histogram over those cells at the count's ε (parallel composition: each row is in one cell, so
+    the guarantee is the single count's); ``noisy_n`` is the sum of the noisy cells."""
     eps = {part: share * epsilon for part, share in SPLIT.items()}
-    noisy_n = noisy_count(n_rows, eps["count"], rng)
+    noisy_cells = None
+    if count_cells is None:
+        noisy_n = noisy_count(n_rows, eps["count"], rng)
+    else:
+        noisy_cells = noisy_histogram(count_cells[0], count_cells[1], eps["count"], rng)
+        noisy_n = int(noisy_cells.sum())
     scale = max(noisy_n, 1) / n_synthetic
     theta, info, noise_var = _steps(start, lambda t: synthetic_info(t) * scale,
                                     noisy_score, eps)
@@ -312,7 +329,8 @@ def _run(start: np.ndarray, n_rows: int, n_synthetic: int, epsilon: float, rng: 
     noise = np.where(np.eye(len(bias), dtype=bool), np.maximum(np.diag(spread), np.diag(analytic)), spread)
     beta = theta[slopes] - bias
     bounded = bool(np.all(np.abs(theta[slopes]) < FIT_BOUND))
-    return NewtonFit(beta, sampling, noise, True, bounded, noisy_n=noisy_n, split=eps,
+    return NewtonFit(beta, sampling, noise, True, bounded, noisy_n=noisy_n, split=eps, noisy_cells=noisy_cells,
+                     count_sd=count_noise_sd(eps["count"]),
                      details={"start": [float(v) for v in start[slopes]], "bootstrap_draws": BOOTSTRAP_DRAWS,
                               "bias_corrected": [float(v) for v in bias],
                               "clipping_bias": [float(v) for v in clipping],
@@ -339,9 +357,11 @@ def _centred(x: np.ndarray, x_synthetic: np.ndarray, bounds: tuple[float, float]
 
 
 def logistic_newton(x: np.ndarray, y: np.ndarray, x_synthetic: np.ndarray, y_synthetic: np.ndarray,
-                    bounds: tuple[float, float], epsilon: float, rng: np.random.Generator) -> NewtonFit:
+                    bounds: tuple[float, float], epsilon: float, rng: np.random.Generator, *,
+                    count_cells: tuple[np.ndarray, int] | None = None) -> NewtonFit:
     """DP Newton for a logistic model (``x``: intercept, exposure, adjusters; ``bounds`` the per-row
-    L1 bounds of the exposure's and the adjusters' columns). ``beta`` excludes the intercept."""
+    L1 bounds of the exposure's and the adjusters' columns). ``beta`` excludes the intercept.
+    ``count_cells``: see :func:`_run`."""
     x, x_synthetic, bounds = _centred(x, x_synthetic, bounds, 1)
     start = fit_logistic(x_synthetic, y_synthetic)[0][0]
     block_bounds = {"head": 1.0, "exposure": bounds[0], "adjusters": bounds[1]}
@@ -367,7 +387,7 @@ def logistic_newton(x: np.ndarray, y: np.ndarray, x_synthetic: np.ndarray, y_syn
 
     key = public_digest(x_synthetic, y_synthetic, list(block_bounds.values()), [1.0])
     fit = _run(start, len(y), len(y_synthetic), epsilon, rng, lambda t: _logistic_info(x_synthetic, t), noisy_score,
-               1, key, batch)
+               1, key, batch, count_cells)
     fit.details.update(score_bounds=block_bounds)
     return fit
 
@@ -515,9 +535,11 @@ def _hazards_batch(xs: np.ndarray, ts: np.ndarray, es: np.ndarray, clip: float, 
 
 def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthetic: np.ndarray,
                    time_synthetic: np.ndarray, event_synthetic: np.ndarray, edges: np.ndarray,
-                   bounds: tuple[float, float], epsilon: float, rng: np.random.Generator) -> NewtonFit:
+                   bounds: tuple[float, float], epsilon: float, rng: np.random.Generator, *,
+                   count_cells: tuple[np.ndarray, int] | None = None) -> NewtonFit:
     """DP Newton for the piecewise-exponential PH model on public bins ``edges`` (``x``: exposure,
-    adjusters; ``bounds`` their per-row L1 bounds); ``beta`` of the result is the slopes."""
+    adjusters; ``bounds`` their per-row L1 bounds); ``beta`` of the result is the slopes.
+    ``count_cells``: see :func:`_run`."""
     x, x_synthetic, bounds = _centred(x, x_synthetic, bounds, 0)
     at_risk, events = piecewise_arrays(time, event, edges)
     at_risk_s, events_s = piecewise_arrays(time_synthetic, event_synthetic, edges)
@@ -561,7 +583,7 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
 
     key = public_digest(x_synthetic, at_risk_s, events_s, list(block_bounds.values()), [clip])
     fit = _run(start, len(time), len(time_synthetic), epsilon, rng,
-               lambda t: _hazards_info(x_synthetic, at_risk_s, t), noisy_score, bins, key, batch)
+               lambda t: _hazards_info(x_synthetic, at_risk_s, t), noisy_score, bins, key, batch, count_cells)
     fit.details.update(clip_expected_events=clip, score_bounds=block_bounds,
                        clipped_share_synthetic=float(np.mean(expected > clip)) if len(expected) else 0.0)
     return fit

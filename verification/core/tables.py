@@ -93,6 +93,7 @@ __all__ = [
     "covariate_cells",
     "exit_table",
     "exposure_levels",
+    "first_level_totals",
     "fit_grouped_hazards",
     "fit_grouped_logistic",
     "information_inverse",
@@ -238,6 +239,16 @@ class Table:
         """The noisy number of complete cases (post-processing: the sum of the count cells)."""
         names = ("exit_event", "exit_censored") if self.edges is not None else ("outcome_1", "outcome_0")
         return int(sum(int(self.counts[name].sum()) for name in names))
+
+
+def first_level_totals(table: Table, *names: str) -> tuple[np.ndarray, float]:
+    """Per level of the table's first covariate (the exposure; a log-rank's groups): the sum of the
+    noisy ``names`` counts over its cells (and time bins), and the noise sd of each such sum. Post-
+    processing of the released table (what the data-caused non-answers are decided from)."""
+    levels = table.cells.levels[0].count
+    per_level = sum(np.asarray(table.counts[name], dtype=np.float64).reshape(levels, -1) for name in names)
+    variance = sum(table.noise_var[name] for name in names) * per_level.shape[1]
+    return per_level.sum(axis=1), math.sqrt(variance)
 
 
 def logistic_table(cells: Cells, outcome: np.ndarray, epsilon: float, rng: np.random.Generator) -> Table:
