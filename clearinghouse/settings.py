@@ -89,6 +89,9 @@ DATA_ENCRYPTION_KEYS = _fernet_keys(_raw_data_key)
 # 0 for either switches the cache off (every read decrypts). See clearinghouse/custody.py.
 CUSTODY_CACHE_BYTES = env_int("CUSTODY_CACHE_BYTES", 512 * 1024 * 1024, minimum=0)
 CUSTODY_CACHE_SECONDS = env_int("CUSTODY_CACHE_SECONDS", 300, minimum=0, maximum=86_400)
+# The same for a release's (public) synthetic rows, which every verification reads too.
+RELEASE_CACHE_BYTES = env_int("RELEASE_CACHE_BYTES", 256 * 1024 * 1024, minimum=0)
+RELEASE_CACHE_SECONDS = env_int("RELEASE_CACHE_SECONDS", 300, minimum=0, maximum=86_400)
 
 # --- hosts and HTTPS ---------------------------------------------------------------
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])

@@ -78,12 +78,16 @@ def _empty_append_only_tables() -> None:
 
 @pytest.fixture(autouse=True)
 def _empty_custody_cache():
-    """The custody cache is on in the suite (as in production); no decrypted table outlives its test."""
+    """The custody and release caches are on in the suite (as in production); nothing cached
+    outlives its test."""
     from clearinghouse.custody import custody_cache_clear
+    from releases.selectors import release_rows_cache_clear
 
     custody_cache_clear()
+    release_rows_cache_clear()
     yield
     custody_cache_clear()
+    release_rows_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pandas.testing import assert_frame_equal
 
-from clearinghouse import custody
+from clearinghouse import custody, framecache
 from clearinghouse.custody import (
     CustodyError, custody_cache_clear, custody_cache_info, custody_read, custody_remove, custody_write,
 )
@@ -274,7 +274,7 @@ def test_a_failure_while_caching_falls_back_to_the_table_read(decrypts, monkeypa
     def broken(frame):
         raise MemoryError("no room")
 
-    monkeypatch.setattr(custody, "_freeze", broken)
+    monkeypatch.setattr(framecache, "freeze", broken)
     stored = custody_write(table())
     for _ in range(2):
         assert_frame_equal(custody_read(stored.storage_name), table())
