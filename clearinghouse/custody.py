@@ -13,10 +13,10 @@ path, its identity on disk (mtime in ns, size, inode, device) and a fingerprint 
 configured keys: a rewritten or removed file and a key rotation miss. The trade-off is that
 decrypted real rows stay in the worker's memory for up to ``CUSTODY_CACHE_SECONDS``
 (a timer drops them then, used or not). A table larger than the whole budget is read and
-decrypted every time, never an error. A frame served from the cache is a shallow copy whose
-column buffers are read-only: adding, dropping or replacing a column changes only the
-caller's copy, and writing a cell in place raises ``ValueError`` rather than changing what
-the next request reads (take ``.copy()`` first).
+decrypted every time, never an error. A cached table (from the read that fills the cache on)
+is returned as a shallow copy whose column buffers are read-only: adding, dropping or replacing
+a column changes only the caller's copy, and writing a cell in place raises ``ValueError``
+rather than changing what the next request reads (take ``.copy()`` first).
 """
 
 from __future__ import annotations
