@@ -5,14 +5,28 @@ under ``DATA_ENCRYPTION_KEYS`` (the first key encrypts, all decrypt, so keys can
 rotated), in ``CUSTODY_DIR`` (mode 0700, files 0600), outside any served directory.
 Nothing outside this module opens those files, and no API serializer ever receives
 the frame this module returns.
+
+Decrypted tables are kept in a per-process cache (``CUSTODY_CACHE_BYTES``,
+``CUSTODY_CACHE_SECONDS``; either 0 switches it off), so that a verification does not
+decrypt and parse the whole dataset on every request. An entry is keyed by the file's
+path, its identity on disk (mtime in ns, size, inode, device) and a fingerprint of the
+configured keys: a rewritten or removed file and a key rotation miss. The trade-off is that
+decrypted real rows stay in the worker's memory for up to ``CUSTODY_CACHE_SECONDS``
+(a timer drops them then, used or not). A table larger than the whole budget is read and
+decrypted every time, never an error. A cached table (from the read that fills the cache on)
+is returned as a shallow copy whose column buffers are read-only: adding, dropping or replacing
+a column changes only the caller's copy, and writing a cell in place raises ``ValueError``
+rather than changing what the next request reads (take ``.copy()`` first).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +35,14 @@ import pandas as pd
 from cryptography.fernet import InvalidToken, MultiFernet, Fernet
 from django.conf import settings
 
+from clearinghouse.framecache import frame_cache
+
 __all__ = [
-    "CustodyError", "StoredTable", "custody_open_folder", "custody_read", "custody_remove", "custody_seal_folder",
-    "custody_write",
+    "CustodyError", "StoredTable", "custody_cache_clear", "custody_cache_info", "custody_open_folder", "custody_read",
+    "custody_remove", "custody_seal_folder", "custody_write",
 ]
+
+_clock = time.monotonic  # the cache's clock (tests move it)
 
 
 class CustodyError(RuntimeError):
@@ -71,16 +89,42 @@ def custody_write(frame: pd.DataFrame) -> StoredTable:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _cache.forget(str(final))  # a new name every time; forgetting it keeps the rule "a write invalidates"
     return StoredTable(storage_name=storage_name, stored_bytes=len(token))
 
 
 def custody_read(storage_name: str) -> pd.DataFrame:
-    """Decrypt and load a stored table (for the generator and verification services only)."""
+    """Decrypt and load a stored table (for the generator and verification services only).
+
+    Served from the per-process cache when the same file, under the same keys, was read within
+    ``CUSTODY_CACHE_SECONDS`` (see the module's docstring): then the column buffers are read-only.
+    A missing file is a CustodyError whether or not it was cached."""
     path = _path(storage_name)
     try:
-        token = path.read_bytes()
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise CustodyError(f"The stored file {storage_name} is missing.") from None
+    with handle:
+        # The identity is taken from the open file, so the bytes read below are the ones it names
+        # even if the file is replaced meanwhile (a replacement is a new inode).
+        info = os.fstat(handle.fileno())
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev, _keys_fingerprint())
+        key = str(path)
+        budget, seconds = _cache_limits()
+        if budget and seconds:
+            cached = _cache.get(key, stamp)
+            if cached is not None:
+                return cached.copy(deep=False)
+        else:
+            _cache.clear()  # switched off (at run time, by settings): hold nothing any more
+        token = handle.read()
+    frame = _decrypt_table(token, storage_name)
+    if budget and seconds:
+        frame = _cache.put(key, stamp, frame, budget=budget, seconds=seconds)
+    return frame
+
+
+def _decrypt_table(token: bytes, storage_name: str) -> pd.DataFrame:
     try:
         plain = _cipher().decrypt(token)
     except InvalidToken:
@@ -89,7 +133,35 @@ def custody_read(storage_name: str) -> pd.DataFrame:
 
 
 def custody_remove(storage_name: str) -> None:
-    _path(storage_name).unlink(missing_ok=True)
+    path = _path(storage_name)
+    _cache.forget(str(path))
+    path.unlink(missing_ok=True)
+
+
+def custody_cache_clear() -> None:
+    """Drop every decrypted table this process holds (e.g. after retiring a key by hand)."""
+    _cache.clear()
+
+
+def custody_cache_info() -> dict[str, int]:
+    """How many tables the cache holds and their bytes (sizes only: never a name or a value)."""
+    return _cache.info()
+
+
+# --- the per-process cache of decrypted tables -------------------------------------------
+
+
+def _cache_limits() -> tuple[int, int]:
+    return (max(int(getattr(settings, "CUSTODY_CACHE_BYTES", 0)), 0),
+            max(int(getattr(settings, "CUSTODY_CACHE_SECONDS", 0)), 0))
+
+
+def _keys_fingerprint() -> str:
+    """A digest of the configured keys, in order (a rotation changes it); never the keys."""
+    return hashlib.sha256("\n".join(settings.DATA_ENCRYPTION_KEYS).encode("ascii")).hexdigest()
+
+
+_cache = frame_cache(clock=lambda: _clock(), label="custody")
 
 
 # --- folders derived from real rows (trained generators) ---------------------------------

@@ -82,6 +82,16 @@ if _raw_data_key is None:
     )
 # The first key encrypts; every key decrypts (rotation: prepend the new key).
 DATA_ENCRYPTION_KEYS = _fernet_keys(_raw_data_key)
+# Decrypted tables are kept in each process's memory (least recently used first) so that a
+# verification does not decrypt the whole dataset per request: at most CUSTODY_CACHE_BYTES in all,
+# each for at most CUSTODY_CACHE_SECONDS (then dropped, used or not). A rewritten file or a changed
+# DATA_ENCRYPTION_KEY misses. Trade-off: decrypted real rows stay in the worker's memory that long;
+# 0 for either switches the cache off (every read decrypts). See clearinghouse/custody.py.
+CUSTODY_CACHE_BYTES = env_int("CUSTODY_CACHE_BYTES", 512 * 1024 * 1024, minimum=0)
+CUSTODY_CACHE_SECONDS = env_int("CUSTODY_CACHE_SECONDS", 300, minimum=0, maximum=86_400)
+# The same for a release's (public) synthetic rows, which every verification reads too.
+RELEASE_CACHE_BYTES = env_int("RELEASE_CACHE_BYTES", 256 * 1024 * 1024, minimum=0)
+RELEASE_CACHE_SECONDS = env_int("RELEASE_CACHE_SECONDS", 300, minimum=0, maximum=86_400)
 
 # --- hosts and HTTPS ---------------------------------------------------------------
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])

@@ -77,6 +77,20 @@ def _empty_append_only_tables() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _empty_custody_cache():
+    """The custody and release caches are on in the suite (as in production); nothing cached
+    outlives its test."""
+    from clearinghouse.custody import custody_cache_clear
+    from releases.selectors import release_rows_cache_clear
+
+    custody_cache_clear()
+    release_rows_cache_clear()
+    yield
+    custody_cache_clear()
+    release_rows_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _flushable_append_only_tables(request):
     """Transactional tests end with a flush, which the append-only triggers refuse on a non-empty table."""
     marker = request.node.get_closest_marker("django_db")
