@@ -16,13 +16,15 @@ Differences from the reference ``ctgan`` package (``make bench-generators`` meas
   ``max(1, n_rows // batch_size)`` steps, as in the reference.
 * on CUDA the whole training step is captured once as a CUDA graph and replayed.
 
-Missing values: each nullable column's missing indicator is a discrete column of the conditional
-vector like the categories (training-by-sampling conditions on "missing" and "present"), and at
-generation a condition is drawn from the data's frequencies with missingness included (see
-``generators.core.sampler``). The indicator was once outside the conditions and conditions were
-drawn among present categories only, so a conditioned-on nullable categorical column never had a
-gap: its missing rate came out cut by ``1/J`` (``J`` discrete columns), and missingness that
-depends on another column was not learned (docs/generators.md has the figures).
+Missing values (issue 15; docs/benchmarks.md, "ctgan missing rates"): each nullable column's
+missing indicator is a discrete column of the conditional vector like the categories
+(training-by-sampling conditions on "missing" and "present"), and at generation a condition is
+drawn from the data's frequencies with missingness included (see ``generators.core.sampler``). A
+missing category's block is filled with a draw from the present categories, so the critic cannot
+tell real rows by an all-zero block, and the generator is also fitted to each indicator's batch rate
+(``train_wgan_gp``'s ``missing_cols``). Before, a conditioned-on nullable categorical column never
+had a gap, so its missing rate came out cut by ``1/J`` (``J`` discrete columns), and the other
+rates swung by ±0.08 from epoch to epoch.
 """
 
 from __future__ import annotations
@@ -110,8 +112,10 @@ class CTGAN(Generator):
         self._build()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(seed)
+        codes_np = self._category_codes(matrix)
+        matrix = self._fill_absent(matrix, codes_np, np.random.default_rng(seed))
         data = torch.as_tensor(matrix, device=self.device)
-        codes = torch.as_tensor(self._category_codes(matrix), dtype=torch.long)
+        codes = torch.as_tensor(codes_np, dtype=torch.long)
         sizes = [self.transformer.spans[i].dim for i in self.category_spans]
         self.sampler = ConditionalSampler(codes, sizes, device=self.device, absent=self._absent(sizes))
         # Fused Adam: one kernel per parameter tensor (CPU and CUDA) instead of a dozen small ops;
@@ -127,8 +131,26 @@ class CTGAN(Generator):
                       opt_g=opt_g, opt_d=opt_d,
                       options=GanOptions(epochs=epochs, batch_size=batch, noise_dim=h.noise_dim,
                                          critic_steps=h.critic_steps, ema_decay=h.ema_decay),
-                      gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses))
+                      gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses),
+                      missing_cols=self._missing_cols())
         self.generator.eval()
+
+    def _fill_absent(self, matrix: np.ndarray, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A missing category's all-zero block becomes a one-hot drawn from the present categories'
+        frequencies (the decoder ignores it: the indicator says missing). The generator's blocks are
+        always one-hot, so a zero block would tell the critic "real" on sight, and push the generator
+        away from missing categories under every other condition."""
+        matrix = matrix.copy()
+        spans = self.transformer.spans
+        starts = np.cumsum([0, *(span.dim for span in spans)])
+        for j, i in enumerate(self.category_spans):
+            absent = codes[:, j] < 0
+            if spans[i].role != "category" or not absent.any() or absent.all():
+                continue
+            counts = np.bincount(codes[~absent, j], minlength=spans[i].dim)
+            drawn = rng.choice(spans[i].dim, size=int(absent.sum()), p=counts / counts.sum())
+            matrix[np.flatnonzero(absent), starts[i] + drawn] = 1.0
+        return matrix
 
     def _absent(self, sizes: list[int]) -> list[int]:
         """Per conditional span, the global condition index of its column's "missing" entry (−1: none)."""
@@ -138,6 +160,12 @@ class CTGAN(Generator):
                       if spans[i].role == "missing"}
         return [missing_at.get(spans[i].column, -1) if spans[i].role == "category" else -1
                 for i in self.category_spans]
+
+    def _missing_cols(self) -> torch.Tensor | None:
+        """The encoded column of each missing indicator's "missing" entry (None: no nullable column)."""
+        starts = np.cumsum([0, *(span.dim for span in self.transformer.spans)])
+        cols = [int(starts[i]) + 1 for i, span in enumerate(self.transformer.spans) if span.role == "missing"]
+        return torch.tensor(cols, dtype=torch.long, device=self.device) if cols else None
 
     def _category_blocks(self) -> torch.Tensor:
         """For each discrete column, the position of its one-hot block among the layout's padded blocks."""
