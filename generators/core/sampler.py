@@ -1,7 +1,8 @@
 """Training-by-sampling (CTGAN) with torch ops only: no per-row Python loop, no host↔device copies.
 
 For a batch of size B: pick a discrete column uniformly, pick one of its categories with
-probability ∝ log(1 + count), and pick a training row holding that category uniformly.
+probability ∝ log(1 + count) (∝ count for a ``proportional`` column: the missing indicators), and
+pick a training row holding that category uniformly.
 Rows are found through one flat tensor of row ids grouped by (column, category) with the
 start and size of each group, so the whole draw is a handful of tensor indexing ops.
 
@@ -26,10 +27,12 @@ __all__ = ["ConditionalSampler"]
 
 class ConditionalSampler:
     def __init__(self, category_codes: torch.Tensor, n_categories: list[int], *, device: torch.device,
-                 absent: list[int] | None = None):
+                 absent: list[int] | None = None, proportional: list[bool] | None = None):
         """``category_codes``: (n_rows, n_discrete) long tensor of category codes (−1 for missing).
         ``absent``: per discrete column, the global condition index that stands for a row without a
-        value there (its missing indicator's "missing" entry), or −1 (none: such rows are left out)."""
+        value there (its missing indicator's "missing" entry), or −1 (none: such rows are left out).
+        ``proportional``: per discrete column, whether training draws its categories in proportion to
+        their counts instead of ``log(1 + count)``."""
         self.device = device
         self.n_rows = category_codes.shape[0]
         self.n_discrete = len(n_categories)
@@ -46,6 +49,8 @@ class ConditionalSampler:
             counts[j, : n_categories[j]] = torch.bincount(codes[present, j], minlength=n_categories[j]).float()
         valid = torch.arange(max_k, device=device)[None, :] < sizes[:, None]
         log_freq = torch.log1p(counts) * valid
+        if proportional is not None and any(proportional):
+            log_freq = torch.where(torch.tensor(proportional, device=device)[:, None], counts * valid, log_freq)
         self.train_probs = log_freq / log_freq.sum(1, keepdim=True).clamp_min(1e-12)   # for training
         # Its cumulative form, the last positive entry exactly 1 (x / x): a category is drawn as the
         # number of entries below u ∈ (0, 1], which never lands on a category without rows.

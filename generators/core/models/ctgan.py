@@ -117,7 +117,12 @@ class CTGAN(Generator):
         data = torch.as_tensor(matrix, device=self.device)
         codes = torch.as_tensor(codes_np, dtype=torch.long)
         sizes = [self.transformer.spans[i].dim for i in self.category_spans]
-        self.sampler = ConditionalSampler(codes, sizes, device=self.device, absent=self._absent(sizes))
+        # Training draws a missing indicator's condition in proportion to the counts, not log(1 + count):
+        # a column with one gap in 228 rows would otherwise be conditioned on "missing" in ~11 % of its
+        # draws, and the generator, which generalises, then put gaps everywhere (0.03 for 0.004).
+        proportional = [self.transformer.spans[i].role == "missing" for i in self.category_spans]
+        self.sampler = ConditionalSampler(codes, sizes, device=self.device, absent=self._absent(sizes),
+                                          proportional=proportional)
         # Fused Adam: one kernel per parameter tensor (CPU and CUDA) instead of a dozen small ops;
         # capturable on CUDA, where the training step is replayed as a CUDA graph.
         adam = dict(betas=(0.5, 0.9), weight_decay=h.weight_decay, fused=True,
@@ -132,7 +137,7 @@ class CTGAN(Generator):
                       options=GanOptions(epochs=epochs, batch_size=batch, noise_dim=h.noise_dim,
                                          critic_steps=h.critic_steps, ema_decay=h.ema_decay),
                       gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses),
-                      missing_cols=self._missing_cols())
+                      missing_cols=self._missing_cols(), indicator_blocks=self._indicator_blocks())
         self.generator.eval()
 
     def _fill_absent(self, matrix: np.ndarray, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -166,6 +171,18 @@ class CTGAN(Generator):
         starts = np.cumsum([0, *(span.dim for span in self.transformer.spans)])
         cols = [int(starts[i]) + 1 for i, span in enumerate(self.transformer.spans) if span.role == "missing"]
         return torch.tensor(cols, dtype=torch.long, device=self.device) if cols else None
+
+    def _indicator_blocks(self) -> torch.Tensor | None:
+        """For each discrete column, the padded block of its column's missing indicator (−1: none), for
+        the categories of nullable columns."""
+        spans = self.transformer.spans
+        indicator = {spans[i].column: self.layout.block_of_span[i] for i in self.category_spans
+                     if spans[i].role == "missing"}
+        blocks = [indicator.get(spans[i].column, -1) if spans[i].role == "category" else -1
+                  for i in self.category_spans]
+        if not any(b >= 0 for b in blocks):
+            return None
+        return torch.tensor(blocks, dtype=torch.long, device=self.device)
 
     def _category_blocks(self) -> torch.Tensor:
         """For each discrete column, the position of its one-hot block among the layout's padded blocks."""
