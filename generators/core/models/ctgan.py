@@ -18,13 +18,14 @@ Differences from the reference ``ctgan`` package (``make bench-generators`` meas
 
 Missing values (issue 15; docs/benchmarks.md, "ctgan missing rates"): each nullable column's
 missing indicator is a discrete column of the conditional vector like the categories
-(training-by-sampling conditions on "missing" and "present"), and at generation a condition is
-drawn from the data's frequencies with missingness included (see ``generators.core.sampler``). A
-missing category's block is filled with a draw from the present categories, so the critic cannot
-tell real rows by an all-zero block, and the generator is also fitted to each indicator's batch rate
-(``train_wgan_gp``'s ``missing_cols``). Before, a conditioned-on nullable categorical column never
-had a gap, so its missing rate came out cut by ``1/J`` (``J`` discrete columns), and the other
-rates swung by ±0.08 from epoch to epoch.
+(training-by-sampling conditions on "missing" and "present" in proportion to their counts, and a
+row conditioned on a category of a nullable column is held to "present"), and at generation a
+condition is drawn from the data's frequencies with missingness included (see
+``generators.core.sampler``). A missing category's block is filled with a draw from the present
+categories, so the critic cannot tell real rows by an all-zero block, and the generator is also
+fitted to each indicator's batch rate (``train_wgan_gp``'s ``missing_cols``). Before, a
+conditioned-on nullable categorical column never had a gap, so its missing rate came out cut by
+``1/J`` (``J`` discrete columns), and the other rates swung by ±0.08 from epoch to epoch.
 """
 
 from __future__ import annotations
