@@ -12,12 +12,16 @@ library versions). Per table size and model it measures:
   model, over what was allocated before);
 * the SDMetrics ``QualityReport`` score and its two properties (Column Shapes, Column Pair
   Trends) of as many synthetic rows as training rows, against the training rows;
-* exact matches: synthetic rows identical, in every column, to some training row.
+* exact matches: synthetic rows identical, in every column, to some training row;
+* on a table with nullable columns, the worst missing-rate gap: the largest difference, over its
+  nullable columns, between the synthetic and the training rows' share of missing values.
 
 Tables: ``gbsg2`` is GBSG2 (686 rows, shipped inside ``lifelines``, so nothing is downloaded);
 ``gbsg2xN`` resamples its rows N times with jitter on the numbers (5 % of each column's standard
-deviation, rounded and clipped to the schema). Each table is split 80/20 with a fixed seed and every
-model is fitted on the 80 %.
+deviation, rounded and clipped to the schema); ``lung`` is the NCCTG lung-cancer cohort (228 rows,
+also inside ``lifelines``), a public cohort with missing values of its own (six nullable columns,
+``meal_cal`` 21 % missing; see ``bench.missing_rates``). Each table is split 80/20 with a fixed seed
+and every model is fitted on the 80 %.
 
 Results go to ``bench/results/generators.json`` (``generators-cuda.json`` on CUDA) and to a generated
 section of ``docs/benchmarks.md`` (one per device).
@@ -85,7 +89,23 @@ def size_factor(size: str) -> int:
         return 1
     if size.startswith("gbsg2x") and size[6:].isdigit() and int(size[6:]) >= 1:
         return int(size[6:])
-    raise SystemExit(f"unknown size {size!r}: gbsg2 or gbsg2xN (N a positive integer)")
+    raise SystemExit(f"unknown size {size!r}: gbsg2, gbsg2xN (N a positive integer) or lung")
+
+
+def size_table(size: str, base: pd.DataFrame, schema) -> tuple[pd.DataFrame, Any]:
+    """The whole table of ``size`` (before the split) and its schema."""
+    if size == "lung":
+        from bench.missing_rates import lung_table
+
+        return lung_table()
+    return enlarge(base, schema, size_factor(size), SEED), schema
+
+
+def missing_rate_gap(real: pd.DataFrame, synthetic: pd.DataFrame, schema) -> float | None:
+    """The largest |synthetic − training| share of missing values over the nullable columns (None: none)."""
+    gaps = [abs(float(synthetic[c.name].isna().mean()) - float(real[c.name].isna().mean()))
+            for c in schema.kept if c.nullable]
+    return round(max(gaps), 4) if gaps else None
 
 
 def plain(frame: pd.DataFrame, schema) -> pd.DataFrame:
@@ -289,8 +309,8 @@ def markdown(payload: dict[str, Any]) -> str:
         rows = [r for r in payload["results"] if r["size"] == size]
         lines += [f"**{size}** ({rows[0]['train_rows']} training rows, {rows[0]['columns']} columns)", "",
                   "| model | fit (s) | × reference | sample (s) | quality | column shapes | column pair trends "
-                  "| exact matches | peak RSS, MiB (rise) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| exact matches | worst missing-rate gap | peak RSS, MiB (rise) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             memory = (f"{r['peak_rss_mib']:.0f} (+{r['peak_rss_rise_mib']:.0f})"
                       if r.get("peak_rss_mib") is not None else "n/a")
@@ -300,7 +320,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{r['speedup']:.2f}" if r.get("speedup") is not None else "–")
             lines.append(f"| {r['model']} | {r['fit_s']:.2f} | {speed} | {r['sample_s']:.2f} | {r['quality']:.3f} "
                          f"| {r['column_shapes']:.3f} | {r['column_pair_trends']:.3f} "
-                         f"| {r['exact_matches']} / {r['synthetic_rows']} | {memory} |")
+                         f"| {r['exact_matches']} / {r['synthetic_rows']} "
+                         f"| {'–' if r.get('missing_rate_gap') is None else format(r['missing_rate_gap'], '.3f')} "
+                         f"| {memory} |")
         lines.append("")
     lines += ["Targets:", ""]
     for t in payload["targets"]:
@@ -323,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
-    parser.add_argument("--sizes", default="gbsg2,gbsg2x10", help="comma-separated: gbsg2, gbsg2xN")
+    parser.add_argument("--sizes", default="gbsg2,gbsg2x10,lung", help="comma-separated: gbsg2, gbsg2xN, lung")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 epochs, GBSG2 only, writes nothing")
     parser.add_argument("--write", action="store_true", help="with --quick: write the results and docs anyway")
@@ -347,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     models.sort(key=MODELS.index)  # the reference first, so every ratio is known when printed
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     for size in sizes:
-        size_factor(size)
+        if size != "lung":
+            size_factor(size)
     if args.threads:
         torch.set_num_threads(args.threads)
     from generators.core.models.base import resolve_device
@@ -357,14 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         args.output = RESULTS_FILE if device == "cpu" else RESULTS_FILE.with_name(f"generators-{device}.json")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    base, schema = gbsg2()
-    metadata = sdmetrics_metadata(schema)
+    base, gbsg2_schema = gbsg2()
     info = machine(packages=("ctgan", "sdmetrics"), torch_device=device)
     print(f"bench-generators: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
           f"({info['torch_threads']} threads), device {device}; {args.epochs} epochs, batch {args.batch_size}",
           flush=True)
     print("warming up (a one-epoch fit of each model, not timed)", flush=True)
-    warm_up(models, split(base, SEED)[0], schema, device, args.batch_size)
+    warm_up(models, split(base, SEED)[0], gbsg2_schema, device, args.batch_size)
     results: list[dict[str, Any]] = []
     command = "make bench-generators" if not argv and len(sys.argv) == 1 else \
         "python -m bench.generators " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -375,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     if writing:
         args.output.parent.mkdir(parents=True, exist_ok=True)
     for size in sizes:
-        train, _holdout = split(enlarge(base, schema, size_factor(size), SEED), SEED)
+        whole, schema = size_table(size, base, gbsg2_schema)
+        train, _holdout = split(whole, SEED)
         real = plain(train, schema)
+        metadata = sdmetrics_metadata(schema)
         print(f"\n[{size}] {len(train)} training rows", flush=True)
         reference_s: float | None = None
         for model in models:
@@ -389,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {"size": size, "model": model, "train_rows": len(train), "columns": len(schema.kept),
                    "epochs": args.epochs, "batch_size": args.batch_size, "fit_s": round(fit_s, 3),
                    "sample_s": round(sample_s, 3), **peak, **quality(real, synthetic, metadata),
-                   "exact_matches": exact_matches(real, synthetic), "synthetic_rows": len(synthetic)}
+                   "exact_matches": exact_matches(real, synthetic), "synthetic_rows": len(synthetic),
+                   "missing_rate_gap": missing_rate_gap(real, synthetic, schema)}
             if model == REFERENCE:
                 reference_s = fit_s
             row["speedup"] = round(reference_s / fit_s, 3) if reference_s and model != REFERENCE else None

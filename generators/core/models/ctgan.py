@@ -15,6 +15,17 @@ Differences from the reference ``ctgan`` package (``make bench-generators`` meas
   on SDMetrics quality than the reference's (see docs/benchmarks.md). An epoch is still
   ``max(1, n_rows // batch_size)`` steps, as in the reference.
 * on CUDA the whole training step is captured once as a CUDA graph and replayed.
+
+Missing values (issue 15; docs/benchmarks.md, "ctgan missing rates"): each nullable column's
+missing indicator is a discrete column of the conditional vector like the categories
+(training-by-sampling conditions on "missing" and "present" in proportion to their counts, and a
+row conditioned on a category of a nullable column is held to "present"), and at generation a
+condition is drawn from the data's frequencies with missingness included (see
+``generators.core.sampler``). A missing category's block is filled with a draw from the present
+categories, so the critic cannot tell real rows by an all-zero block, and the generator is also
+fitted to each indicator's batch rate (``train_wgan_gp``'s ``missing_cols``). Before, a
+conditioned-on nullable categorical column never had a gap, so its missing rate came out cut by
+``1/J`` (``J`` discrete columns), and the other rates swung by ±0.08 from epoch to epoch.
 """
 
 from __future__ import annotations
@@ -71,9 +82,13 @@ class CTGAN(Generator):
     name = "ctgan"
     Hyper = CTGANHyper
 
+    #: The span roles the conditional vector covers. Models saved before missing indicators joined
+    #: the conditions have no ``condition_roles`` in their config and load with ``("category",)``.
+    condition_roles: tuple[str, ...] = ("category", "missing")
+
     def _build(self) -> None:
         h = self.hyper
-        self.category_spans = [i for i, s in enumerate(self.transformer.spans) if s.role == "category"]
+        self.category_spans = [i for i, s in enumerate(self.transformer.spans) if s.role in self.condition_roles]
         cond_dim = sum(self.transformer.spans[i].dim for i in self.category_spans)
         self.generator = ResidualGenerator(h.noise_dim + cond_dim, (h.generator_width,) * h.layers,
                                            self.transformer.output_dim).to(self.device)
@@ -98,10 +113,17 @@ class CTGAN(Generator):
         self._build()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(seed)
+        codes_np = self._category_codes(matrix)
+        matrix = self._fill_absent(matrix, codes_np, np.random.default_rng(seed))
         data = torch.as_tensor(matrix, device=self.device)
-        codes = torch.as_tensor(self._category_codes(matrix), dtype=torch.long)
+        codes = torch.as_tensor(codes_np, dtype=torch.long)
         sizes = [self.transformer.spans[i].dim for i in self.category_spans]
-        self.sampler = ConditionalSampler(codes, sizes, device=self.device)
+        # Training draws a missing indicator's condition in proportion to the counts, not log(1 + count):
+        # a column with one gap in 228 rows would otherwise be conditioned on "missing" in ~11 % of its
+        # draws, and the generator, which generalises, then put gaps everywhere (0.03 for 0.004).
+        proportional = [self.transformer.spans[i].role == "missing" for i in self.category_spans]
+        self.sampler = ConditionalSampler(codes, sizes, device=self.device, absent=self._absent(sizes),
+                                          proportional=proportional)
         # Fused Adam: one kernel per parameter tensor (CPU and CUDA) instead of a dozen small ops;
         # capturable on CUDA, where the training step is replayed as a CUDA graph.
         adam = dict(betas=(0.5, 0.9), weight_decay=h.weight_decay, fused=True,
@@ -115,8 +137,53 @@ class CTGAN(Generator):
                       opt_g=opt_g, opt_d=opt_d,
                       options=GanOptions(epochs=epochs, batch_size=batch, noise_dim=h.noise_dim,
                                          critic_steps=h.critic_steps, ema_decay=h.ema_decay),
-                      gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses))
+                      gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses),
+                      missing_cols=self._missing_cols(), indicator_blocks=self._indicator_blocks())
         self.generator.eval()
+
+    def _fill_absent(self, matrix: np.ndarray, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A missing category's all-zero block becomes a one-hot drawn from the present categories'
+        frequencies (the decoder ignores it: the indicator says missing). The generator's blocks are
+        always one-hot, so a zero block would tell the critic "real" on sight, and push the generator
+        away from missing categories under every other condition."""
+        matrix = matrix.copy()
+        spans = self.transformer.spans
+        starts = np.cumsum([0, *(span.dim for span in spans)])
+        for j, i in enumerate(self.category_spans):
+            absent = codes[:, j] < 0
+            if spans[i].role != "category" or not absent.any() or absent.all():
+                continue
+            counts = np.bincount(codes[~absent, j], minlength=spans[i].dim)
+            drawn = rng.choice(spans[i].dim, size=int(absent.sum()), p=counts / counts.sum())
+            matrix[np.flatnonzero(absent), starts[i] + drawn] = 1.0
+        return matrix
+
+    def _absent(self, sizes: list[int]) -> list[int]:
+        """Per conditional span, the global condition index of its column's "missing" entry (−1: none)."""
+        spans = self.transformer.spans
+        starts = np.cumsum([0, *sizes])
+        missing_at = {spans[i].column: int(starts[j]) + 1 for j, i in enumerate(self.category_spans)
+                      if spans[i].role == "missing"}
+        return [missing_at.get(spans[i].column, -1) if spans[i].role == "category" else -1
+                for i in self.category_spans]
+
+    def _missing_cols(self) -> torch.Tensor | None:
+        """The encoded column of each missing indicator's "missing" entry (None: no nullable column)."""
+        starts = np.cumsum([0, *(span.dim for span in self.transformer.spans)])
+        cols = [int(starts[i]) + 1 for i, span in enumerate(self.transformer.spans) if span.role == "missing"]
+        return torch.tensor(cols, dtype=torch.long, device=self.device) if cols else None
+
+    def _indicator_blocks(self) -> torch.Tensor | None:
+        """For each discrete column, the padded block of its column's missing indicator (−1: none), for
+        the categories of nullable columns."""
+        spans = self.transformer.spans
+        indicator = {spans[i].column: self.layout.block_of_span[i] for i in self.category_spans
+                     if spans[i].role == "missing"}
+        blocks = [indicator.get(spans[i].column, -1) if spans[i].role == "category" else -1
+                  for i in self.category_spans]
+        if not any(b >= 0 for b in blocks):
+            return None
+        return torch.tensor(blocks, dtype=torch.long, device=self.device)
 
     def _category_blocks(self) -> torch.Tensor:
         """For each discrete column, the position of its one-hot block among the layout's padded blocks."""
@@ -138,8 +205,8 @@ class CTGAN(Generator):
         if len(fixed) != 1:
             return super()._sample_fixed(n, fixed, rng, gen)
         (name, value), = fixed.items()
-        columns = [self.transformer.spans[i].column for i in self.category_spans]
-        j = columns.index(name)
+        columns = [(self.transformer.spans[i].column, self.transformer.spans[i].role) for i in self.category_spans]
+        j = columns.index((name, "category"))
         from generators.core.models.base import categories_of
 
         k = categories_of(self.schema[name]).index(value)
@@ -157,24 +224,29 @@ class CTGAN(Generator):
         return super()._sample_fixed(n, fixed, rng, gen)
 
     def _config(self) -> dict[str, Any]:
-        return {"transformer": self.transformer.to_config()}
+        return {"transformer": self.transformer.to_config(), "condition_roles": list(self.condition_roles)}
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         tensors = {**prefixed("generator", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict())}
         if self.sampler.n_discrete:
-            tensors.update({"sampler.data_probs": self.sampler.data_probs, "sampler.offsets": self.sampler.offsets})
+            tensors.update({"sampler.original_probs": self.sampler.original_probs,
+                            "sampler.offsets": self.sampler.offsets})
         return tensors
 
     def _restore(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         self.transformer = DataTransformer.from_config(config["transformer"])
+        self.condition_roles = tuple(config.get("condition_roles", ("category",)))
         self._build()
         self.generator.load_state_dict(unprefixed("generator", tensors))
         self.critic.load_state_dict(unprefixed("critic", tensors))
         self.generator.eval()
-        self.sampler = ConditionalSampler.__new__(ConditionalSampler)
-        self.sampler.device = self.device
-        self.sampler.n_discrete = len(self.category_spans)
-        self.sampler.cond_dim = self.cond_dim
-        if self.sampler.n_discrete:
-            self.sampler.data_probs = tensors["sampler.data_probs"].to(self.device)
-            self.sampler.offsets = tensors["sampler.offsets"].to(self.device)
+        offsets = tensors.get("sampler.offsets", torch.zeros(0, dtype=torch.long))
+        if "sampler.original_probs" in tensors:
+            probs = tensors["sampler.original_probs"]
+        else:  # saved before: a uniform column, then its present categories' frequencies
+            probs = torch.zeros(self.cond_dim)
+            data_probs = tensors.get("sampler.data_probs")
+            for j, i in enumerate(self.category_spans):
+                start, dim = int(offsets[j]), self.transformer.spans[i].dim
+                probs[start:start + dim] = data_probs[j, :dim].float() / len(self.category_spans)
+        self.sampler = ConditionalSampler.for_sampling(probs, offsets, device=self.device)
