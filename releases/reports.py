@@ -112,7 +112,7 @@ def reports_reap_stale(*, now=None) -> list[int]:
     candidates = ReleaseReport.objects.filter(
         Q(status=Status.RUNNING, started_at__lt=cutoff) | Q(status=Status.PENDING, requested_at__lt=cutoff))
     failed = []
-    for report in candidates.select_related("release__dataset"):
+    for report in candidates.select_related("release__dataset").order_by("pk"):  # in order, in the log too
         error = _lost_error(report)
         with transaction.atomic():
             # Conditional on the row as read: the same status and the same claim (a worker may take a
