@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import platform
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,27 @@ def replace_section(block: str, start: str, end: str, path: Path = DOCS_FILE) ->
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+class JsonClient:
+    """A token-authenticated JSON client over urllib for the benches that time the live service
+    (no dependency beyond the standard library, so the timing is the server's)."""
+
+    def __init__(self, api: str, token: str, *, timeout: float = 300):
+        self.api, self.token, self.timeout = api, token, timeout
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
+        request = urllib.request.Request(self.api + path, method=method, headers=headers, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                return exc.code, json.loads(payload)
+            except ValueError:
+                return exc.code, {"raw": payload[:300].decode("utf-8", "replace")}

@@ -26,8 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: the repository root must be importable
@@ -35,6 +33,8 @@ if __package__ in (None, ""):  # run as a script: the repository root must be im
 
 import numpy as np
 import pandas as pd
+
+from bench.common import JsonClient  # noqa: E402
 
 TARGET_RATIO = 2.0
 BLOCK = 10
@@ -60,23 +60,6 @@ def resampled_gbsg2(rows: int, seed: int = 0) -> pd.DataFrame:
         else:
             out[column.name] = values.astype(object).to_numpy()
     return pd.DataFrame(out)
-
-
-class Client:
-    def __init__(self, api: str, token: str):
-        self.api, self.token = api, token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
-        request = urllib.request.Request(self.api + path, method=method, headers=headers, data=data)
-        try:
-            with urllib.request.urlopen(request, timeout=600) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, {"raw": exc.read()[:300].decode("utf-8", "replace")}
 
 
 def ms(values: list[float]) -> float:
@@ -274,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
         for rows in args.rows:
-            result = measure(rows, args.requests, lambda token: Client(base, token), log)
+            result = measure(rows, args.requests, lambda token: JsonClient(base, token, timeout=600), log)
             results.append(result)
             print(f"{rows:>9,} rows  GET /datasets/ p50 {result['get_p50_ms']:7.2f} ms | count p50: caches off "
                   f"{result['count_cache_off_p50_ms']:8.2f} ms ({result['ratio_cache_off']:5.2f}× GET), custody cache "

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import report_mark_passing
+from bench.common import JsonClient, report_mark_passing
 from bench.verification import project
 from bench.verification.data import KIND_SPECS, SEED, SIM_SCHEMA_DICT, percentile, simulate
-
-
-class _Client:
-    def __init__(self, api: str, token: str):
-        self.api, self.token = api, token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
-        request = urllib.request.Request(self.api + path, method=method, headers=headers, data=data)
-        try:
-            with urllib.request.urlopen(request, timeout=300) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                return exc.code, json.loads(payload)
-            except ValueError:
-                return exc.code, {"raw": payload[:200].decode("utf-8", "replace")}
 
 
 def _body(kind: str, i: int, release: int) -> dict[str, Any]:
@@ -52,7 +28,7 @@ def _cheap(i: int, release: int) -> dict[str, Any]:
     return _body(("count", "mean", "proportion")[i % 3], i, release)
 
 
-def _run_clients(client: _Client, bodies: list[list[dict]]) -> dict[str, Any]:
+def _run_clients(client: JsonClient, bodies: list[list[dict]]) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     reused = 0
@@ -134,7 +110,7 @@ def bench_service(rows: int, clients: int, per_client: int, sequential: int, log
     server = ThreadedWSGIServer(("127.0.0.1", 0), Quiet)
     server.set_app(get_internal_wsgi_application())
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = _Client(f"http://127.0.0.1:{server.server_address[1]}/api/v1", raw)
+    client = JsonClient(f"http://127.0.0.1:{server.server_address[1]}/api/v1", raw)
     out: dict[str, Any] = {"rows": rows, "release_rows": rows, "setup_s": setup_s, "database": "SQLite (file)",
                            "server": "django ThreadedWSGIServer in the bench process, a thread per connection"}
     try:

@@ -19,23 +19,12 @@ from django.conf import settings
 
 from clearinghouse.models import AuditEvent
 from clearinghouse.services.audit import audit_chain_verify
-from generators.models import GeneratorRun
-from generators.services import run_create
 from releases.models import Release, ReleaseReport
 from tests.conftest import last_event
 
 pytestmark = pytest.mark.django_db
 
 FULL = "No space left on device"
-
-
-@pytest.fixture
-def run(dataset, custodian, django_capture_on_commit_callbacks) -> GeneratorRun:
-    with django_capture_on_commit_callbacks(execute=True):
-        run = run_create(dataset=dataset, model="copula", epochs=1, seed=0, device="cpu", by=custodian[0])
-    run.refresh_from_db()
-    assert run.status == GeneratorRun.Status.SUCCEEDED, run.error
-    return run
 
 
 def on_disk() -> list[str]:

@@ -83,19 +83,25 @@ def refusal_event() -> AuditEvent:
     return event
 
 
-def test_connection_lost_before_the_answer_is_stored_refunds_at_once(world, monkeypatch):
+def lose_the_database_after_answering(monkeypatch, killed: list[int]) -> None:
+    """The engine answers on the real rows, then the request's connection is killed (noted in
+    ``killed``): the ANSWERED write comes next and fails."""
     import verification.services
 
-    dataset, release, user, client = world
     real_answer = verification.services.answer
-    killed = []
 
     def answer_then_lose_the_database(*args, **kwargs):
-        result = real_answer(*args, **kwargs)  # computed on the real rows; the ANSWERED write comes next
+        result = real_answer(*args, **kwargs)
         killed.append(kill_my_connection())
         return result
 
     monkeypatch.setattr(verification.services, "answer", answer_then_lose_the_database)
+
+
+def test_connection_lost_before_the_answer_is_stored_refunds_at_once(world, monkeypatch):
+    dataset, release, user, client = world
+    killed = []
+    lose_the_database_after_answering(monkeypatch, killed)
     response = client.post(VERIFY, hypothesis(release, epsilon=0.4), format="json")
     monkeypatch.undo()
     connection.close()
@@ -132,20 +138,15 @@ def test_connection_lost_once_more_during_the_refund_is_retried_on_a_fresh_one(w
     import verification.services
 
     dataset, release, user, client = world
-    real_answer, real_refund = verification.services.answer, verification.services.budget_refund
+    real_refund = verification.services.budget_refund
     killed = []
-
-    def answer_then_lose_the_database(*args, **kwargs):
-        result = real_answer(*args, **kwargs)
-        killed.append(kill_my_connection())
-        return result
+    lose_the_database_after_answering(monkeypatch, killed)
 
     def lose_it_on_the_first_refund(*args, **kwargs):
         if len(killed) == 1:
             killed.append(kill_my_connection())
         return real_refund(*args, **kwargs)
 
-    monkeypatch.setattr(verification.services, "answer", answer_then_lose_the_database)
     monkeypatch.setattr(verification.services, "budget_refund", lose_it_on_the_first_refund)
     response = client.post(VERIFY, hypothesis(release, epsilon=0.4), format="json")
     monkeypatch.undo()
@@ -168,19 +169,14 @@ def test_connection_lost_on_every_refund_leaves_it_to_the_reaper(world, monkeypa
     import verification.services
 
     dataset, release, user, client = world
-    real_answer, real_refund = verification.services.answer, verification.services.budget_refund
+    real_refund = verification.services.budget_refund
     killed = []
-
-    def answer_then_lose_the_database(*args, **kwargs):
-        result = real_answer(*args, **kwargs)
-        killed.append(kill_my_connection())
-        return result
+    lose_the_database_after_answering(monkeypatch, killed)
 
     def lose_it_again(*args, **kwargs):  # the refund and its retry, each on a fresh connection, die too
         killed.append(kill_my_connection())
         return real_refund(*args, **kwargs)
 
-    monkeypatch.setattr(verification.services, "answer", answer_then_lose_the_database)
     monkeypatch.setattr(verification.services, "budget_refund", lose_it_again)
     response = client.post(VERIFY, hypothesis(release, epsilon=0.4), format="json")
     monkeypatch.undo()
