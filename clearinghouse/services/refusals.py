@@ -169,7 +169,7 @@ def _record_repeats(tally: RefusalTally) -> None:
 def audit_refusals_flush(*, now=None, open_windows: bool = False) -> int:
     """Write the counts of closed windows (``open_windows``: of every window with repeats, for an
     auditor about to read the log). Returns the number of refusals written as counts."""
-    if open_windows:
-        return _flush(RefusalTally.objects.all(), closed_before=(now or timezone.now()) - timedelta(seconds=_window()))
     cutoff = (now or timezone.now()) - timedelta(seconds=_window())
+    if open_windows:
+        return _flush(RefusalTally.objects.all(), closed_before=cutoff)
     return _flush(RefusalTally.objects.filter(opened_at__lte=cutoff))
