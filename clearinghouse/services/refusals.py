@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clearinghouse import context
@@ -170,6 +170,6 @@ def audit_refusals_flush(*, now=None, open_windows: bool = False) -> int:
     """Write the counts of closed windows (``open_windows``: of every window with repeats, for an
     auditor about to read the log). Returns the number of refusals written as counts."""
     cutoff = (now or timezone.now()) - timedelta(seconds=_window())
-    if open_windows:
-        return _flush(RefusalTally.objects.all(), closed_before=cutoff)
+    if open_windows:  # only the tallies with something to write or to remove: not every open window
+        return _flush(RefusalTally.objects.filter(Q(repeats__gt=0) | Q(opened_at__lte=cutoff)), closed_before=cutoff)
     return _flush(RefusalTally.objects.filter(opened_at__lte=cutoff))
