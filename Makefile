@@ -148,6 +148,13 @@ bench-header: install
 bench-regression-latency: install
 	$(PY) -m bench.regression_latency
 
+# The service at a million rows (issue 15): a 1M x 30 upload's peak memory, every verification kind's engine
+# time (HR and OR <= 1 s), the report at 1M rows (< 5 min) and ctgan's throughput; about 20 minutes on 2 cores.
+# Figures in bench/results/scale.json and docs/benchmarks.md; BENCH_ARGS="--parts report" runs one part.
+.PHONY: bench-scale
+bench-scale: install
+	$(PY) -m bench.scale --write $(BENCH_ARGS)
+
 .PHONY: bench-generators
 bench-generators: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
