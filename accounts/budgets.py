@@ -174,11 +174,18 @@ class BudgetRefused(Exception):
     requested: Decimal
 
 
-def budget_charge(*, user, dataset: Dataset, epsilon: Decimal, verification) -> Allocation:
+def budget_charge(*, user, dataset: Dataset, epsilon: Decimal, verification, allocation: Allocation | None = None,
+                  policy: BudgetPolicy | None = None) -> Allocation:
     """Charge ε. Call inside the transaction that records the verification: on refusal the caller's
-    transaction rolls everything back (raise :class:`BudgetRefused`)."""
-    allocation = allocation_for(user, dataset)
-    policy = policy_for(dataset)
+    transaction rolls everything back (raise :class:`BudgetRefused`).
+
+    ``allocation`` and ``policy`` are the caller's rows for this user and dataset when it has them
+    (saving two reads); only their primary keys are used, since both updates are conditional on
+    the values in the database, not on the copies in memory."""
+    allocation = allocation if allocation is not None else allocation_for(user, dataset)
+    policy = policy if policy is not None else policy_for(dataset)
+    if allocation.user_id != user.pk or allocation.dataset_id != dataset.pk or policy.dataset_id != dataset.pk:
+        raise ValueError("budget_charge: the allocation and policy must be this user's on this dataset")
     micro = to_micro(epsilon)
     charged = Allocation.objects.filter(pk=allocation.pk, spent_micro__lte=F("epsilon_micro") - micro).update(
         spent_micro=F("spent_micro") + micro, updated_at=timezone.now())

@@ -60,6 +60,9 @@ __all__ = ["budget_left", "verification_preview", "verification_submit", "verifi
 logger = logging.getLogger(__name__)
 Status = Verification.Status
 
+#: The error a reaped verification records.
+STALE_ERROR = "the computation did not finish (its process stopped); refunded"
+
 #: What a lost database connection raises (a terminated backend, a restarted server, a cut network).
 DATABASE_LOST = (OperationalError, InterfaceError)
 
@@ -173,6 +176,22 @@ def _existing(dataset, key: str) -> Verification | None:
     return Verification.objects.filter(dataset=dataset, canonical_key=key, primary=True).first()
 
 
+def _existing_unless_stale(dataset, key: str) -> Verification | None:
+    """The hypothesis's one primary verification, after reaping it if it was left computing past
+    ``VERIFICATION_STALE_AFTER_SECONDS`` (its process died): then the hypothesis can be asked again.
+
+    The same rule as :func:`verifications_reap_stale` for this key, in the one query that finds
+    the primary (a computing verification is always the primary: the partial unique index)."""
+    existing = (Verification.objects.select_related("dataset", "user")
+                .filter(dataset=dataset, canonical_key=key, primary=True).first())
+    cutoff = timezone.now() - timedelta(seconds=settings.VERIFICATION_STALE_AFTER_SECONDS)
+    if existing is None or existing.status != Status.COMPUTING or existing.created_at >= cutoff:
+        return existing
+    if _fail_and_refund(existing, error=STALE_ERROR):
+        return None
+    return _existing(dataset, key)  # finished (or reaped) by another process meanwhile
+
+
 def _answered_or_busy(existing: Verification, **kwargs) -> Verification:
     if existing.status == Status.ANSWERED:
         return _reuse(existing, **kwargs)
@@ -188,8 +207,7 @@ def verification_submit(*, user, raw: Any) -> Verification:
     dataset = release.dataset
     key = _key(hypothesis)
     context = {"user": user, "release": release, "hypothesis": hypothesis, "schema": schema}
-    verifications_reap_stale(dataset=dataset, key=key)
-    existing = _existing(dataset, key)
+    existing = _existing_unless_stale(dataset, key)
     if existing is not None:
         return _answered_or_busy(existing, **context)
     epsilon = Decimal(hypothesis.epsilon_text)
@@ -198,13 +216,14 @@ def verification_submit(*, user, raw: Any) -> Verification:
         with transaction.atomic():
             # The researcher's allocation row is locked first: their concurrent requests queue here,
             # so the daily count below and the charge see every earlier request of theirs.
-            Allocation.objects.select_for_update().get(pk=allocation.pk)
+            allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
             _check_daily_limit(user, dataset, policy)
             verification = Verification.objects.create(
                 user=user, dataset=dataset, release=release, kind=hypothesis.kind, hypothesis=hypothesis.to_dict(),
                 canonical_key=key, epsilon_micro=to_micro(epsilon), status=Status.COMPUTING, primary=True)
             try:
-                budget_charge(user=user, dataset=dataset, epsilon=epsilon, verification=verification)
+                budget_charge(user=user, dataset=dataset, epsilon=epsilon, verification=verification,
+                              allocation=allocation, policy=policy)
             except BudgetRefused as refused:
                 whose = "your allocation" if refused.which == "allocation" else "the dataset's total budget"
                 raise ApplicationError(
@@ -282,7 +301,7 @@ def verifications_reap_stale(*, dataset=None, key: str | None = None, now=None) 
     if key is not None:
         stale = stale.filter(canonical_key=key)
     return [v.pk for v in stale.select_related("dataset", "user")
-            if _fail_and_refund(v, error="the computation did not finish (its process stopped); refunded")]
+            if _fail_and_refund(v, error=STALE_ERROR)]
 
 
 def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Schema,
@@ -303,10 +322,13 @@ def _compute(verification: Verification, *, hypothesis: Hypothesis, schema: Sche
                                                          "refunded": _plain(verification.epsilon)}) from None
     try:
         with transaction.atomic():
+            now = timezone.now()
             answered = Verification.objects.filter(pk=verification.pk, status=Status.COMPUTING).update(
-                status=Status.ANSWERED, answer=payload, answered_at=timezone.now())
-            verification.refresh_from_db()
-            if not answered:  # reaped as stale meanwhile and refunded: this answer is not released
+                status=Status.ANSWERED, answer=payload, answered_at=now)
+            if answered:  # exactly what the row now holds: no need to read it back
+                verification.status, verification.answer, verification.answered_at = Status.ANSWERED, payload, now
+            else:  # reaped as stale meanwhile and refunded: this answer is not released
+                verification.refresh_from_db()
                 raise ApplicationError("The computation took too long and was refunded; ask again.",
                                        code="computation_failed", status_code=500,
                                        details={"verification": verification.pk,

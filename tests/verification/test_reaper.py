@@ -67,3 +67,35 @@ def test_a_verification_left_computing_is_failed_refunded_and_its_hypothesis_fre
     charges = LedgerEntry.objects.filter(kind="charge")
     refunds = LedgerEntry.objects.filter(kind="refund")
     assert sum(e.epsilon_micro for e in charges) - sum(e.epsilon_micro for e in refunds) == allocation.spent_micro
+
+
+def test_the_identical_hypothesis_reaps_a_stale_one_itself_and_is_charged_once(gbsg2, clients, researcher,
+                                                                               monkeypatch, settings):
+    """No beat needed: asking the hypothesis again after the stale limit fails and refunds the dead
+    one in the same request, then charges and answers the new one."""
+    dataset, release = gbsg2
+    died = _die_while_computing(monkeypatch)
+    body = hypothesis(release, epsilon=0.4)
+    with pytest.raises(died):
+        ask(clients["researcher"], body)
+    monkeypatch.undo()
+    stuck = Verification.objects.get()
+    settings.VERIFICATION_STALE_AFTER_SECONDS = 60
+    Verification.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+
+    again = ask(clients["researcher"], body)
+    assert again.status_code == 201, again.content
+    assert again.json()["reused"] is False and again.json()["epsilon_charged"] == "0.4"
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.primary, stuck.error) == ("failed", False, verification_stale_error())
+    allocation = Allocation.objects.get(user=researcher[0], dataset=dataset)
+    assert allocation.spent_micro == 400_000  # charged, refunded, charged
+    assert [e.kind for e in LedgerEntry.objects.filter(kind__in=("charge", "refund")).order_by("pk")] == [
+        "charge", "refund", "charge"]
+    assert Verification.objects.filter(primary=True).get().status == "answered"
+
+
+def verification_stale_error() -> str:
+    from verification.services import STALE_ERROR
+
+    return STALE_ERROR
