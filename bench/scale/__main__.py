@@ -59,7 +59,8 @@ def markdown(results: dict, info: dict, when: str, command: str) -> str:
     lines.append("")
     for name, result in results.items():
         if "notes" in result:
-            lines += [f"**{name}** (run {result.get('date', when)}, {result['seconds']} s). {result['notes'].strip()}", ""]
+            ran = f"run {result.get('date', when)}, {result['seconds']} s"
+            lines += [f"**{name}** ({ran}). {result['notes'].strip()}", ""]
     lines.append(END)
     return "\n".join(lines)
 
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run_parts(parts, quick=args.quick)
     failed = [name for name, result in results.items() if "error" in result]
     if args.write and not args.quick:
-        command = "make bench-scale" if args.parts == ",".join(PARTS) else f"python -m bench.scale --write --parts {args.parts}"
+        command = ("make bench-scale" if args.parts == ",".join(PARTS)
+                   else f"python -m bench.scale --write --parts {args.parts}")
         previous = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
         for result in results.values():
             result["date"] = when

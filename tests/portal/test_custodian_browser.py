@@ -27,11 +27,33 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OVERRIDE = "The membership-inference gate is strict for six rows; accepted for the demo cohort on the record."
 
 
-def _train_in_background(run_id: int) -> threading.Thread:
+class _Lockstep:
+    """Holds the training thread at its first epochs until the page has shown the one before, so
+    that the bar is seen at several values however fast the machine or slow the browser (no timing
+    in the assertion: each wait is bounded only so that a broken page fails instead of hanging)."""
+
+    HELD_EPOCHS = range(2, 5)  # epochs 1, 2 and 3 must each be shown before the next is written
+
+    def __init__(self):
+        self.shown = threading.Condition()
+        self.highest = 0.0
+
+    def page_shows(self, fraction: float) -> None:
+        with self.shown:
+            self.highest = max(self.highest, fraction)
+            self.shown.notify_all()
+
+    def relay(self, epoch: int, total: int, losses) -> None:
+        if epoch in self.HELD_EPOCHS:
+            with self.shown:
+                # the page shows the fraction to four places
+                self.shown.wait_for(lambda: self.highest >= (epoch - 1) / total - 1e-3, timeout=60)
+
+
+def _train_in_background(run_id: int, lockstep: _Lockstep) -> threading.Thread:
     def work():
         try:
-            # a pause after each epoch keeps the run long enough to be watched however fast the machine
-            run_execute(run_id, worker="browser-test", relay=lambda epoch, total, losses: time.sleep(0.08))
+            run_execute(run_id, worker="browser-test", relay=lockstep.relay)
         finally:
             connection.close()
 
@@ -40,7 +62,7 @@ def _train_in_background(run_id: int) -> threading.Thread:
     return thread
 
 
-def _watch_fraction(page, timeout: float = 60) -> list[float]:
+def _watch_fraction(page, lockstep: _Lockstep, timeout: float = 120) -> list[float]:
     """Every value of the poll root's data-fraction (set by portal.js) until it says done."""
     seen: list[float] = []
     deadline = time.monotonic() + timeout
@@ -52,6 +74,7 @@ def _watch_fraction(page, timeout: float = 60) -> list[float]:
             break
         if fraction is not None and (not seen or seen[-1] != float(fraction)):
             seen.append(float(fraction))
+            lockstep.page_shows(float(fraction))
         if done == "true":
             break
         time.sleep(0.1)
@@ -59,9 +82,9 @@ def _watch_fraction(page, timeout: float = 60) -> list[float]:
 
 
 def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_users, monkeypatch):
-    # progress is written at most once a second; on a fast machine the short run below would give the page
-    # a single value to see, so it is written at every epoch here
-    monkeypatch.setattr(generator_services, "PROGRESS_EVERY_SECONDS", 0.05)
+    # progress is written at most once a second; it is written at every epoch here, and the first epochs
+    # wait for the page to show the one before (_Lockstep)
+    monkeypatch.setattr(generator_services, "PROGRESS_EVERY_SECONDS", 0)
     # the release's report would be computed inside the request (jobs are eager): it is left pending, the page
     # follows it, and the test finishes it with a failing gate
     monkeypatch.setattr(release_reports, "_enqueue", lambda report_id: None)
@@ -94,9 +117,10 @@ def test_custodian_uploads_trains_publishes_and_allocates(browser_page, live_use
     # train: jobs run eagerly in the suite, so the run is queued here and trained beside the open page
     run = run_create(dataset=dataset, model="flow", epochs=30, seed=0, device="cpu", by=cora, enqueue=False)
     page.goto(f"/custody/runs/{run.pk}/")
-    thread = _train_in_background(run.pk)
-    seen = _watch_fraction(page)
-    thread.join(timeout=60)
+    lockstep = _Lockstep()
+    thread = _train_in_background(run.pk, lockstep)
+    seen = _watch_fraction(page, lockstep)
+    thread.join(timeout=120)
     assert len({f for f in seen if 0 < f < 1}) >= 2, seen  # the bar moved
     page.wait_for_selector("text=Make a release")  # reloaded when done
     assert page.locator(".run-progress").get_attribute("data-done") == "true"

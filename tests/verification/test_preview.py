@@ -5,7 +5,6 @@ same 400s as a verification, 401/403 for everyone but verified researchers."""
 from __future__ import annotations
 
 import math
-import time
 from decimal import Decimal
 
 import pytest
@@ -84,17 +83,12 @@ def test_it_previews_a_hypothesis_without_charging_or_storing_anything(gbsg2, re
 
 
 @pytest.mark.parametrize("kind, params", [("hazard_ratio", HR), ("logistic_odds_ratio", LOGISTIC)])
-def test_a_ratio_preview_gives_its_log_width_within_two_seconds(kind, params, gbsg2, researcher, clients):
+def test_a_ratio_preview_gives_its_log_width(kind, params, gbsg2, researcher, clients):
+    """Its speed (target ≤ 2 s) is `make bench-preview`'s to measure, not a timed assertion here."""
     dataset, release = gbsg2
     body = hypothesis(release, kind, params, claim=LESS_THAN_1, epsilon=1)
-    preview(clients["researcher"], body)  # warm-up: the kind's first fit in this process imports and caches
-    elapsed = []
-    for _ in range(3):
-        started = time.perf_counter()
-        response = preview(clients["researcher"], body)
-        elapsed.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.content
-    assert sorted(elapsed)[1] <= 2.0, elapsed  # the median: one slow run on a busy machine is not the preview's
+    response = preview(clients["researcher"], body)
+    assert response.status_code == 200, response.content
     figures = response.json()
     low, high = figures["expected_ci"]["low"], figures["expected_ci"]["high"]
     assert 0 < low < high
