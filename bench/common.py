@@ -73,6 +73,66 @@ def gbsg2() -> tuple[pd.DataFrame, Any]:
     return read_csv_checked(gbsg2_csv(), schema), schema
 
 
+def resampled_gbsg2(rows: int, *, columns: int = 10, seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A big cohort made from a public one (issue 15: "resampling a public one with noise; never ship
+    it"): ``rows`` GBSG2 patients drawn with replacement, every number jittered within the schema's
+    bounds, as a custodian would upload it (a ``pid`` identifier first), and its schema.
+
+    ``columns`` (≥ 10) is the number of kept columns: past GBSG2's ten, each extra one is a noisy copy
+    of one of GBSG2's nine covariates, taken in turn (``age_2``, ``tsize_2`` ...): a number plus
+    noise of a quarter of its spread, a category flipped to another one in 10 % of rows; every other
+    extra column is nullable with 5 % of its cells blank. The frame is built in memory: at 1M × 30
+    about 0.8 GB; write it out in chunks (``to_csv(chunksize=...)``) when the CSV is what matters."""
+    from lifelines.datasets import load_gbsg2
+
+    if columns < 10:
+        raise ValueError("columns: at least GBSG2's ten")
+    spec = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    by_name = {c["name"]: c for c in spec["columns"]}
+    base = load_gbsg2()
+    rng = np.random.default_rng(seed)
+    picked = base.iloc[rng.integers(0, len(base), rows)].reset_index(drop=True)
+    out: dict[str, Any] = {"pid": np.arange(1, rows + 1)}
+
+    def numeric(name: str, values: np.ndarray, scale: float, column: dict) -> np.ndarray:
+        noisy = np.clip(values + rng.normal(0.0, scale, rows), column["min"], column["max"])
+        return np.rint(noisy).astype("int64") if column["type"] == "integer" else noisy.round(1)
+
+    for column in spec["columns"][1:]:
+        name, values = column["name"], picked[column["name"]]
+        if column["type"] in ("integer", "continuous", "duration"):
+            out[name] = numeric(name, values.to_numpy(dtype="float64"), 2.0 if column["type"] == "integer" else 5.0,
+                                column)
+        else:
+            out[name] = values.to_numpy()
+    covariates = [c["name"] for c in spec["columns"][1:] if c["name"] not in spec["survival"].values()]
+    extra_columns = []
+    for k in range(columns - 10):
+        source = by_name[covariates[k % len(covariates)]]
+        name = f"{source['name']}_{2 + k // len(covariates)}"
+        values = picked[source["name"]]
+        if source["type"] == "categorical":
+            cats = source["categories"]
+            codes = pd.Categorical(values.astype(str), categories=cats).codes.copy()
+            flip = rng.random(rows) < 0.10
+            codes[flip] = (codes[flip] + rng.integers(1, len(cats), int(flip.sum()))) % len(cats)
+            column_values: Any = np.asarray(cats, dtype=object)[codes]
+        else:
+            spread = float(values.std()) or 1.0
+            column_values = numeric(name, values.to_numpy(dtype="float64"), spread / 4, source)
+        column = {**source, "name": name, "description": f"noisy copy of {source['name']}"}
+        if (k + k // len(covariates)) % 2 == 1:  # alternate, and shift each round so categories get blanks too
+            column["nullable"] = True
+            blank = rng.random(rows) < 0.05
+            column_values = pd.Series(column_values, dtype="object" if source["type"] == "categorical" else "Float64"
+                                      if source["type"] != "integer" else "Int64")
+            column_values[blank] = None
+        out[name] = column_values
+        extra_columns.append(column)
+    schema = {**spec, "columns": spec["columns"] + extra_columns}
+    return pd.DataFrame(out), schema
+
+
 #: Gate metrics that pass every default gate (what tests/conftest.py's finish_report sets).
 PASSING_METRICS = {"fidelity.overall": 0.9, "privacy.ims": 0.0, "privacy.leakage_coefficient": 0.01,
                    "privacy.dcr_ratio": 1.0, "privacy.mia_auc": 0.52}

@@ -31,35 +31,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the repository root must be importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-import pandas as pd
 
-from bench.common import JsonClient, report_mark_passing  # noqa: E402
+from bench.common import JsonClient, report_mark_passing, resampled_gbsg2  # noqa: E402
 
 TARGET_RATIO = 2.0
 BLOCK = 10
-
-
-def resampled_gbsg2(rows: int, seed: int = 0) -> pd.DataFrame:
-    """``rows`` rows drawn from GBSG2 with replacement, numbers jittered within the schema's bounds
-    (so that the table is not 686 rows repeated), with a fresh ``pid``."""
-    from bench.common import gbsg2
-
-    base, schema = gbsg2()
-    rng = np.random.default_rng(seed)
-    frame = base.iloc[rng.integers(0, len(base), rows)].reset_index(drop=True)
-    out = {"pid": np.arange(1, rows + 1)}
-    for column in schema.kept:
-        values = frame[column.name]
-        if column.type in ("integer",):
-            jitter = rng.integers(-2, 3, rows)
-            out[column.name] = np.clip(values.to_numpy(dtype="int64") + jitter, column.min, column.max)
-        elif column.type in ("continuous", "duration"):
-            jitter = rng.normal(0, 5, rows)
-            out[column.name] = np.clip(values.to_numpy(dtype="float64") + jitter, column.min, column.max).round(1)
-        else:
-            out[column.name] = values.astype(object).to_numpy()
-    return pd.DataFrame(out)
 
 
 def ms(values: list[float]) -> float:
@@ -78,7 +54,8 @@ def setup(rows: int, log) -> tuple[object, object, str]:
     researcher, _ = api.user_create(username=f"bench-researcher-{rows}", roles=["researcher"], verified=True)
     _token, raw = api.token_issue_for(user=researcher, name="bench")
     t0 = time.perf_counter()
-    csv = resampled_gbsg2(rows).to_csv(index=False).encode()
+    table, _schema = resampled_gbsg2(rows)
+    csv = table.to_csv(index=False).encode()
     dataset = api.dataset_create(slug=f"gbsg2-{rows}", name=f"GBSG2 resampled to {rows} rows",
                                  schema=json.loads(SCHEMA_FILE.read_text(encoding="utf-8")), data=csv, by=custodian)
     run = api.run_create(dataset=dataset, model="copula", epochs=1, seed=0, device="cpu", by=custodian, enqueue=False)
