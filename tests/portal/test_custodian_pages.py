@@ -113,6 +113,26 @@ def test_bad_upload_is_reshown_with_its_message_and_stores_nothing(cora, custodi
         ("dataset.upload", AuditEvent.Outcome.REFUSED, custodian[0].pk)]
 
 
+def test_a_bad_row_at_the_end_of_a_file_of_many_chunks_is_named_and_nothing_is_stored(cora, custodian, settings,
+                                                                                     monkeypatch):
+    import clearinghouse.tabular as tabular
+
+    monkeypatch.setattr(tabular, "CHUNK_ROWS", 4)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # spooled to UPLOAD_TEMP_DIR, as a large upload is
+    lines = CSV.decode().splitlines()
+    content = "\n".join([lines[0], *[lines[1]] * 199, lines[1].replace(",70,", ",98765,")]).encode() + b"\n"
+    before, seq = _custody_files(), head_seq()
+    response = cora.post("/custody/upload/", {"step": "upload", "slug": "late", "name": "Late",
+                                              "schema": json.dumps(GBSG2_SCHEMA), "file": _csv(content)})
+    assert response.status_code == 400
+    assert "Row 200, column age: above the schema's maximum 100" in response.context["form"].errors["file"]
+    assert "98765" not in response.content.decode()
+    assert not Dataset.objects.exists() and _custody_files() == before
+    assert not any(Path(settings.UPLOAD_TEMP_DIR).iterdir())
+    assert [(e.action, e.outcome, e.actor_id) for e in events_after(seq)] == [
+        ("dataset.upload", AuditEvent.Outcome.REFUSED, custodian[0].pk)]
+
+
 def test_duplicate_slug_is_refused_on_the_slug_field(cora, dataset):
     seq = head_seq()
     response = cora.post("/custody/upload/", {"step": "upload", "slug": dataset.slug, "name": "Again",
