@@ -38,7 +38,7 @@ SEED = 0
 
 NOTES = (
     "**Upload at scale.** A 1,000,000-row × 30-column CSV (bench/report.py's simulated survival table's "
-    "column mix: 13 numbers, 15 categories, a duration and an event; about 190 MB) is generated on disk in "
+    "column mix: 13 numbers, 15 categories, a duration and an event; 126 MB) is generated on disk in "
     "chunks, then taken into custody through `dataset_create` with the file, in a fresh process (temporary "
     "`DATA_DIR`, SQLite, migrated): parsed and checked `CHUNK_ROWS` (50,000) rows at a time, typed, written "
     "to Parquet (zstd) and encrypted. The figures are that process's wall seconds and peak resident memory "
