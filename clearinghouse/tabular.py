@@ -308,48 +308,62 @@ def _fmt(value: float | None) -> str:
 
 
 def _check_column(raw: pd.Series, column: Column) -> tuple[pd.Series, list[tuple[np.ndarray, str]]]:
-    """Typed values and, for each reason, the positions of the failing cells."""
-    short = raw.isna()  # pandas pads short rows with NaN even with na_filter off
-    text = raw.fillna("").str.strip()
-    missing = text.str.lower().isin(MISSING_TOKENS) & ~short
+    """Typed values and, for each reason, the positions of the failing cells.
+
+    Each distinct cell string is stripped, classified and parsed once (``pd.factorize``), then mapped back
+    to its rows: a column of few distinct values (categories, small whole numbers) costs one hash pass."""
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object), use_na_sentinel=True)
+    short = codes < 0  # pandas pads short rows with NaN (see _mark_short_rows)
+    any_short = bool(short.any())
+
+    def rows(per_value: np.ndarray, fill) -> np.ndarray:
+        """A value per row from one per distinct string; ``fill`` for the cells a short row lacks."""
+        return np.append(per_value, fill)[codes] if any_short else per_value[codes]
+
+    text = pd.Series(uniques, dtype=object).str.strip()
+    missing_values = text.str.lower().isin(MISSING_TOKENS).to_numpy()
     if column.type == "categorical":
-        missing &= ~text.isin(column.categories)  # a declared category "NA" is a value, not a gap
+        missing_values &= ~text.isin(column.categories).to_numpy()  # a declared category "NA" is a value, not a gap
+    missing = rows(missing_values, False)
     failures: list[tuple[np.ndarray, str]] = []
-    if short.any():
+    if any_short:
         failures.append((np.flatnonzero(short), "the row has fewer fields than the header"))
     if column.type == "identifier":  # dropped on import: only the row's shape matters
-        return text, failures
+        return raw, failures
     if not column.nullable and missing.any():
         failures.append((np.flatnonzero(missing), "missing value in a column that is not nullable"))
     present = ~missing & ~short
     if column.type == "categorical":
-        bad = present & ~text.isin(column.categories)
+        category_codes = pd.Categorical(text, categories=list(column.categories)).codes  # -1: not a category
+        value_codes = rows(category_codes, -1)
+        bad = present & (value_codes < 0)
         if bad.any():
             failures.append((np.flatnonzero(bad), f"not one of the declared categories ({', '.join(column.categories)})"))
-        values = pd.Categorical(text.where(present & ~bad), categories=list(column.categories))
+        values = pd.Categorical.from_codes(value_codes, categories=list(column.categories))
         return pd.Series(values, index=raw.index), failures
-    numbers = pd.to_numeric(text.where(present), errors="coerce")
-    not_number = present & numbers.isna()
+    parsed = pd.to_numeric(text.where(~missing_values), errors="coerce").to_numpy()
+    numbers = pd.Series(rows(parsed, np.nan), index=raw.index)  # NaN where missing or short
+    not_number = present & numbers.isna().to_numpy()
     if not_number.any():
         failures.append((np.flatnonzero(not_number), "not a number"))
     finite = present & ~not_number
-    not_finite = finite & ~np.isfinite(numbers.fillna(0.0))
+    not_finite = finite & ~np.isfinite(numbers.fillna(0.0).to_numpy())
     if not_finite.any():
         failures.append((np.flatnonzero(not_finite), "not a finite number"))
     finite &= ~not_finite
     if column.type == "event":
-        bad = finite & ~numbers.isin([0, 1])
+        bad = finite & ~numbers.isin([0, 1]).to_numpy()
         if bad.any():
             failures.append((np.flatnonzero(bad), "an event must be 0 (censored) or 1 (event)"))
         # Cast only the valid cells: 0.5 or 1e30 cannot become Int8 (the frame is discarded on failure anyway).
         return numbers.where(finite & ~bad).astype("Int8"), failures
     if column.type == "integer":
-        bad = finite & (numbers != np.round(numbers))
+        bad = finite & (numbers != np.round(numbers)).to_numpy()
         if bad.any():
             failures.append((np.flatnonzero(bad), "not a whole number"))
         finite &= ~bad
-    below = finite & (numbers < column.min)
-    above = finite & (numbers > column.max)
+    below = finite & (numbers < column.min).to_numpy()
+    above = finite & (numbers > column.max).to_numpy()
     if below.any():
         failures.append((np.flatnonzero(below), f"below the schema's minimum {_fmt(column.min)}"))
     if above.any():
