@@ -193,16 +193,16 @@ def _read_header(open_cursor, schema: Schema | None) -> list[str]:
     return header
 
 
-def _string_chunks(file: BinaryIO, schema: Schema | None = None, *, digest=None,
-                   chunk_rows: int | None = None) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The header, and the cells as strings in frames of at most ``chunk_rows`` rows (index: the global
+def _string_chunks(file: BinaryIO, schema: Schema | None = None, *,
+                   digest=None) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The header, and the cells as strings in frames of at most ``CHUNK_ROWS`` rows (index: the global
     0-based data row). A short row's missing cells are NaN (pandas pads them with "", like an empty field).
     Structural problems (encoding, malformed CSV) raise :class:`TableError` when the chunk holding them is read."""
     header = _read_header(lambda: _TextCursor(file), schema)
     main = _TextCursor(file, digest)
     try:
         reader = pd.read_csv(main, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False,
-                             engine="c", chunksize=chunk_rows or CHUNK_ROWS)
+                             engine="c", chunksize=CHUNK_ROWS)
     except pd.errors.EmptyDataError:
         raise TableError("The file has no header line.", code="empty_file") from None
     except pd.errors.ParserError as exc:
@@ -231,7 +231,8 @@ def _string_chunks(file: BinaryIO, schema: Schema | None = None, *, digest=None,
                                  code="malformed_csv") from None
             if not isinstance(frame.index, pd.RangeIndex) or (counts > len(header)).any():
                 # When the first data row has more fields than the header, pandas silently takes the first
-                # column(s) as the index and shifts every value one column to the right.
+                # column(s) as the index and shifts every value one column to the right; when a later
+                # chunk's first row has, it silently drops the extra fields.
                 line, width = _first_long_line(_TextCursor(file), len(header))
                 raise TableError(f"The file is not well-formed CSV: Expected {len(header)} fields in line {line}, "
                                  f"saw {width}.", code="malformed_csv")
@@ -258,6 +259,8 @@ def _read_strings(data: bytes, schema: Schema | None = None) -> tuple[list[str],
     """The header and every cell as strings, in one frame (for drafting a schema)."""
     header, chunks = _string_chunks(io.BytesIO(data), schema)
     frames = list(chunks)
+    if not frames:  # pragma: no cover - pandas gives a header-only file one empty frame
+        return header, pd.DataFrame(columns=header, dtype=object)
     return header, frames[0] if len(frames) == 1 else pd.concat(frames)
 
 
