@@ -107,7 +107,7 @@ class DatasetListCreateApi(ApiView):
             name=data.validated_data["name"],
             description=data.validated_data["description"],
             schema=data.validated_data["schema"],
-            data=upload.read(),
+            data=upload,  # read in chunks by the service, never whole
             by=request.user,
         )
         return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)

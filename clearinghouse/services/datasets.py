@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from clearinghouse.custody import custody_remove, custody_write
 from clearinghouse.models import SLUG_VALIDATOR, Dataset
 from clearinghouse.schema import Schema, SchemaError
 from clearinghouse.services.audit import audit_record
-from clearinghouse.tabular import TableError, read_csv_checked
+from clearinghouse.tabular import Source, TableError, read_csv_checked
 
 __all__ = ["dataset_create"]
 
@@ -28,11 +29,27 @@ def _check_slug(slug: str) -> None:
         raise ApplicationError(f"A dataset with slug {slug!r} already exists.", code="duplicate_slug", status_code=409)
 
 
-def dataset_create(*, slug: str, name: str, description: str = "", schema: Any, data: bytes, by) -> Dataset:
-    """Check ``data`` (CSV bytes) row by row against ``schema`` and take it into custody, or store nothing.
+def _size(data: Source) -> int:
+    """The source's size in bytes, without reading it."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return memoryview(data).nbytes
+    if isinstance(data, os.PathLike):
+        return os.stat(data).st_size
+    size = getattr(data, "size", None)  # Django's File and UploadedFile know theirs
+    if size is None:
+        position = data.tell()
+        size = data.seek(0, os.SEEK_END)
+        data.seek(position)
+    return int(size)
 
-    Identifier columns are dropped before anything is written. The encrypted file is
-    written first and removed again if the database row cannot be created.
+
+def dataset_create(*, slug: str, name: str, description: str = "", schema: Any, data: Source, by) -> Dataset:
+    """Check ``data`` (a CSV: an uploaded file or another seekable binary file object, a path, or bytes)
+    row by row against ``schema`` and take it into custody, or store nothing.
+
+    The file is read in chunks (see ``clearinghouse.tabular.read_csv_checked``) and hashed on the
+    way, so that only the typed table is held whole. Identifier columns are dropped before anything
+    is written. The encrypted file is written first and removed again if the database row cannot be created.
     """
     _check_slug(slug)
     try:
@@ -41,11 +58,13 @@ def dataset_create(*, slug: str, name: str, description: str = "", schema: Any, 
         raise ApplicationError(f"The schema is invalid: {exc.problems[0]}" + (
             f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""),
             code="invalid_schema", details={"problems": exc.problems}) from None
-    if len(data) > settings.MAX_UPLOAD_BYTES:
+    if _size(data) > settings.MAX_UPLOAD_BYTES:  # before a byte is read
         raise ApplicationError(f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes.",
                                code="upload_too_large", status_code=413)
+    source_sha256 = hashlib.sha256()
     try:
-        frame = read_csv_checked(data, parsed, max_failures=settings.UPLOAD_MAX_REPORTED_FAILURES)
+        frame = read_csv_checked(data, parsed, max_failures=settings.UPLOAD_MAX_REPORTED_FAILURES,
+                                 digest=source_sha256)
     except TableError as exc:
         raise ApplicationError(exc.message, code=exc.code, details=exc.details()) from None
     stored = custody_write(frame)
@@ -61,7 +80,7 @@ def dataset_create(*, slug: str, name: str, description: str = "", schema: Any, 
                 dropped_columns=list(parsed.identifiers),
                 storage_name=stored.storage_name,
                 stored_bytes=stored.stored_bytes,
-                source_sha256=hashlib.sha256(data).hexdigest(),
+                source_sha256=source_sha256.hexdigest(),
                 created_by=by,
             )
             audit_record(action="dataset.upload", actor=by, object_type="dataset", object_id=slug,

@@ -214,12 +214,13 @@ class UploadView(PortalView):
         if not form.is_valid():
             refused(request, "dataset.upload", form, object_type="dataset")
             return self._show(request, form, status=400)
-        data = form.cleaned_data["file"].read()
+        upload = form.cleaned_data["file"]
         schema = form.schema_document()
         if form.errors:
             refused(request, "dataset.upload", form, object_type="dataset")
             return self._show(request, form, status=400)
         if drafting or schema is None:
+            data = upload.read()  # a draft is made from the whole file; nothing is stored
             try:
                 draft = infer_schema(data)
             except TableError as exc:
@@ -235,8 +236,8 @@ class UploadView(PortalView):
         slug = form.cleaned_data["slug"]
         try:
             dataset = dataset_create(slug=slug, name=form.cleaned_data["name"],
-                                     description=form.cleaned_data["description"], schema=schema, data=data,
-                                     by=request.user)
+                                     description=form.cleaned_data["description"], schema=schema, data=upload,
+                                     by=request.user)  # read in chunks by the service, never whole
         except ApplicationError as exc:
             add_service_error(form, exc, fields={"duplicate_slug": "slug", "invalid_slug": "slug",
                                                  "invalid_schema": "schema", "upload_too_large": "file"}

@@ -398,3 +398,45 @@ def test_the_detail_endpoint_serves_the_same_metadata_and_no_rows(clients):
     response = clients["researcher"].get(f"{URL}gbsg2-small/")
     assert response.status_code == 200
     assert response.json() == created
+
+
+# --- a file of many chunks ----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_chunks(monkeypatch, settings):
+    """4 rows a chunk, 64 bytes a read, and every upload spooled to UPLOAD_TEMP_DIR, as a large one is."""
+    import clearinghouse.tabular as tabular
+
+    monkeypatch.setattr(tabular, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(tabular, "READ_BYTES", 64)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+
+def test_a_bad_row_at_the_end_of_a_file_of_many_chunks_is_refused_by_row_and_column(clients, custodian,
+                                                                                  small_chunks):
+    content = csv_bytes(*[ROW] * 399, row(pnodes="98765"))  # 100 chunks, spooled (~15 kB)
+    response = post(clients["custodian"], upload_payload(csv_bytes=content))
+    error = assert_refused(response, 400, "rows_failed_validation", "1 cell(s)", "nothing was stored",
+                           actor=custodian[0])
+    assert error["details"]["failures"] == [{"row": 400, "column": "pnodes", "reason": "above the schema's maximum 60"}]
+    assert files_in(django_settings.CUSTODY_DIR) == set() and files_in(django_settings.UPLOAD_TEMP_DIR) == set()
+    assert "98765" not in response.content.decode() and "98765" not in json.dumps(last_event().details)
+
+
+def test_an_undecodable_byte_in_a_late_chunk_is_refused_and_stores_nothing(clients, small_chunks):
+    content = csv_bytes(*[ROW] * 300, row(menostat="Pr\u00e9"), ROW).decode().encode("latin-1")
+    response = post(clients["custodian"], upload_payload(csv_bytes=content))
+    assert_refused(response, 400, "wrong_encoding", "not UTF-8", f"offset {content.index(bytes([0xe9]))}")
+
+
+def test_a_file_of_many_chunks_is_stored_whole_with_the_digest_of_its_bytes(clients, small_chunks):
+    import hashlib
+
+    content = csv_bytes(*[row(pid=f"p{i:03}", age=str(18 + i % 80)) for i in range(401)])
+    response = post(clients["custodian"], upload_payload(csv_bytes=content))
+    assert response.status_code == 201, response.content
+    dataset = Dataset.objects.get()
+    assert dataset.n_rows == 401 and dataset.source_sha256 == hashlib.sha256(content).hexdigest()
+    assert custody_read(dataset.storage_name)["age"].tolist() == [18 + i % 80 for i in range(401)]
+    assert files_in(django_settings.UPLOAD_TEMP_DIR) == set()

@@ -113,6 +113,29 @@ def test_bad_upload_is_reshown_with_its_message_and_stores_nothing(cora, custodi
         ("dataset.upload", AuditEvent.Outcome.REFUSED, custodian[0].pk)]
 
 
+def test_a_bad_row_at_the_end_of_a_file_of_many_chunks_is_named_and_nothing_is_stored(cora, custodian, settings,
+                                                                                     monkeypatch, tmp_path):
+    import clearinghouse.tabular as tabular
+
+    monkeypatch.setattr(tabular, "CHUNK_ROWS", 4)
+    spool = tmp_path / "upload-tmp"
+    spool.mkdir(mode=0o700)
+    settings.UPLOAD_TEMP_DIR, settings.FILE_UPLOAD_TEMP_DIR = spool, str(spool)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # spooled to the private UPLOAD_TEMP_DIR, as a large upload is
+    lines = CSV.decode().splitlines()
+    content = "\n".join([lines[0], *[lines[1]] * 199, lines[1].replace(",70,", ",98765,")]).encode() + b"\n"
+    before, seq = _custody_files(), head_seq()
+    response = cora.post("/custody/upload/", {"step": "upload", "slug": "late", "name": "Late",
+                                              "schema": json.dumps(GBSG2_SCHEMA), "file": _csv(content)})
+    assert response.status_code == 400
+    assert "Row 200, column age: above the schema's maximum 100" in response.context["form"].errors["file"]
+    assert "98765" not in response.content.decode()
+    assert not Dataset.objects.exists() and _custody_files() == before
+    assert not any(spool.iterdir())
+    assert [(e.action, e.outcome, e.actor_id) for e in events_after(seq)] == [
+        ("dataset.upload", AuditEvent.Outcome.REFUSED, custodian[0].pk)]
+
+
 def test_duplicate_slug_is_refused_on_the_slug_field(cora, dataset):
     seq = head_seq()
     response = cora.post("/custody/upload/", {"step": "upload", "slug": dataset.slug, "name": "Again",
@@ -122,11 +145,13 @@ def test_duplicate_slug_is_refused_on_the_slug_field(cora, dataset):
     assert _events(seq) == [("dataset.upload", AuditEvent.Outcome.REFUSED)]
 
 
-def test_oversized_upload_is_a_form_message_not_a_500(cora, settings):
+@pytest.mark.parametrize("copies", [40, 400])  # past the limit while streaming; past it by the declared length
+def test_oversized_upload_is_a_form_message_not_a_500(cora, settings, copies):
     settings.MAX_UPLOAD_BYTES = 1024
+    assert (len(CSV) * copies > 1024 + 64 * 1024) == (copies == 400)
     before, seq = _custody_files(), head_seq()
     response = cora.post("/custody/upload/", {"step": "upload", "slug": "big", "name": "Big",
-                                              "schema": json.dumps(GBSG2_SCHEMA), "file": _csv(CSV * 40)})
+                                              "schema": json.dumps(GBSG2_SCHEMA), "file": _csv(CSV * copies)})
     assert response.status_code == 413 and "larger than the limit" in response.content.decode()
     assert not Dataset.objects.exists() and _custody_files() == before
     assert _events(seq) == [("dataset.upload", AuditEvent.Outcome.REFUSED)]

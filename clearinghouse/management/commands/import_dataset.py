@@ -33,10 +33,11 @@ class Command(AuditedCommand):
         # call_command() hands keyword options over unconverted (a str, not a Path)
         csv_path = Path(options["csv"])
         try:
-            data = csv_path.read_bytes()
+            csv_path.open("rb").close()  # readable: a failure is named before anything else
         except OSError as exc:
             raise CommandError(f"Cannot read {csv_path}: {exc.strerror}") from None
         if options["infer_schema"]:
+            data = csv_path.read_bytes()
             out = Path(options["infer_schema"])
             try:
                 draft = infer_schema(data)
@@ -59,7 +60,7 @@ class Command(AuditedCommand):
                 raise ApplicationError(f"{schema_path} is not valid JSON: {where}", code="invalid_schema") from None
             dataset = dataset_create(
                 slug=options["slug"], name=options["name"] or options["slug"], description=options["description"],
-                schema=schema, data=data, by=by,
+                schema=schema, data=csv_path, by=by,  # read in chunks, never whole
             )
         except ApplicationError as exc:
             # A refused import is audited like a refused upload (the API's exception handler does it there).
