@@ -21,7 +21,6 @@ rather than changing what the next request reads (take ``.copy()`` first).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -34,8 +33,6 @@ from pathlib import Path
 
 import pandas as pd
 from cryptography.fernet import InvalidToken, MultiFernet, Fernet
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
 from clearinghouse.framecache import frame_cache
@@ -74,56 +71,17 @@ def _path(storage_name: str) -> Path:
     return _folder() / storage_name
 
 
-#: The binary token is base64-encoded and written this many bytes at a time (a multiple of 3: no padding between).
-_BASE64_STEP = 3 << 18
-
-
-def _fernet_write(handle, key: str, plain: memoryview) -> int:
-    """Write the Fernet token of ``plain`` under ``key`` to ``handle``; the token's length.
-
-    The token is Fernet's (https://github.com/fernet/spec: version 0x80, timestamp, IV, AES-128-CBC of the
-    PKCS7-padded plaintext, HMAC-SHA256 of all that; base64url), readable by ``Fernet.decrypt``. It is built
-    here because ``Fernet.encrypt`` holds about six copies of a table's size at once (padded plaintext,
-    ciphertext, concatenations, base64 twice): this holds the binary token once and writes its base64 in steps.
-    """
-    raw = base64.urlsafe_b64decode(key)
-    signing_key, encryption_key = raw[:16], raw[16:]
-    full = len(plain) - len(plain) % 16
-    pad = 16 - len(plain) % 16
-    head = b"\x80" + int(time.time()).to_bytes(8, "big") + (iv := os.urandom(16))
-    body = len(head) + full + 16  # header and ciphertext
-    token = bytearray(body + 32 + 15)  # + the HMAC; + the slack update_into asks for
-    view = memoryview(token)
-    view[: len(head)] = head
-    encryptor = Cipher(algorithms.AES(encryption_key), modes.CBC(iv)).encryptor()
-    written = encryptor.update_into(plain[:full], view[len(head):]) if full else 0
-    written += encryptor.update_into(bytes(plain[full:]) + bytes([pad]) * pad, view[len(head) + written:])
-    encryptor.finalize()
-    assert len(head) + written == body
-    mac = hmac.HMAC(signing_key, hashes.SHA256())
-    mac.update(view[:body])
-    view[body: body + 32] = mac.finalize()
-    binary = view[: body + 32]
-    size = 0
-    for start in range(0, len(binary), _BASE64_STEP):
-        size += handle.write(base64.urlsafe_b64encode(binary[start: start + _BASE64_STEP]))
-    return size
-
-
 def custody_write(frame: pd.DataFrame) -> StoredTable:
-    """Encrypt and store ``frame``; the file appears whole or not at all (write, fsync, rename).
-
-    The Parquet bytes are encrypted from the buffer they were written to (no copy of them) and the token
-    is written as it is encoded (see :func:`_fernet_write`); no plaintext reaches the disk."""
+    """Encrypt and store ``frame``; the file appears whole or not at all (write, fsync, rename)."""
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    token = _cipher().encrypt(buffer.getvalue())
     storage_name = f"{uuid.uuid4().hex}.parquet.fernet"
     final = _path(storage_name)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
     try:
         with os.fdopen(fd, "wb") as handle:
-            with buffer.getbuffer() as plain:
-                stored_bytes = _fernet_write(handle, settings.DATA_ENCRYPTION_KEYS[0], plain)
+            handle.write(token)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
@@ -131,10 +89,8 @@ def custody_write(frame: pd.DataFrame) -> StoredTable:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    finally:
-        buffer.close()
     _cache.forget(str(final))  # a new name every time; forgetting it keeps the rule "a write invalidates"
-    return StoredTable(storage_name=storage_name, stored_bytes=stored_bytes)
+    return StoredTable(storage_name=storage_name, stored_bytes=len(token))
 
 
 def custody_read(storage_name: str) -> pd.DataFrame:
