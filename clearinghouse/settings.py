@@ -220,7 +220,7 @@ AUDIT_REFUSAL_WINDOW_SECONDS = env_int("AUDIT_REFUSAL_WINDOW_SECONDS", 60, minim
 # Largest real-data CSV accepted; bigger uploads are refused while streaming (413). 1 GiB: a 1M-row ×
 # 30-column CSV is 130-300 MB. The upload is spooled to UPLOAD_TEMP_DIR, then parsed and checked in
 # chunks (clearinghouse.tabular.CHUNK_ROWS): memory grows with its rows (the typed table, ~150 bytes a row
-# at 30 columns), not with the file: 1M × 30 (126 MB) peaked at 0.83 GiB, 0.45 GiB of it the process's
+# at 30 columns), not with the file: 1M × 30 (126 MB) peaked at 1.07 GiB, 0.44 GiB of it the process's
 # Django and pandas (python -m bench.scale.upload).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 1024 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_HANDLERS = [
