@@ -1,7 +1,8 @@
 """A 1,000,000-row × 30-column upload through the service, with its peak memory (issue 15, item 4).
 
-A CSV of the simulated survival table's column mix (bench/report.py's ``wide_table``: 13 numbers, half of
-them whole, 15 categories of 2–5 levels, a duration and an event) is written to disk in chunks. A fresh
+GBSG2 resampled with noise and widened to 30 kept columns (``bench.common.resampled_gbsg2``: 17 whole
+numbers, 11 categories, a duration and an event; 10 columns nullable, 5 % blank; with a ``pid``
+identifier that the upload drops) is written to a CSV on disk in chunks. A fresh
 Python process (its own temporary ``DATA_DIR``, SQLite, migrated) then takes it into custody through
 ``dataset_create`` with the file's path, as the API and portal views pass the uploaded file: parsed and
 checked ``CHUNK_ROWS`` rows at a time, typed, written to Parquet and encrypted. Its wall seconds and its
@@ -25,21 +26,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 
 ROWS = 1_000_000
 QUICK_ROWS = 20_000
 TARGET_PEAK_BYTES = 2 * 1024**3  # the issue's "e.g. under 2 GB", read as 2 GiB
-WRITE_ROWS = 100_000  # rows generated and appended to the CSV at a time
+COLUMNS = 30  # kept columns (the CSV also has the pid identifier, dropped at upload)
+WRITE_ROWS = 100_000  # rows written to the CSV at a time
 SEED = 0
 
 NOTES = (
-    "**Upload at scale.** A 1,000,000-row × 30-column CSV (bench/report.py's simulated survival table's "
-    "column mix: 13 numbers, 15 categories, a duration and an event; 126 MB) is generated on disk in "
-    "chunks, then taken into custody through `dataset_create` with the file, in a fresh process (temporary "
+    "**Upload at scale.** A 1,000,000-row × 30-column CSV (GBSG2 resampled with noise and widened with noisy "
+    "copies of its covariates, `bench.common.resampled_gbsg2`: 17 whole numbers, 11 categories, a duration "
+    "and an event, 10 columns 5 % blank; plus the `pid` identifier) is written to disk, then taken into custody through `dataset_create` with the file, in a fresh process (temporary "
     "`DATA_DIR`, SQLite, migrated): parsed and checked `CHUNK_ROWS` (50,000) rows at a time, typed, written "
     "to Parquet (zstd) and encrypted. The figures are that process's wall seconds and peak resident memory "
     "(`ru_maxrss`, migrations included); target peak under 2 GiB. `python -m bench.scale.upload` "
@@ -47,43 +47,14 @@ NOTES = (
 )
 
 
-def schema_dict() -> dict[str, Any]:
-    """The 30 columns of ``bench.report.wide_table``, as a schema document."""
-    columns: list[dict[str, Any]] = []
-    for i in range(13):
-        columns.append({"name": f"x{i}", "type": "integer" if i % 2 else "continuous", "min": 0, "max": 100})
-    for j in range(15):
-        columns.append({"name": f"g{j}", "type": "categorical", "categories": [f"c{k}" for k in range(2 + j % 4)]})
-    columns += [{"name": "time", "type": "duration", "min": 0, "max": 3000}, {"name": "event", "type": "event"}]
-    return {"columns": columns, "survival": {"duration": "time", "event": "event"}}
+def write_csv(path: Path, rows: int, *, seed: int = SEED) -> tuple[int, dict[str, Any]]:
+    """Write GBSG2 resampled with noise to ``rows`` rows × 30 kept columns (``bench.common.resampled_gbsg2``)
+    as the CSV a custodian would upload, ``WRITE_ROWS`` rows at a time; its size in bytes and its schema."""
+    from bench.common import resampled_gbsg2
 
-
-def _block(rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``rows`` rows of the wide table (as ``bench.report.wide_table`` draws them)."""
-    factor = rng.normal(size=rows)
-    data: dict[str, Any] = {}
-    for i in range(13):
-        values = np.clip(50 + 15 * (0.6 * factor + 0.8 * rng.normal(size=rows)), 0, 100)
-        data[f"x{i}"] = np.round(values).astype(np.int64) if i % 2 else values.round(4)
-    for j in range(15):
-        levels = np.asarray([f"c{k}" for k in range(2 + j % 4)])
-        logits = np.outer(factor, np.linspace(-1, 1, len(levels))) + rng.gumbel(size=(rows, len(levels)))
-        data[f"g{j}"] = levels[logits.argmax(axis=1)]
-    hazard = np.exp(0.02 * (data["x0"] - 50) + 0.5 * (data["g0"] == "c1"))
-    event_time = rng.exponential(1000 / hazard)
-    censor = rng.uniform(200, 3000, rows)
-    data["time"] = np.minimum(event_time, censor).clip(0, 3000).round(1)
-    data["event"] = (event_time <= censor).astype(np.int64)
-    return pd.DataFrame(data)
-
-
-def write_csv(path: Path, rows: int, *, seed: int = SEED) -> int:
-    """Write the CSV ``WRITE_ROWS`` rows at a time (never the whole table in memory); its size in bytes."""
-    rng = np.random.default_rng(seed)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        for start in range(0, rows, WRITE_ROWS):
-            _block(min(WRITE_ROWS, rows - start), rng).to_csv(handle, index=False, header=start == 0)
-    return path.stat().st_size
+    frame, schema = resampled_gbsg2(rows, columns=COLUMNS, seed=seed)
+    frame.to_csv(path, index=False, chunksize=WRITE_ROWS)
+    return path.stat().st_size, schema
 
 
 #: Run in a fresh interpreter whose working folder is the code to measure: set Django up on a temporary
@@ -141,9 +112,9 @@ def measure(*, quick: bool = False, rows: int | None = None, before_ref: str | N
     work = Path(tempfile.mkdtemp(prefix="bench-scale-upload-csv-"))
     try:
         csv_path, schema_path = work / "wide.csv", work / "wide.schema.json"
-        schema_path.write_text(json.dumps(schema_dict()), encoding="utf-8")
-        csv_bytes = write_csv(csv_path, rows)
-        result: dict[str, Any] = {"rows": rows, "columns": len(schema_dict()["columns"]), "csv_bytes": csv_bytes,
+        csv_bytes, schema = write_csv(csv_path, rows)
+        schema_path.write_text(json.dumps(schema), encoding="utf-8")
+        result: dict[str, Any] = {"rows": rows, "columns": COLUMNS, "csv_bytes": csv_bytes,
                                   "target_peak_rss_bytes": TARGET_PEAK_BYTES,
                                   "machine": machine(load_average=True),
                                   "streamed": _upload(ROOT, csv_path, schema_path, as_bytes=False)}

@@ -9,14 +9,14 @@ from clearinghouse.schema import Schema
 from clearinghouse.tabular import read_csv_checked
 
 
-def test_the_generated_csv_has_the_wide_tables_columns_and_passes_its_schema(tmp_path):
+def test_the_generated_csv_is_resampled_gbsg2_at_30_columns_and_passes_its_schema(tmp_path):
     path = tmp_path / "wide.csv"
-    size = upload.write_csv(path, 250)
+    size, schema = upload.write_csv(path, 250)
     assert size == path.stat().st_size
-    frame = read_csv_checked(path, Schema.from_dict(upload.schema_dict()))
-    assert frame.shape == (250, 30)
-    assert set(frame["event"].unique()) == {0, 1} and set(frame["g3"].cat.categories) == {"c0", "c1", "c2", "c3", "c4"}
-    assert isinstance(frame["g0"].dtype, pd.CategoricalDtype) and str(frame["x1"].dtype) == "Int64"
+    frame = read_csv_checked(path, Schema.from_dict(schema))
+    assert frame.shape == (250, 30)  # pid dropped
+    assert set(frame["cens"].unique()) <= {0, 1} and set(frame["tgrade"].cat.categories) == {"I", "II", "III"}
+    assert isinstance(frame["horTh"].dtype, pd.CategoricalDtype) and str(frame["age"].dtype) == "Int64"
 
 
 def test_measure_quick_uploads_in_a_fresh_process_and_reports_its_peak():
