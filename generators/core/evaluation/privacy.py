@@ -102,9 +102,13 @@ def row_ids(frames: list[pd.DataFrame], columns: tuple[Column, ...] | list[Colum
             values = pd.to_numeric(values).to_numpy(dtype="float64", na_value=np.nan) + 0.0
         else:
             values = labels(values, column).to_numpy()
-        codes.append(pd.factorize(values, use_na_sentinel=True)[0])
-    _, ids = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
-    return np.split(ids.ravel(), np.cumsum(sizes)[:-1])
+        codes.append(pd.factorize(values, use_na_sentinel=True)[0] + 1)  # missing: 0
+    # Column by column, (row id so far, this column's code) pairs renumbered densely: exact, and a
+    # few hash passes instead of sorting the rows × columns matrix (13 s at two million rows).
+    ids = codes[0]
+    for code in codes[1:]:
+        ids = pd.factorize(ids * (int(code.max()) + 1) + code)[0]
+    return np.split(ids.astype("int64", copy=False), np.cumsum(sizes)[:-1])
 
 
 def subsets(n_train: int, n_holdout: int, seed: int) -> np.ndarray:
