@@ -67,6 +67,8 @@ def evaluate_context(ctx: EvalContext, *, progress: ReportProgress | None = None
             "target": ctx.target, "seed": ctx.seed, "seconds": timings,
             "survival": ({"duration": schema.survival.duration, "event": schema.survival.event}
                          if schema.survival else None)}
+    if ctx.samples:
+        meta["samples"] = list(ctx.samples)
     return Report(sections=sections, meta=meta)
 
 

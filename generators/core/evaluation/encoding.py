@@ -23,6 +23,12 @@ def categories(column: Column) -> tuple[str, ...]:
 
 def labels(series: pd.Series, column: Column) -> pd.Series:
     """A categorical or event column as strings (missing stays missing)."""
+    if column.type != "event" and isinstance(series.dtype, pd.CategoricalDtype):
+        # The same strings and NaNs from the codes: converting a million values one by one takes seconds.
+        names = np.asarray(series.cat.categories.astype(str), dtype=object)
+        codes = series.cat.codes.to_numpy()
+        values = np.where(codes >= 0, names[codes], np.nan) if len(names) else np.full(len(codes), np.nan, object)
+        return pd.Series(values, index=series.index, name=series.name, dtype=object)
     out = series.astype("object")
     mask = series.notna()
     out[mask] = series[mask].astype(str) if column.type != "event" else series[mask].astype(int).astype(str)

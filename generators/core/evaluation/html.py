@@ -124,8 +124,11 @@ def render_html(report: Mapping[str, Any], figures: Iterable[Figure], *, title: 
         _summary(sections),
         gates_block(report), GATES_MARKER, NO_GATES, "</section>",
     ]
+    samples = (report.get("meta") or {}).get("samples") or []
     for name, metrics in sections.items():
         body.append(f'<h2 id="section-{_e(name)}">{_e(SECTION_TITLES.get(name, name.title()))}</h2>')
+        body.extend(f'<p class="muted sample">{_e(note.get("text", ""))}</p>' for note in samples
+                    if note.get("section") == name)
         body.append(_section(metrics or [], public=public) if metrics else '<p class="muted">No metrics.</p>')
     shown = [f for f in figures if not public or f.key.startswith(PUBLIC_PREFIX)]
     if shown:

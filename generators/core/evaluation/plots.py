@@ -49,6 +49,9 @@ BINS, UNIT_BINS_UP_TO = 30, 40
 MAX_BARS = 15
 #: Points per frame in a PCA scatter.
 PCA_POINTS = 2000
+#: The PCA figure's axes are fitted on at most this many rows of the reference frame, drawn with the
+#: report seed (two components of ~60 encoded columns: a seeded 100k rows pin them down).
+PCA_FIT_ROWS = 100_000
 #: Heatmap cells carry their value as text up to this many columns.
 ANNOTATE_UP_TO = 12
 LABEL_CHARS = 22
@@ -467,7 +470,12 @@ def _pca_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str, *
     from sklearn.decomposition import PCA
 
     reference = REAL if REAL in frames else SYNTHETIC
-    fit_on = encode(frames[reference], schema)
+    fit_frame = frames[reference]
+    fit_sampled = len(fit_frame) > PCA_FIT_ROWS
+    if fit_sampled:
+        rows = np.random.default_rng([seed, 2]).choice(len(fit_frame), size=PCA_FIT_ROWS, replace=False)
+        fit_frame = fit_frame.iloc[np.sort(rows)]  # streams 0 and 1 draw the scattered points
+    fit_on = encode(fit_frame, schema)
     if fit_on.shape[1] < 2 or len(fit_on) < 3 or not np.any(fit_on.var(axis=0) > 0):
         return []
     pca = PCA(n_components=2, svd_solver="covariance_eigh").fit(fit_on)  # rows ≫ features: exact and fast
@@ -487,8 +495,10 @@ def _pca_figures(frames: dict[str, pd.DataFrame], schema: Schema, prefix: str, *
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, markerscale=3)
-    caption = (f"The {_who(frames)} projected on the first two principal components of the {reference} rows "
-               "(numbers scaled by the schema's bounds, categories one-hot); at most "
+    fitted = (f" (fitted on {PCA_FIT_ROWS:,} of its {len(frames[reference]):,} rows, drawn with seed {seed})"
+              if fit_sampled else "")
+    caption = (f"The {_who(frames)} projected on the first two principal components of the {reference} rows"
+               f"{fitted} (numbers scaled by the schema's bounds, categories one-hot); at most "
                f"{PCA_POINTS} rows of each, drawn with seed {seed}.")
     title = "PCA" + (" in the real rows' space" if reference == REAL else " of the synthetic rows")
     return [Figure(f"{prefix}pca", title, caption, _png(fig))]

@@ -23,12 +23,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
+import numpy as np
 import pandas as pd
 
 from clearinghouse.plain import json_safe
 from clearinghouse.schema import Schema
 
-__all__ = ["AUDIENCES", "Better", "CUSTODIAN_ONLY", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe"]
+__all__ = ["AUDIENCES", "Better", "CUSTODIAN_ONLY", "EvalContext", "Metric", "Report", "SECTIONS", "json_safe",
+           "sample_note", "sampled"]
 
 Better = Literal["higher", "lower"]
 SECTIONS = ("fidelity", "survival", "privacy", "utility")
@@ -108,6 +110,8 @@ class EvalContext:
     schema: Schema
     target: str | None = None
     seed: int = 0
+    #: The seeded subsamples the metrics were computed on (see :func:`sampled`), for ``meta["samples"]``.
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def columns(self):
@@ -118,6 +122,34 @@ class EvalContext:
     def real(self) -> pd.DataFrame:
         """Train and holdout together: the whole real cohort."""
         return pd.concat([self.train, self.holdout], ignore_index=True)
+
+
+def sampled(frame: pd.DataFrame, limit: int, seed: int, stream: int) -> pd.DataFrame:
+    """``frame`` itself when it has at most ``limit`` rows, else a seeded sample of ``limit`` of its
+    rows in their original order (index reset). ``stream`` separates the draws of different metrics
+    made with the same report seed."""
+    if len(frame) <= limit:
+        return frame
+    rows = np.sort(np.random.default_rng([seed, stream]).choice(len(frame), size=limit, replace=False))
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+def sample_note(ctx: EvalContext, section: str, metrics: list[str], rows: dict[str, tuple[int, int]],
+                what: str, tail: str = "") -> None:
+    """Record on ``ctx`` that ``metrics`` were computed on seeded samples, ``rows`` mapping each
+    frame to (rows used, rows it has); frames used whole are left out, nothing is recorded when
+    every frame was used whole. ``what`` leads the sentence ("The distances were computed on").
+    The note goes to the public ``meta["samples"]`` (row counts only)."""
+    cut = {frame: (int(used), int(of)) for frame, (used, of) in rows.items() if used < of}
+    if not cut:
+        return
+    text = f"{what} a seeded sample of " + ", ".join(
+        f"{used:,} of {of:,} {frame} rows" for frame, (used, of) in cut.items()) + f" (seed {ctx.seed}){tail}."
+    note = {"section": section, "metrics": list(metrics),
+            "rows": {frame: {"used": used, "of": of} for frame, (used, of) in cut.items()}, "seed": ctx.seed,
+            "text": text}
+    if note not in ctx.samples:  # a section computed twice on one context notes its samples once
+        ctx.samples.append(note)
 
 
 @dataclass
