@@ -1,8 +1,8 @@
 """Scale part "report": the whole validation report at a million real and a million synthetic rows.
 
-The tables come from ``bench/report.py``'s simulator (30 columns: 13 numbers, 15 categories, a
-duration and an event): the real one split 80/20 as a run splits it (800k training, 200k holdout),
-the synthetic one a second, independent draw of the same simulator (1M rows). A child process
+The tables are GBSG2 resampled with noise and widened to 30 columns (``bench.common.resampled_gbsg2``,
+as the issue asks of the big cohort): the real one split 80/20 as a run splits it (800k training,
+200k holdout), the synthetic one a second, independent resample (1M rows). A child process
 builds them (not timed) and then times what ``releases.reports.report_compute`` does: the four
 sections, then the custodian's and the public figures and HTML pages. It reports seconds per part,
 the total, the process's peak RSS and the subsamples the report states in ``meta["samples"]``.
@@ -38,9 +38,9 @@ _PARTS = (("fidelity", "section:fidelity"), ("survival", "section:survival"), ("
 
 NOTES = (
     "The whole validation report (four sections, then the custodian's and the public figures and pages, as "
-    "`releases.reports.report_compute` computes them) on `bench/report.py`'s simulated 30-column survival table: "
-    "1,000,000 real rows split 80/20 (800k training, 200k holdout) and 1,000,000 synthetic rows (a second draw of "
-    "the simulator), built in a child process before the clock starts; one timed run (a run takes minutes). "
+    "`releases.reports.report_compute` computes them) on GBSG2 resampled with noise and widened to 30 columns "
+    "(`bench.common.resampled_gbsg2`): 1,000,000 real rows split 80/20 (800k training, 200k holdout) and 1,000,000 "
+    "synthetic rows (a second, independent resample), built in a child process before the clock starts; one timed run (a run takes minutes). "
     "Peak RSS is the child's, table building included. Beyond named sizes a metric runs on a seeded sample that "
     "the report states in `meta[\"samples\"]` (docs/report.md, \"Large cohorts\"): privacy's distances on 20k "
     "synthetic / 20k training / 5k holdout rows, the Cox models on 50k rows per cohort, the utility classifiers on "
@@ -56,14 +56,21 @@ def _gib(kib: int) -> float:
 def _child(rows: int) -> dict[str, Any]:
     """Build the tables, then time the report on them (runs in the child process)."""
     warnings.simplefilter("ignore")
-    from bench.common import split
-    from bench.report import timed_report, wide_table
+    from bench.common import resampled_gbsg2, split
+    from bench.report import timed_report
+    from clearinghouse.schema import Schema
+    from clearinghouse.tabular import read_csv_checked
+
+    def cohort(seed: int):
+        raw, spec = resampled_gbsg2(rows, columns=30, seed=seed)
+        schema = Schema.from_dict(spec)
+        return read_csv_checked(raw.to_csv(index=False).encode(), schema), schema
 
     load = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    real, schema = wide_table(rows, SEED)
+    real, schema = cohort(SEED)
     train, holdout = split(real, SEED)
-    synthetic, _ = wide_table(rows, SEED + 1)
+    synthetic, _ = cohort(SEED + 1)
     del real
     build_s = time.perf_counter() - started
     rss_tables = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
