@@ -209,8 +209,8 @@ def _selection(sweep: Sweep, best: int, table: list[dict[str, Any]]) -> dict[str
         verdict = f"rank {c['rank']}" if c["rank"] else "fails " + (", ".join(c["failed_gates"]) or "its report")
         return f"{what}: {scores}, {verdict}"
 
-    summary = (f"Chosen automatically by sweep {sweep.pk}: {', '.join(sweep.model_names)} × seeds "
-               f"{', '.join(map(str, sweep.seeds))}, {sweep.samples} release(s) per run, {len(candidates)} "
+    summary = (f"Chosen automatically by sweep {sweep.pk}: {', '.join(sweep.model_names)} × seed(s) "
+               f"{', '.join(map(str, sweep.seeds))}; {sweep.samples} release(s) per run; {len(candidates)} "
                f"candidate(s), {passed} passing every publication gate; the proposed release ({chosen['model']} "
                f"seed {chosen['seed']} sample {chosen['sample']}) has the highest composite score among those "
                "that pass (generators.core.evaluation.ranking; ties: the lower membership-inference AUC). "

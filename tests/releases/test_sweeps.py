@@ -314,8 +314,8 @@ def test_a_sweep_s_proposed_release_datasheet_names_the_chosen_model_and_the_com
         assert entry["failed_gates"] == [g["gate"] for g in candidate["failed_gates"]]
     assert {c["model"] for c in selection["candidates"]} == {"copula", "ctgan"}
     summary = selection["summary"]
-    assert summary.startswith(f"Chosen automatically by sweep {sweep.pk}: copula, ctgan × seeds 0, 1 release(s) "
-                              "per run, 2 candidate(s)"), summary
+    assert summary.startswith(f"Chosen automatically by sweep {sweep.pk}: copula, ctgan × seed(s) 0; 1 release(s) "
+                              "per run; 2 candidate(s)"), summary
     assert f"the proposed release ({best['model']} seed 0 sample 0)" in summary
     assert f"{best['model']} seed 0 sample 0: composite {best['composite']:.3f}" in summary and "rank 1" in summary
     other = next(c for c in sweep.candidates if c["release"] != proposed.pk)
