@@ -4,9 +4,9 @@ Per kept schema column, in schema order:
 
 * numbers (continuous, integer, duration) get either
   - ``mode``: mode-specific normalisation: a variational Gaussian mixture (at most
-    ``max_modes`` components, fitted on at most ``max_fit_rows`` rows) gives modes
-    ``(w_k, μ_k, σ_k)``; each value's mode ``k`` is drawn from its posterior
-    ``∝ w_k N(x; μ_k, σ_k)`` and the value is encoded as ``α = (x − μ_k) / (4σ_k)``
+    ``max_modes`` components, fitted on a seeded subsample of at most ``max_fit_rows`` rows,
+    :data:`MAX_FIT_ROWS` by default) gives modes ``(w_k, μ_k, σ_k)``; each value's mode ``k``
+    is drawn from its posterior ``∝ w_k N(x; μ_k, σ_k)`` and the value is encoded as ``α = (x − μ_k) / (4σ_k)``
     in [−0.99, 0.99], plus a one-hot of ``k``. The modes are widened where needed so
     that every fitted value lies within ``3.96σ`` of some mode, and a value is always
     encoded through a mode that covers it, so the round trip is exact up to float32; or
@@ -36,7 +36,7 @@ from scipy import special
 
 from clearinghouse.schema import Column, Schema
 
-__all__ = ["DataTransformer", "Span", "EVENT_CATEGORIES"]
+__all__ = ["DataTransformer", "EVENT_CATEGORIES", "MAX_FIT_ROWS", "Span"]
 
 EVENT_CATEGORIES = ("0", "1")
 #: Normal scores live in [Φ⁻¹(ε), Φ⁻¹(1 − ε)] ≈ [−3.72, 3.72].
@@ -44,6 +44,11 @@ _EPS = 1e-4
 #: |α| ≤ _ALPHA, i.e. a mode covers the values within 4·_ALPHA = 3.96 of its σ.
 _ALPHA = 0.99
 ContinuousMode = Literal["mode", "quantile"]
+#: The mixtures (and quantile maps) are fitted on a seeded subsample of at most this many values per
+#: column; every row is then encoded. The reference CTGAN fits on the whole column (up to 100
+#: variational EM iterations over every value), so its fit grows with the rows; this one does not
+#: (bench/scale/generators.py measures it at 100,000 and 1,000,000 rows).
+MAX_FIT_ROWS = 5000
 #: Rows per block when a mode is drawn for each value (bounds the temporaries: 64k × 10 modes × 8 B).
 _BLOCK_ROWS = 1 << 16
 
@@ -76,7 +81,7 @@ def _categories(column: Column) -> tuple[str, ...]:
 class DataTransformer:
     """``fit`` on a real frame and its schema; ``transform`` ⇄ ``inverse_transform``."""
 
-    def __init__(self, *, continuous: ContinuousMode = "mode", max_modes: int = 10, max_fit_rows: int = 5000,
+    def __init__(self, *, continuous: ContinuousMode = "mode", max_modes: int = 10, max_fit_rows: int = MAX_FIT_ROWS,
                  n_quantiles: int = 256):
         if continuous not in ("mode", "quantile"):
             raise ValueError(f"continuous must be 'mode' or 'quantile', not {continuous!r}")
