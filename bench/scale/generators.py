@@ -222,8 +222,9 @@ def table(result: dict) -> list[dict]:
             rows.append({"figure": f"transformer fit + transform ({label}), {n}",
                          "value": f"{_s(figures['fit_s'])} + {_s(figures['transform_s'])}", "target": "", "status": ""})
         training = size["training"]
+        per_run = training["timed_steps"] // training["timed_epochs"]
         how = "one whole epoch" if training["epoch_measured_whole"] and training["timed_epochs"] == 1 else \
-            f"extrapolated from {training['timed_steps']} steps to {training['epoch_steps']:,}"
+            f"extrapolated: the median of {training['timed_epochs']} × {per_run} steps, × {training['epoch_steps']:,}"
         rows.append({"figure": f"ctgan seconds per epoch ({how}), {n}, {on}",
                      "value": f"{_s(training['epoch_s_extrapolated'])} ({training['rows_per_s']:,} rows/s, "
                               f"{training['step_ms']:.1f} ms/step, {training['step_cpu_ms']:.1f} CPU ms/step)",
