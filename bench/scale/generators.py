@@ -66,17 +66,19 @@ NOTES = (
 
 # ---------------------------------------------------------------------------------------- the table
 def cohort(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, Any]:
-    """A seeded ``rows`` × 30 cohort, typed as custody types it (``clearinghouse.tabular``), and its schema."""
+    """A seeded ``rows`` × 30 cohort, typed as custody types it (``clearinghouse.tabular``), and its schema.
+    The columns' distributions are drawn from their own generator, so every size shares them (only the
+    rows differ): the sizes' figures compare one cohort at several sizes."""
     from clearinghouse.schema import Schema
 
-    rng = np.random.default_rng(seed)
+    shape, rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)  # distributions, rows
     columns: list[dict[str, Any]] = []
     data: dict[str, Any] = {}
     nullable = {"lab_3", "count_2", "site"}
     for j in range(12):  # continuous: mixtures of two or three normal modes, clipped to their bounds
         k = 2 + j % 2
-        centres = rng.uniform(-50, 50, k)
-        spreads = rng.uniform(1, 10, k)
+        centres = shape.uniform(-50, 50, k)
+        spreads = shape.uniform(1, 10, k)
         mode = rng.integers(k, size=rows)
         values = np.clip(rng.normal(centres[mode], spreads[mode]), -100, 100)
         columns.append({"name": f"lab_{j}", "type": "continuous", "min": -100, "max": 100})
@@ -91,7 +93,7 @@ def cohort(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, Any]:
     data["event"] = pd.array(rng.integers(0, 2, rows), dtype="Int8")
     for j in range(10):  # categorical, 2 to 6 categories, skewed frequencies
         names = [f"c{i}" for i in range(2 + j % 5)]
-        probs = rng.dirichlet(np.ones(len(names)))
+        probs = shape.dirichlet(np.ones(len(names)))
         name = "site" if j == 9 else f"cat_{j}"
         columns.append({"name": name, "type": "categorical", "categories": names})
         data[name] = pd.Categorical.from_codes(rng.choice(len(names), size=rows, p=probs), categories=names)

@@ -77,3 +77,13 @@ def test_the_table_has_every_figure_with_units_and_says_when_no_gpu_was_lent(qui
         assert rows[-1] == {"figure": "ctgan seconds per epoch on a GPU, 5,000 rows", "value": part.NOT_LENT,
                             "target": "", "status": ""}
     assert "extrapolated" in part.NOTES and "python -m bench.scale.generators" in part.NOTES
+
+
+def test_every_size_of_the_cohort_shares_its_columns_distributions():
+    small, _ = part.cohort(20_000)
+    large, _ = part.cohort(200_000)
+    for name in ("lab_0", "lab_11", "count_5", "time"):  # means within 5 % of each other (seeded; the SE is ~1 %)
+        assert small[name].astype("float64").mean() == pytest.approx(large[name].astype("float64").mean(), rel=0.05)
+    for name in ("cat_0", "cat_8"):  # category shares within 0.02
+        shares = small[name].value_counts(normalize=True).sort_index()
+        assert (shares - large[name].value_counts(normalize=True).sort_index()).abs().max() < 0.02
