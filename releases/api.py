@@ -26,7 +26,7 @@ from releases.reports import (dataset_set_gates, public_override, report_html, r
                               report_view)
 from releases.services import release_create, release_publish
 from releases.storage import DATA_FILES
-from releases.sweeps import sweep_create
+from releases.sweeps import DEFAULT_MODELS, sweep_create
 
 
 class ReleaseOutputSerializer(serializers.ModelSerializer):
@@ -276,7 +276,9 @@ class SweepOutputSerializer(serializers.ModelSerializer):
 
 class DatasetSweepsApi(ApiView):
     """GET: a dataset's sweeps. POST: start one (202): every model × seed is trained, sampled
-    ``samples`` times, reported on, and the best release passing the gates is proposed."""
+    ``samples`` times, reported on, and the best release passing the gates is proposed. Without
+    ``models`` every model is compared: the documented way to choose a model; the proposed release's
+    datasheet records the choice (``selection``)."""
 
     permission_classes = [IsCustodian]
     pagination_class = Pagination
@@ -289,7 +291,12 @@ class DatasetSweepsApi(ApiView):
         return "sweep.create" if self.request.method == "POST" else "sweep.list"
 
     class InputSerializer(StrictInputSerializer):
-        models = serializers.ListField(child=serializers.CharField(), help_text="e.g. [\"copula\", \"ctgan\"]")
+        models = serializers.ListField(
+            child=serializers.CharField(), required=False, default=None,
+            help_text=f"the models to compare, e.g. [\"copula\", \"ctgan\"]; default: every model "
+                      f"({', '.join(DEFAULT_MODELS)}), the automatic model choice. The proposed release's datasheet "
+                      "says it was chosen automatically (its selection: the sweep, the models and seeds compared, "
+                      "each candidate's composite score, quality and failed gates)")
         seeds = serializers.ListField(child=serializers.IntegerField(), required=False, default=[0, 1, 2, 3, 4],
                                       help_text="training seeds (default 0–4, as the AML paper)")
         samples = serializers.IntegerField(required=False, default=3, help_text="releases per run (default 3)")

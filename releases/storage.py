@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 from django.conf import settings
 
-__all__ = ["DATA_FILES", "DATASHEET_FILE", "release_file", "release_folder", "release_rows", "release_remove",
-           "release_write", "sha256_of"]
+__all__ = ["DATA_FILES", "DATASHEET_FILE", "datasheet_rewrite", "release_file", "release_folder", "release_rows",
+           "release_remove", "release_write", "sha256_of"]
 
 DATA_FILES = {"csv": "data.csv", "parquet": "data.parquet"}
 DATASHEET_FILE = "datasheet.json"
@@ -78,6 +78,20 @@ def release_write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return storage_name, facts
+
+
+def datasheet_rewrite(release, datasheet: dict) -> None:
+    """Replace a release's ``datasheet.json`` (a sweep adds how it chose the release); the data files and
+    their digests are untouched. Written beside it, fsynced and renamed over it: whole or not at all."""
+    folder = release_folder() / release.storage_name
+    staging = folder / f".{DATASHEET_FILE}.{uuid.uuid4().hex}"
+    try:
+        staging.write_text(json.dumps(datasheet, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        with staging.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(staging, folder / DATASHEET_FILE)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def release_remove(storage_name: str) -> None:

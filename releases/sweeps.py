@@ -4,6 +4,11 @@ A sweep trains each model with each seed (one run each), samples ``samples`` rel
 computes every release's validation report in the same worker, and ranks the releases that pass
 the dataset's gates by the composite of ``generators.core.evaluation.ranking``. The best is
 proposed; it stays a draft until a custodian publishes it.
+
+The sweep is the documented way to choose a model: ``models`` defaults to every model
+(:data:`DEFAULT_MODELS`), and the proposed release's datasheet gains a ``selection`` section that
+says it was chosen automatically, by which sweep, among which models, seeds and samples, with each
+candidate's composite score, quality (``fidelity.overall``), rank and failed gates.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from generators.core.evaluation.ranking import Candidate, composite_score, rank
 from generators.core.models import MODELS
 from generators.models import GeneratorRun
 from generators.services import run_create, run_execute, trains_by_epochs
-from releases.models import ReleaseReport, Sweep
+from releases.models import Release, ReleaseReport, Sweep
 from releases.reports import report_compute
 from releases.services import release_create
+from releases.storage import datasheet_rewrite
 
-__all__ = ["MAX_SAMPLES", "MAX_SEEDS", "MAX_TRAININGS", "sweep_create", "sweep_execute"]
+__all__ = ["DEFAULT_MODELS", "MAX_SAMPLES", "MAX_SEEDS", "MAX_TRAININGS", "sweep_create", "sweep_execute"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ MAX_SEEDS = 10
 MAX_SAMPLES = 5
 #: models × seeds: a sweep trains this many runs at most.
 MAX_TRAININGS = 20
+#: A sweep without ``models`` compares every model (copula, ctgan, flow): the automatic model choice.
+DEFAULT_MODELS = tuple(sorted(MODELS))
 Status = Sweep.Status
 
 
@@ -50,10 +58,12 @@ def _check_list(name: str, value: Any, *, most: int) -> list:
     return value
 
 
-def sweep_create(*, dataset: Dataset, models: Any, seeds: Any, samples: Any = 3, epochs: Any = None,
+def sweep_create(*, dataset: Dataset, models: Any = None, seeds: Any, samples: Any = 3, epochs: Any = None,
                  rows: Any = None, by, enqueue: bool = True) -> Sweep:
-    """Check everything first; nothing is stored or queued when a check fails. ``epochs`` is needed
-    only when one of the models trains by epochs (the copula does not)."""
+    """Check everything first; nothing is stored or queued when a check fails. ``models`` (None:
+    :data:`DEFAULT_MODELS`, every model). ``epochs`` is needed only when one of the models trains by
+    epochs (the copula does not)."""
+    models = list(DEFAULT_MODELS) if models is None else models
     models = _check_list("models", models, most=len(MODELS))
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -159,6 +169,8 @@ def _finish(sweep: Sweep, status: str, candidates: list[Candidate], *, error: st
     best = ranked[0].release if ranked and status == Status.SUCCEEDED else None
     if status == Status.SUCCEEDED and best is None:
         error = "no release passed every gate; nothing is proposed"
+    if best is not None:
+        _record_selection(sweep, best, table)
     with transaction.atomic():
         Sweep.objects.filter(pk=sweep.pk).update(status=status, candidates=table, proposed_release_id=best,
                                                  error=error, finished_at=timezone.now(), stage="")
@@ -168,3 +180,57 @@ def _finish(sweep: Sweep, status: str, candidates: list[Candidate], *, error: st
                               "passed": sum(1 for c in candidates if c.passed), "error": error})
     sweep.refresh_from_db()
     return sweep
+
+
+def _selection(sweep: Sweep, best: int, table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The proposed release's datasheet section on how it was chosen: public facts only (the models,
+    seeds, and each candidate's headline scores and failed gates' names, as its public report shows)."""
+    candidates = []
+    for row in table:
+        entry = {"release": row.get("release"), "model": row["model"], "seed": row["seed"],
+                 "sample": row.get("sample"), "composite": row.get("composite"),
+                 "quality": (row.get("headline") or {}).get("fidelity.overall"), "passed": row["passed"],
+                 "rank": row["rank"], "failed_gates": [g["gate"] for g in row.get("failed_gates", [])]}
+        if "release" not in row:
+            entry["error"] = "training failed"
+        elif row.get("report") != ReleaseReport.Status.SUCCEEDED:
+            entry["error"] = "validation report failed"
+        candidates.append(entry)
+    chosen = next(c for c in candidates if c["release"] == best)
+    passed = sum(1 for c in candidates if c["passed"])
+
+    def line(c: dict[str, Any]) -> str:
+        what = f"{c['model']} seed {c['seed']}" + (f" sample {c['sample']}" if c["sample"] is not None else "")
+        if "error" in c:
+            return f"{what}: {c['error']}"
+        scores = f"composite {c['composite']:.3f}" if c["composite"] is not None else "no composite"
+        if c["quality"] is not None:
+            scores += f", quality {c['quality']:.3f}"
+        verdict = f"rank {c['rank']}" if c["rank"] else "fails " + (", ".join(c["failed_gates"]) or "its report")
+        return f"{what}: {scores}, {verdict}"
+
+    summary = (f"Chosen automatically by sweep {sweep.pk}: {', '.join(sweep.model_names)} × seed(s) "
+               f"{', '.join(map(str, sweep.seeds))}; {sweep.samples} release(s) per run; {len(candidates)} "
+               f"candidate(s), {passed} passing every publication gate; the proposed release ({chosen['model']} "
+               f"seed {chosen['seed']} sample {chosen['sample']}) has the highest composite score among those "
+               "that pass (generators.core.evaluation.ranking; ties: the lower membership-inference AUC). "
+               "Candidates: " + "; ".join(line(c) for c in candidates) + ".")
+    return {"automatic": True, "sweep": sweep.pk, "models": list(sweep.model_names), "seeds": list(sweep.seeds),
+            "samples": sweep.samples, "epochs": sweep.epochs if any(trains_by_epochs(m) for m in sweep.model_names)
+            else None, "chosen": {"release": best, "model": chosen["model"], "seed": chosen["seed"],
+                                  "sample": chosen["sample"], "composite": chosen["composite"],
+                                  "quality": chosen["quality"]},
+            "ranking": "the highest composite score among the releases that pass every gate",
+            "candidates": candidates, "summary": summary}
+
+
+def _record_selection(sweep: Sweep, best: int, table: list[dict[str, Any]]) -> None:
+    """Add the ``selection`` section to the proposed release's datasheet, in the database and in its
+    ``datasheet.json`` (the data files and their digests are unchanged)."""
+    release = Release.objects.get(pk=best)
+    datasheet = {**release.datasheet, "selection": _selection(sweep, best, table)}
+    datasheet["known_limits"] = [*release.datasheet.get("known_limits", []),
+                                 f"The model ({datasheet['selection']['chosen']['model']}) was chosen automatically "
+                                 f"by sweep {sweep.pk} among {', '.join(sweep.model_names)}; see selection."]
+    datasheet_rewrite(release, datasheet)
+    Release.objects.filter(pk=best).update(datasheet=datasheet)

@@ -40,6 +40,9 @@ class GanOptions:
     #: On CUDA, capture one training step in a CUDA graph and replay it (the optimisers must be
     #: ``capturable``).
     cuda_graph: bool = True
+    #: Steps per epoch; 0: ``max(1, n_rows // batch_size)``, as in the reference. Benchmarks set it to
+    #: time a fixed number of steps on a large table.
+    steps_per_epoch: int = 0
 
 
 def train_wgan_gp(
@@ -60,7 +63,8 @@ def train_wgan_gp(
 ) -> None:
     """Conditional WGAN-GP with training-by-sampling (Xu et al., 2019) and PacGAN, all on ``data.device``.
 
-    An epoch is ``max(1, n_rows // batch_size)`` steps, as in the reference ``ctgan``; a step is
+    An epoch is ``max(1, n_rows // batch_size)`` steps, as in the reference ``ctgan`` (unless
+    ``options.steps_per_epoch`` says otherwise); a step is
     ``critic_steps`` critic updates and one generator update. ``category_blocks`` holds, for each
     discrete column, the position of its one-hot block among ``layout``'s padded blocks; the generator
     is penalised by the cross-entropy of the conditioned column's block against the asked-for category.
@@ -76,7 +80,7 @@ def train_wgan_gp(
     """
     device = data.device
     batch = options.batch_size
-    steps = max(1, data.shape[0] // batch)
+    steps = options.steps_per_epoch or max(1, data.shape[0] // batch)
     conditional = sampler.n_discrete > 0
     rows_arange = torch.arange(batch, device=device)
     last_report = time.monotonic()

@@ -4,9 +4,9 @@ Per kept schema column, in schema order:
 
 * numbers (continuous, integer, duration) get either
   - ``mode``: mode-specific normalisation: a variational Gaussian mixture (at most
-    ``max_modes`` components, fitted on at most ``max_fit_rows`` rows) gives modes
-    ``(w_k, μ_k, σ_k)``; each value's mode ``k`` is drawn from its posterior
-    ``∝ w_k N(x; μ_k, σ_k)`` and the value is encoded as ``α = (x − μ_k) / (4σ_k)``
+    ``max_modes`` components, fitted on a seeded subsample of at most ``max_fit_rows`` rows,
+    :data:`MAX_FIT_ROWS` by default) gives modes ``(w_k, μ_k, σ_k)``; each value's mode ``k``
+    is drawn from its posterior ``∝ w_k N(x; μ_k, σ_k)`` and the value is encoded as ``α = (x − μ_k) / (4σ_k)``
     in [−0.99, 0.99], plus a one-hot of ``k``. The modes are widened where needed so
     that every fitted value lies within ``3.96σ`` of some mode, and a value is always
     encoded through a mode that covers it, so the round trip is exact up to float32; or
@@ -32,11 +32,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from clearinghouse.schema import Column, Schema
 
-__all__ = ["DataTransformer", "Span", "EVENT_CATEGORIES"]
+__all__ = ["DataTransformer", "EVENT_CATEGORIES", "MAX_FIT_ROWS", "Span"]
 
 EVENT_CATEGORIES = ("0", "1")
 #: Normal scores live in [Φ⁻¹(ε), Φ⁻¹(1 − ε)] ≈ [−3.72, 3.72].
@@ -44,6 +44,13 @@ _EPS = 1e-4
 #: |α| ≤ _ALPHA, i.e. a mode covers the values within 4·_ALPHA = 3.96 of its σ.
 _ALPHA = 0.99
 ContinuousMode = Literal["mode", "quantile"]
+#: The mixtures (and quantile maps) are fitted on a seeded subsample of at most this many values per
+#: column; every row is then encoded. The reference CTGAN fits on the whole column (up to 100
+#: variational EM iterations over every value), so its fit grows with the rows; this one does not
+#: (bench/scale/generators.py measures it at 100,000 and 1,000,000 rows).
+MAX_FIT_ROWS = 5000
+#: Rows per block when a mode is drawn for each value (bounds the temporaries: 64k × 10 modes × 8 B).
+_BLOCK_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def _categories(column: Column) -> tuple[str, ...]:
 class DataTransformer:
     """``fit`` on a real frame and its schema; ``transform`` ⇄ ``inverse_transform``."""
 
-    def __init__(self, *, continuous: ContinuousMode = "mode", max_modes: int = 10, max_fit_rows: int = 5000,
+    def __init__(self, *, continuous: ContinuousMode = "mode", max_modes: int = 10, max_fit_rows: int = MAX_FIT_ROWS,
                  n_quantiles: int = 256):
         if continuous not in ("mode", "quantile"):
             raise ValueError(f"continuous must be 'mode' or 'quantile', not {continuous!r}")
@@ -152,26 +159,34 @@ class DataTransformer:
         """Encode ``frame`` as a float32 matrix laid out by :attr:`spans`."""
         assert self.schema is not None, "fit first"
         rng = np.random.default_rng(seed)
-        blocks: list[np.ndarray] = []
         n = len(frame)
+        # Filled in place, block by block: one float32 matrix and no concatenated copy (a million rows
+        # × 100 encoded columns is 0.4 GB).
+        out = np.zeros((n, self.output_dim), dtype=np.float32)
+        offset = 0
+        rows = np.arange(n)
         for column in self.schema.kept:
             series = frame[column.name]
             missing = series.isna().to_numpy()
             if column.is_numeric:
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-                blocks.extend(self._encode_numeric(column.name, values, missing, rng))
+                for block in self._encode_numeric(column.name, values, missing, rng):
+                    out[:, offset:offset + block.shape[1]] = block
+                    offset += block.shape[1]
             else:
                 categories = _categories(column)
-                codes = pd.Categorical(series.astype("string").where(~missing), categories=list(categories)).codes
-                onehot = np.zeros((n, len(categories)), dtype=np.float32)
+                if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(categories):
+                    codes = series.cat.codes.to_numpy()  # custody's dtype: no string round trip (1M rows: seconds)
+                else:
+                    codes = pd.Categorical(series.astype("string").where(~missing), categories=list(categories)).codes
                 present = codes >= 0
-                onehot[np.flatnonzero(present), codes[present]] = 1.0
-                blocks.append(onehot)
+                out[rows[present], offset + codes[present].astype(np.int64)] = 1.0
+                offset += len(categories)
             if column.nullable:
-                indicator = np.zeros((n, 2), dtype=np.float32)
-                indicator[np.arange(n), missing.astype(int)] = 1.0
-                blocks.append(indicator)
-        return np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+                out[rows, offset + missing.astype(int)] = 1.0
+                offset += 2
+        assert offset == self.output_dim
+        return out
 
     def _encode_numeric(self, name: str, values: np.ndarray, missing: np.ndarray, rng) -> list[np.ndarray]:
         state = self._numeric[name]
@@ -183,13 +198,19 @@ class DataTransformer:
         means, stds = np.asarray(state.means), np.asarray(state.stds)
         weights = np.asarray(state.weights) if state.weights is not None else np.ones(len(means))
         x = np.where(missing, means[0], filled)
-        # Sample each value's mode from its posterior under the fitted mixture (CTGAN does the same).
-        logp = stats.norm.logpdf(x[:, None], means[None, :], stds[None, :]) + np.log(weights)[None, :]
-        logp -= logp.max(axis=1, keepdims=True)
-        probs = np.exp(logp)
-        probs /= probs.sum(axis=1, keepdims=True)
-        u = rng.random((len(x), 1))
-        modes = np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), len(means) - 1)
+        # Sample each value's mode from its posterior under the fitted mixture (CTGAN does the same):
+        # log w_k − log σ_k − ½((x − μ_k)/σ_k)², the constant −½ log 2π dropped (it cancels), in blocks
+        # of _BLOCK_ROWS rows so that a million rows need no (rows × modes) temporaries at once.
+        u = rng.random(len(x))
+        modes = np.empty(len(x), dtype=np.int64)
+        offset = np.log(weights) - np.log(stds)
+        for start in range(0, len(x), _BLOCK_ROWS):
+            part = slice(start, start + _BLOCK_ROWS)
+            logp = offset - 0.5 * np.square((x[part, None] - means) / stds)
+            logp -= logp.max(axis=1, keepdims=True)
+            probs = np.exp(logp, out=logp)
+            probs /= probs.sum(axis=1, keepdims=True)
+            modes[part] = np.minimum((probs.cumsum(axis=1) < u[part, None]).sum(axis=1), len(means) - 1)
         # A draw that lands on a mode too far away to encode the value falls back to the closest mode (in σ).
         far = np.abs(x - means[modes]) > 4 * _ALPHA * stds[modes]
         if far.any():
@@ -207,13 +228,13 @@ class DataTransformer:
         # Average the left and right interpolation so ties (integer data) map to the middle of their mass.
         left = np.interp(values, q, probs)
         right = 1.0 - np.interp(-values, -q[::-1], probs)
-        return stats.norm.ppf(_EPS + (1 - 2 * _EPS) * (left + right) / 2)
+        return special.ndtri(_EPS + (1 - 2 * _EPS) * (left + right) / 2)  # Φ⁻¹ (scipy.stats' norm.ppf, minus its checks)
 
     @staticmethod
     def _from_normal(state: _NumericState, scores: np.ndarray) -> np.ndarray:
         q = np.asarray(state.quantiles)
         probs = np.linspace(0.0, 1.0, len(q))
-        return np.interp((stats.norm.cdf(scores) - _EPS) / (1 - 2 * _EPS), probs, q)
+        return np.interp((special.ndtr(scores) - _EPS) / (1 - 2 * _EPS), probs, q)  # Φ
 
     # ------------------------------------------------------------------ decoding
     def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:

@@ -143,7 +143,7 @@ def test_ctgan_trains_on_filled_category_blocks_but_conditions_on_the_true_gaps(
     table, _schema = blanked
     matrix = ctgan.transformer.transform(table, seed=0)
     codes = ctgan._category_codes(matrix)
-    filled = ctgan._fill_absent(matrix, codes, np.random.default_rng(0))
+    filled = ctgan._fill_absent(matrix.copy(), codes, np.random.default_rng(0))  # (it fills in place)
     spans = ctgan.transformer.spans
     starts = np.cumsum([0, *(span.dim for span in spans)])
     for j, i in enumerate(ctgan.category_spans):

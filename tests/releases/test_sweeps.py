@@ -12,6 +12,7 @@ with ``django_capture_on_commit_callbacks(execute=True)``); the command runs it 
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 
 import pytest
@@ -25,7 +26,8 @@ from generators.core.evaluation import Report, check_gates
 from generators.core.evaluation.ranking import composite_score
 from generators.models import GeneratorRun
 from releases.models import Sweep
-from releases.sweeps import MAX_SAMPLES, MAX_SEEDS, MAX_TRAININGS
+from generators.core.models import MODELS
+from releases.sweeps import DEFAULT_MODELS, MAX_SAMPLES, MAX_SEEDS, MAX_TRAININGS
 from tests.clearinghouse.conftest import assert_error
 from tests.conftest import GBSG2_SCHEMA, last_event
 
@@ -242,6 +244,7 @@ def test_a_sweep_where_nothing_passes_proposes_nothing_and_the_command_says_so(g
 @pytest.mark.parametrize(("args", "message"), [
     (["gbsg2-small", "--models", "gpt", "--epochs", "1"], "[unknown_model]"),
     (["gbsg2-small", "--models", "copula", "--epochs", "0"], "[invalid_epochs]"),
+    (["gbsg2-small", "--epochs", "0"], "[invalid_epochs]"),  # every model by default
     (["gbsg2-small", "--models", "copula", "--epochs", "1", "--seeds", "0"], "--seeds must be at least 1"),
     (["gbsg2-small", "--models", "copula", "--epochs", "1", "--samples", "9"], "[invalid_samples]"),
     (["no-such", "--models", "copula", "--epochs", "1"], "No dataset with slug 'no-such'"),
@@ -251,3 +254,109 @@ def test_the_sweep_command_refuses_bad_input_and_stores_nothing(dataset, args, m
         sweep_command(*args, "--no-progress")
     assert message in str(raised.value)
     assert not Sweep.objects.exists() and not GeneratorRun.objects.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The automatic model choice: models default to every model; the proposed release's datasheet says so
+# --------------------------------------------------------------------------------------------
+
+def test_without_models_a_sweep_compares_every_model(clients, dataset, custodian):
+    body = sweep_of(clients["custodian"], {"epochs": 1, "seeds": [0]}, slug=dataset.slug).json()
+    assert (body["models"], body["epochs"], body["status"]) == (["copula", "ctgan", "flow"], 1, "queued")
+    assert list(DEFAULT_MODELS) == sorted(MODELS) == body["models"]
+    assert body["progress"]["steps_total"] == 3 * (1 + 3)
+    assert Sweep.objects.get().model_names == ["copula", "ctgan", "flow"]
+    event = AuditEvent.objects.get(action="sweep.create")
+    assert (event.outcome, event.details["models"]) == ("success", ["copula", "ctgan", "flow"])
+
+
+def test_without_models_the_epochs_are_still_required_and_the_refusal_names_the_models(clients, dataset, custodian):
+    error = assert_error(sweep_of(clients["custodian"], {}, slug=dataset.slug), 400, "invalid_epochs")
+    assert "epochs is required for ctgan, flow" in error["message"], error["message"]
+    assert not Sweep.objects.exists()
+    assert (last_event().action, last_event().outcome) == ("sweep.create", "refused")
+
+
+def test_the_openapi_help_documents_the_default_models(clients):
+    document = clients["custodian"].get("/api/v1/schema/", {"format": "json"})
+    assert document.status_code == 200
+    text = document.content.decode()
+    assert "default: every model (copula, ctgan, flow), the automatic model choice" in text
+    assert "says it was chosen automatically" in text
+
+
+def test_a_sweep_s_proposed_release_datasheet_names_the_chosen_model_and_the_compared_ones(
+        clients, gbsg2, custodian, django_capture_on_commit_callbacks):
+    """GBSG2, copula and ctgan (5 epochs: it may well fail a gate), one seed, one sample each."""
+    from releases.storage import DATASHEET_FILE, release_folder
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sweep_of(clients["custodian"], {"models": ["copula", "ctgan"], "seeds": [0], "samples": 1,
+                                                   "epochs": 5})
+    assert response.status_code == 202, response.content
+    sweep = Sweep.objects.get()
+    assert (sweep.status, sweep.error) == ("succeeded", ""), sweep.error
+    best = next(c for c in sweep.candidates if c["rank"] == 1)
+    assert sweep.proposed_release_id == best["release"]
+    proposed = Release.objects.get(pk=sweep.proposed_release_id)
+    selection = proposed.datasheet["selection"]
+    assert (selection["automatic"], selection["sweep"], selection["models"], selection["seeds"],
+            selection["samples"], selection["epochs"]) == (True, sweep.pk, ["copula", "ctgan"], [0], 1, 5)
+    assert selection["chosen"] == {"release": proposed.pk, "model": best["model"], "seed": 0, "sample": 0,
+                                   "composite": best["composite"],
+                                   "quality": best["headline"]["fidelity.overall"]}
+    # one entry per candidate, in the sweep's order, with its scores and failed gates' names
+    assert [(c["release"], c["model"], c["rank"], c["passed"]) for c in selection["candidates"]] == [
+        (c["release"], c["model"], c["rank"], c["passed"]) for c in sweep.candidates]
+    for entry, candidate in zip(selection["candidates"], sweep.candidates):
+        assert entry["composite"] == candidate["composite"]
+        assert entry["quality"] == candidate["headline"]["fidelity.overall"]
+        assert entry["failed_gates"] == [g["gate"] for g in candidate["failed_gates"]]
+    assert {c["model"] for c in selection["candidates"]} == {"copula", "ctgan"}
+    summary = selection["summary"]
+    assert summary.startswith(f"Chosen automatically by sweep {sweep.pk}: copula, ctgan × seed(s) 0; 1 release(s) "
+                              "per run; 2 candidate(s)"), summary
+    assert f"the proposed release ({best['model']} seed 0 sample 0)" in summary
+    assert f"{best['model']} seed 0 sample 0: composite {best['composite']:.3f}" in summary and "rank 1" in summary
+    other = next(c for c in sweep.candidates if c["release"] != proposed.pk)
+    assert f"{other['model']} seed 0 sample 0: composite" in summary
+    assert proposed.datasheet["known_limits"][-1] == (
+        f"The model ({best['model']}) was chosen automatically by sweep {sweep.pk} among copula, ctgan; see selection.")
+
+    # the file says the same, the data files and their digests are untouched; the other release has no selection
+    on_disk = json.loads((release_folder() / proposed.storage_name / DATASHEET_FILE).read_text(encoding="utf-8"))
+    assert on_disk == proposed.datasheet
+    assert on_disk["files"]["parquet"]["sha256"] == proposed.parquet_sha256
+    assert "selection" not in Release.objects.get(pk=other["release"]).datasheet
+    # the API shows it to the custodian (and to researchers once published)
+    shown = clients["custodian"].get(f"/api/v1/releases/{proposed.pk}/").json()
+    assert shown["datasheet"]["selection"] == selection
+
+
+def test_the_selection_text_names_failed_trainings_and_failed_gates_without_their_errors():
+    from types import SimpleNamespace
+
+    from releases.sweeps import _selection
+
+    sweep = SimpleNamespace(pk=7, model_names=["copula", "ctgan", "flow"], seeds=[0], samples=1, epochs=10)
+    gate = {"gate": "mia_auc_max", "metric": "privacy.mia_auc", "value": 0.71, "comparison": "<=", "threshold": 0.6,
+            "passed": False, "reason": ""}
+    table = [
+        {"release": 3, "run": 1, "model": "copula", "seed": 0, "sample": 0, "report": "succeeded",
+         "composite": 0.8123, "headline": {"fidelity.overall": 0.9012}, "failed_gates": [], "passed": True, "rank": 1},
+        {"release": 4, "run": 2, "model": "ctgan", "seed": 0, "sample": 0, "report": "succeeded",
+         "composite": 0.8555, "headline": {"fidelity.overall": 0.91}, "failed_gates": [gate], "passed": False,
+         "rank": None},
+        {"run": 3, "model": "flow", "seed": 0, "error": "the secret stack trace", "passed": False, "rank": None},
+    ]
+    selection = _selection(sweep, 3, table)
+    assert selection["chosen"] == {"release": 3, "model": "copula", "seed": 0, "sample": 0, "composite": 0.8123,
+                                   "quality": 0.9012}
+    assert selection["candidates"][1]["failed_gates"] == ["mia_auc_max"]
+    assert selection["candidates"][2] == {"release": None, "model": "flow", "seed": 0, "sample": None,
+                                          "composite": None, "quality": None, "passed": False, "rank": None,
+                                          "failed_gates": [], "error": "training failed"}
+    assert selection["summary"].endswith(
+        "Candidates: copula seed 0 sample 0: composite 0.812, quality 0.901, rank 1; ctgan seed 0 sample 0: "
+        "composite 0.856, quality 0.910, fails mia_auc_max; flow seed 0: training failed.")
+    assert "secret" not in json.dumps(selection) and "0.71" not in json.dumps(selection)

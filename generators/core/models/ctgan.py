@@ -107,9 +107,16 @@ class CTGAN(Generator):
         return np.stack(codes, 1) if codes else np.zeros((len(matrix), 0), dtype=np.int64)
 
     def _fit(self, table: pd.DataFrame, *, epochs: int, seed: int, progress: Progress | None) -> None:
+        self.transformer = DataTransformer(continuous=self.hyper.continuous).fit(table, self.schema, seed=seed)
+        self._train(self.transformer.transform(table, seed=seed), epochs=epochs, seed=seed, progress=progress)
+
+    def _train(self, matrix: np.ndarray, *, epochs: int, seed: int, progress: Progress | None,
+               steps_per_epoch: int = 0) -> None:
+        """Train on ``matrix``, the fitted transformer's encoding of the training rows (absent
+        categories are filled in it, in place: see :meth:`_fill_absent`).
+        ``steps_per_epoch`` (0: the reference's ``n_rows // batch_size``) is for benchmarks
+        (``bench.scale.generators`` times a fixed number of steps on a million rows)."""
         h = self.hyper
-        self.transformer = DataTransformer(continuous=h.continuous).fit(table, self.schema, seed=seed)
-        matrix = self.transformer.transform(table, seed=seed)
         self._build()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(seed)
@@ -130,13 +137,14 @@ class CTGAN(Generator):
                     capturable=self.device.type == "cuda")
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.learning_rate, **adam)
         opt_d = torch.optim.Adam(self.critic.parameters(), lr=h.critic_learning_rate, **adam)
-        batch = min(h.batch_size, max(h.pac, (len(table) // h.pac) * h.pac))
+        batch = min(h.batch_size, max(h.pac, (len(matrix) // h.pac) * h.pac))
         self.generator.train()
         self.critic.train()
         train_wgan_gp(self.generator, self.critic, data, self.sampler, self.layout, self._category_blocks(),
                       opt_g=opt_g, opt_d=opt_d,
                       options=GanOptions(epochs=epochs, batch_size=batch, noise_dim=h.noise_dim,
-                                         critic_steps=h.critic_steps, ema_decay=h.ema_decay),
+                                         critic_steps=h.critic_steps, ema_decay=h.ema_decay,
+                                         steps_per_epoch=steps_per_epoch),
                       gen=gen, report=lambda epoch, losses: self._report(progress, epoch, epochs, losses),
                       missing_cols=self._missing_cols(), indicator_blocks=self._indicator_blocks())
         self.generator.eval()
@@ -145,8 +153,8 @@ class CTGAN(Generator):
         """A missing category's all-zero block becomes a one-hot drawn from the present categories'
         frequencies (the decoder ignores it: the indicator says missing). The generator's blocks are
         always one-hot, so a zero block would tell the critic "real" on sight, and push the generator
-        away from missing categories under every other condition."""
-        matrix = matrix.copy()
+        away from missing categories under every other condition. Fills ``matrix`` in place (at a
+        million rows a copy is another 0.25 GB) and returns it."""
         spans = self.transformer.spans
         starts = np.cumsum([0, *(span.dim for span in spans)])
         for j, i in enumerate(self.category_spans):

@@ -5,7 +5,7 @@ from tqdm import tqdm
 from clearinghouse.management.base import AuditedCommand, custodian_for
 from clearinghouse.models import Dataset
 from releases.models import Sweep
-from releases.sweeps import sweep_create, sweep_execute
+from releases.sweeps import DEFAULT_MODELS, sweep_create, sweep_execute
 
 
 class Command(AuditedCommand):
@@ -15,7 +15,8 @@ class Command(AuditedCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
-        parser.add_argument("--models", nargs="+", required=True, help="e.g. --models copula ctgan flow")
+        parser.add_argument("--models", nargs="+", default=None,
+                            help=f"e.g. --models copula ctgan (default: every model, {' '.join(DEFAULT_MODELS)})")
         parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
         parser.add_argument("--samples", type=int, default=3, help="releases per run (default 3)")
         parser.add_argument("--epochs", type=int, required=True)
