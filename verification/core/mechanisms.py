@@ -264,7 +264,7 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
     rows[over] *= (l1_bound / norms[over])[:, None]
     gamma = l1_bound / GRID_STEPS
     source = as_source(rng)
-    ticks = exact.round_randomly(rows / gamma, source)
+    ticks = exact.round_randomly(np.divide(rows, gamma, out=rows), source)  # in place: rows is a copy
     scale = _scale(GRID_STEPS + rows.shape[1], epsilon)
     total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, source, size=rows.shape[1])
     return total * gamma, vector_sum_noise_sd(l1_bound, epsilon, rows.shape[1])
