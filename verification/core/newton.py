@@ -183,8 +183,8 @@ def _blocks(rows: np.ndarray, head: int, bounds: dict[str, float], step_epsilon:
     eps = _block_epsilon(layout, step_epsilon)
     parts, variances = [], []
     for name, columns in layout:
-        # a contiguous copy of the block: the same values, and the sum's passes over it run faster
-        noisy, sd = noisy_vector_sum(np.ascontiguousarray(rows[:, columns]), bounds[name], eps[name], rng)
+        # noisy_vector_sum takes its own contiguous copy of the block (the same values)
+        noisy, sd = noisy_vector_sum(rows[:, columns], bounds[name], eps[name], rng)
         parts.append(noisy)
         variances.append(np.full(noisy.shape, sd**2))
     return np.concatenate(parts), np.concatenate(variances)

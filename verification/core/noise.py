@@ -183,9 +183,7 @@ def round_randomly(x: np.ndarray, source: NoiseSource) -> np.ndarray:
     certainty and takes no random bits; every other entry one 64-bit word (more in the rare tie)."""
     x = np.asarray(x, dtype=np.float64)
     flat = x.reshape(-1)
-    frac = np.abs(flat)
-    whole = np.floor(frac)
-    np.subtract(frac, whole, out=frac)
+    frac, whole = np.modf(np.abs(flat))  # |x| - floor(|x|) and floor(|x|), both exact
     magnitude = whole.astype(np.int64)
     rough = np.flatnonzero(frac)
     if rough.size:
