@@ -119,3 +119,31 @@ def test_the_newton_steps_read_a_seeded_subsample_of_a_large_release(monkeypatch
     assert capped != whole
     # exactly the answer the subsample gives as the release (the same 400 rows, the same steps)
     assert capped == ask(release.iloc[tuning.release_sample(len(release), 400)])
+
+
+# --- where: only the hypothesis's columns are copied -----------------------------------------------------
+
+
+def test_a_filtered_answer_copies_only_the_hypothesis_columns_and_answers_as_before(gbsg2, gbsg2_schema):
+    where = [{"column": "age", "op": ">", "value": 50}]
+    cases = [("count", {}), ("mean", {"column": "tsize"}),
+             ("odds_ratio", {"a": {"column": "horTh", "value": "yes"}, "b": {"column": "cens", "value": 1}}),
+             ("hazard_ratio", {"exposure": {"column": "horTh", "value": "yes"}, "adjust_for": ["pnodes"]}),
+             ("km_median", {"group": {"column": "tgrade", "value": "II"}})]
+    for kind, params in cases:
+        hypothesis = hyp(gbsg2_schema, kind, params, where=where)
+        columns = kinds.hypothesis_columns(gbsg2_schema, hypothesis)
+        assert "age" in columns and {"time", "cens"} <= set(columns) and "pid" not in columns
+        assert "progrec" not in columns  # a column the hypothesis does not name
+        narrow = kinds.apply_where(gbsg2, hypothesis.where, columns)
+        assert list(narrow.columns) == columns
+        pd.testing.assert_frame_equal(narrow, kinds.apply_where(gbsg2, hypothesis.where)[columns])
+        newton._bootstraps.clear()
+        result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(3), synthetic=gbsg2)
+        # the kind on the whole filtered frame (every column), with the same seed, answers the same
+        whole = kinds.KINDS[kind].compute(kinds.Request(
+            frame=kinds.apply_where(gbsg2, hypothesis.where), schema=gbsg2_schema, hypothesis=hypothesis,
+            rng=np.random.default_rng(3), min_subgroup=10, confidence=0.95,
+            synthetic=kinds.apply_where(gbsg2, hypothesis.where)))
+        assert (result.estimate, result.ci_low, result.ci_high, result.noisy_n) == \
+            (whole.estimate, whole.ci_low, whole.ci_high, whole.noisy_n), kind
