@@ -199,7 +199,7 @@ def apply_where(frame: pd.DataFrame, where: tuple[Filter, ...], columns: list[st
 def hypothesis_columns(schema: Schema, hypothesis: Hypothesis) -> list[str]:
     """The columns a hypothesis's kind may read, in the schema's order: every column named in its params
     (at any depth; a category that happens to share a column's name only adds that column) and its
-    where filter, and the schema's survival pair."""
+    where filter, and the survival pair of a kind that reads it (``needs_survival``)."""
     names: set[str] = {item.column for item in hypothesis.where}
 
     def visit(value: Any) -> None:
@@ -213,7 +213,7 @@ def hypothesis_columns(schema: Schema, hypothesis: Hypothesis) -> list[str]:
                 visit(item)
 
     visit(hypothesis.params)
-    if schema.survival is not None:
+    if KINDS[hypothesis.kind].needs_survival and schema.survival is not None:
         names |= {schema.survival.duration, schema.survival.event}
     return [column.name for column in schema.kept if column.name in names]
 
