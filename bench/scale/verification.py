@@ -113,7 +113,8 @@ def measure(*, quick: bool = False) -> dict:
         kinds[name] = {"kind": raw["kind"], "mechanism": _mechanism(result.method), "p50_s": round(p50, 4),
                        "max_s": round(max(timed), 4), "warm_up_s": round(times[0], 4), "target_s": target,
                        "met": None if target is None else p50 <= target,
-                       "answered": not result.withheld and result.estimate is not None and bool(np.isfinite(result.estimate))}
+                       "answered": (not result.withheld and result.estimate is not None
+                                    and bool(np.isfinite(result.estimate)))}
     return {"rows": rows, "release_rows": rows, "repetitions": repetitions, "epsilon": EPSILON, "quick": quick,
             "build_s": round(build_s, 2), "machine": host, "command": "python -m bench.scale.verification"
             + (" --quick" if quick else ""), "kinds": kinds}

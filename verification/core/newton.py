@@ -88,8 +88,8 @@ from clearinghouse.fitting import fit_logistic
 from .mechanisms import count_noise_sd, noisy_count, noisy_histogram, noisy_vector_sum, vector_sum_noise_sd
 from .tables import FIT_BOUND, Fit, information_inverse
 
-__all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "NEWTON_ROWS", "SPLIT", "STEPS", "NewtonFit", "hazards_newton",
-           "logistic_newton", "piecewise_arrays"]
+__all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "NEWTON_ROWS", "SPLIT", "STEPS", "NewtonFit",
+           "hazards_newton", "logistic_newton", "piecewise_arrays"]
 
 #: ε shares (sequential): the noisy size (to scale the synthetic information), then the steps.
 SPLIT = {"count": 0.05, "step_1": 0.3, "step_2": 0.65}
