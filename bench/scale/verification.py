@@ -80,7 +80,11 @@ def _cases() -> dict[str, dict[str, Any]]:
 
 
 def _mechanism(method: str) -> str:
-    return method.split(":")[0].split(" (")[0]
+    """The method's first words (its name before the details): "noisy exit table", "DP Newton"."""
+    name = method.split(":")[0]
+    for cut in (" (", ", ", " from "):
+        name = name.split(cut)[0]
+    return name
 
 
 def measure(*, quick: bool = False) -> dict:
