@@ -148,3 +148,4 @@ def test_a_filtered_answer_copies_only_the_hypothesis_columns_and_answers_as_bef
             synthetic=kinds.apply_where(gbsg2, hypothesis.where)))
         assert (result.estimate, result.ci_low, result.ci_high, result.noisy_n) == \
             (whole.estimate, whole.ci_low, whole.ci_high, whole.noisy_n), kind
+
