@@ -146,7 +146,8 @@ def cox_state(x: np.ndarray, time: np.ndarray, event: np.ndarray, labels: np.nda
 
     Rows are sorted by block, then by time descending, so a risk set (time ≥ t, same block) is a
     prefix of its block: cumulative sums of ``w, w·x, w·x xᵀ`` (``w = exp(η - max_b η)``) minus
-    the block's start give every risk set's sums, read at the last row of each tied-time run. Each
+    the block's start give every risk set's sums, read at the last row of each tied-time run (summed
+    per run, then cumulated over the runs: one row per run instead of per patient). Each
     run with ``d`` events contributes Efron's ``d`` terms ``log(R - (l/d)·D)``, ``l = 0..d-1``."""
     x = np.asarray(x, dtype=np.float64)
     n, p = x.shape
@@ -160,7 +161,8 @@ def cox_state(x: np.ndarray, time: np.ndarray, event: np.ndarray, labels: np.nda
     # tied-time runs within blocks
     new_run = np.r_[True, (lab[1:] != lab[:-1]) | (ts[1:] != ts[:-1])] if n else np.zeros(0, dtype=bool)
     run = np.cumsum(new_run) - 1
-    run_end = np.r_[np.flatnonzero(new_run)[1:], n] - 1  # last row of each run
+    run_start = np.flatnonzero(new_run)
+    run_end = np.r_[run_start[1:], n] - 1  # last row of each run
     # events, grouped by run (contiguous in the sorted order)
     dead_rows = np.flatnonzero(died)
     dead_run = run[dead_rows]
@@ -184,11 +186,13 @@ def cox_state(x: np.ndarray, time: np.ndarray, event: np.ndarray, labels: np.nda
             top[blocks.nonempty] = np.maximum.reduceat(eta, block_start[blocks.nonempty])
         w = np.exp(eta - top[lab])
         moments = np.column_stack([w, w[:, None] * xs, w[:, None] * outer])
-        cumulative = np.cumsum(moments, axis=0)
+        # cumulative sums at each run's end only: a run's sum, then their running total (a risk set is
+        # read at the last row of its run; runs never cross a block's start)
+        cumulative = np.cumsum(np.add.reduceat(moments, run_start, axis=0), axis=0) if n else moments
         before = np.zeros((k, moments.shape[1]))
         has_before = blocks.nonempty & (block_start > 0)
-        before[has_before] = cumulative[block_start[has_before] - 1]
-        risk = cumulative[run_end[term_run]] - before[term_block]
+        before[has_before] = cumulative[run[block_start[has_before]] - 1]
+        risk = cumulative[term_run] - before[term_block]
         tied = np.add.reduceat(moments[dead_rows], tie_starts, axis=0)[term_group] if len(dead_rows) else risk
         pooled = risk - fraction[:, None] * tied
         s0 = pooled[:, 0]

@@ -72,3 +72,21 @@ def test_separation_gives_finite_estimates_and_no_exception():
     event = np.ones(40, dtype=bool)
     beta, converged = fitting.fit_cox(x[:, 1:], time_, event)  # separation
     assert converged.all() and np.isfinite(beta).all() and beta[0, 0] > 3
+
+
+# --- the exact Cox fit (the hazard ratio's synthetic estimate) ------------------------------------------------
+
+
+def test_the_cox_fit_summed_per_tied_run_gives_the_recorded_estimates():
+    rng = np.random.default_rng(1204)
+    n = 600
+    x, time = rng.normal(size=(n, 2)), np.round(rng.exponential(5, n))  # 30 distinct times: many ties
+    event, labels = rng.random(n) < 0.6, rng.integers(0, 3, n)
+    beta, converged = fitting.fit_cox(x, time, event, labels, 3, ridge=0.0)
+    # recorded from fit_cox before the per-run sums (risk sets from a cumulative sum over every row)
+    before = [[0.11066161272915506, 0.17122315265814436], [0.009776947197380282, -0.19159544671106613],
+              [-0.008317536450448571, -0.12174375424216372]]
+    assert converged.all()
+    np.testing.assert_allclose(beta, before, rtol=1e-10, atol=1e-13)
+    loglik = fitting.cox_state(x, time, event, labels, 3)(np.asarray(before))[0]
+    np.testing.assert_allclose(loglik, [-410.36378770869635, -546.5865404166818, -581.8713813685669], rtol=1e-12)

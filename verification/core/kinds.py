@@ -133,6 +133,7 @@ __all__ = [
     "TELLING_SHARE",
     "answer",
     "apply_where",
+    "hypothesis_columns",
     "level_mask",
     "looks_empty",
     "non_answer",
@@ -183,14 +184,38 @@ def _filter_mask(frame: pd.DataFrame, item: Filter) -> np.ndarray:
                 ">": values > item.value, ">=": values >= item.value}[item.op]
 
 
-def apply_where(frame: pd.DataFrame, where: tuple[Filter, ...]) -> pd.DataFrame:
-    """The rows that pass every filter (AND). A missing value fails every comparison, ``!=`` included."""
+def apply_where(frame: pd.DataFrame, where: tuple[Filter, ...], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows that pass every filter (AND). A missing value fails every comparison, ``!=`` included.
+    ``columns`` (optional) keeps only those columns of the filtered rows: the copy of a million rows'
+    every column cost more than the count asked of them."""
     if not where:
         return frame
     mask = np.ones(len(frame), dtype=bool)
     for item in where:
         mask &= _filter_mask(frame, item)
-    return frame.loc[mask]
+    return frame.loc[mask] if columns is None else frame.loc[mask, columns]
+
+
+def hypothesis_columns(schema: Schema, hypothesis: Hypothesis) -> list[str]:
+    """The columns a hypothesis's kind may read, in the schema's order: every column named in its params
+    (at any depth; a category that happens to share a column's name only adds that column) and its
+    where filter, and the survival pair of a kind that reads it (``needs_survival``)."""
+    names: set[str] = {item.column for item in hypothesis.where}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, str):
+            names.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(hypothesis.params)
+    if KINDS[hypothesis.kind].needs_survival and schema.survival is not None:
+        names |= {schema.survival.duration, schema.survival.event}
+    return [column.name for column in schema.kept if column.name in names]
 
 
 # --- the request a kind receives -------------------------------------------------------------
@@ -276,8 +301,9 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
         raise ValueError("confidence must be in (0, 1)")
     if isinstance(min_subgroup, bool) or not isinstance(min_subgroup, (int, np.integer)) or min_subgroup < 1:
         raise ValueError("min_subgroup must be a positive integer")
-    public = None if synthetic is None else apply_where(synthetic, hypothesis.where)
-    request = Request(frame=apply_where(frame, hypothesis.where), schema=schema, hypothesis=hypothesis,
+    columns = hypothesis_columns(schema, hypothesis)  # only these are copied with the filtered rows
+    public = None if synthetic is None else apply_where(synthetic, hypothesis.where, columns)
+    request = Request(frame=apply_where(frame, hypothesis.where, columns), schema=schema, hypothesis=hypothesis,
                       rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence), synthetic=public)
     result = KINDS[hypothesis.kind].compute(request)
     result.epsilon = hypothesis.epsilon

@@ -93,7 +93,7 @@ from .hypothesis import (
 from .kind import Kind
 from .aggregate import LOG_BOUND, NOISE_DOMINANCE, block_estimates, sample_and_aggregate, varies
 from .kinds import Request, level_mask, looks_empty, non_answer, noisy_figure, numeric_values, ratio_release, register
-from .newton import hazards_newton, logistic_newton
+from .newton import NEWTON_ROWS, hazards_newton, logistic_newton
 from .tables import (
     MAX_CELLS,
     Fit,
@@ -109,6 +109,7 @@ from .tables import (
     tabulable,
     time_edges,
 )
+from .tuning import release_sample
 
 __all__ = ["NUMERIC_SCALE_DIVISOR", "Design", "cox_design", "logistic_design"]
 
@@ -404,9 +405,17 @@ def _count_cells(req: Request, exposure: np.ndarray, public: np.ndarray, outcome
     return (side.astype(np.int64) * 2 + outcome.astype(np.int64), 4), names
 
 
+def _newton_release(synthetic: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The synthetic rows the DP Newton steps read: the release, or a seeded subsample of
+    :data:`~verification.core.newton.NEWTON_ROWS` of its rows (public; see :mod:`.newton`)."""
+    sample = None if synthetic is None else release_sample(len(synthetic), NEWTON_ROWS)
+    return synthetic if sample is None else synthetic.iloc[sample]
+
+
 def _logistic_odds_ratio_newton(req: Request) -> Answer:
     design, y = logistic_design(req.frame, req.schema, req.params)
-    public = None if req.synthetic is None else logistic_design(req.synthetic, req.schema, req.params)
+    synthetic = _newton_release(req.synthetic)
+    public = None if synthetic is None else logistic_design(synthetic, req.schema, req.params)
     if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or public[1].min() == public[1].max():
         return _logistic_odds_ratio_blocks(req)
     count_cells, sides = _count_cells(req, design.x[:, design.exposure], public[0].x[:, public[0].exposure], y,
@@ -440,7 +449,9 @@ def _drop_constant(x: np.ndarray, keep_first: int) -> np.ndarray | None:
 def _exact_logistic_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
     import warnings
 
-    import statsmodels.api as sm
+    # statsmodels.api's Logit itself: the package's api also imports its time series and plots (1.3 s more
+    # on a worker's first logistic answer)
+    from statsmodels.discrete.discrete_model import Logit
 
     design, y = logistic_design(frame, schema, hypothesis.params)
     if len(y) < 3 or y.min() == y.max():
@@ -451,7 +462,7 @@ def _exact_logistic_odds_ratio(frame: pd.DataFrame, schema: Schema, hypothesis: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = sm.Logit(y, x).fit(disp=0, maxiter=100)
+            result = Logit(y, x).fit(disp=0, maxiter=100)
     except Exception:  # singular design, perfect separation: no estimate
         return None
     beta = float(result.params[1])
@@ -526,7 +537,8 @@ def _hazard_ratio(req: Request) -> Answer:
 
 def _hazard_ratio_newton(req: Request) -> Answer:
     design, time, event = cox_design(req.frame, req.schema, req.params)
-    public = None if req.synthetic is None else cox_design(req.synthetic, req.schema, req.params)
+    synthetic = _newton_release(req.synthetic)
+    public = None if synthetic is None else cox_design(synthetic, req.schema, req.params)
     if public is None or len(public[1]) < MIN_SYNTHETIC_ROWS or not public[2].any():
         return _hazard_ratio_blocks(req)
     count_cells, sides = _count_cells(req, design.x[:, design.exposure], public[0].x[:, public[0].exposure], event,

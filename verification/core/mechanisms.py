@@ -255,16 +255,15 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
     """
     l1_bound = _check_positive(l1_bound, "l1_bound")
     epsilon = _check_positive(epsilon, "epsilon")
-    rows = np.asarray(rows, dtype=np.float64)
+    rows = np.array(rows, dtype=np.float64, order="C")  # our own contiguous copy: scaled and rounded in place
     if rows.ndim != 2 or not np.isfinite(rows).all():
         raise ValueError("rows must be a finite 2-d array (rows x coordinates)")
     norms = np.abs(rows).sum(axis=1)
     over = norms > l1_bound
-    rows = rows.copy()
     rows[over] *= (l1_bound / norms[over])[:, None]
     gamma = l1_bound / GRID_STEPS
     source = as_source(rng)
-    ticks = exact.round_randomly(rows / gamma, source)
+    ticks = exact.round_randomly(np.divide(rows, gamma, out=rows), source)
     scale = _scale(GRID_STEPS + rows.shape[1], epsilon)
     total = ticks.sum(axis=0, dtype=np.int64) + discrete_laplace(scale, source, size=rows.shape[1])
     return total * gamma, vector_sum_noise_sd(l1_bound, epsilon, rows.shape[1])

@@ -33,6 +33,12 @@ public L1 bound, which are cheap at any n:
    ε = 1, 100 draws reported a noise sd of 0.0100 per year where repeated real answers spread by
    0.0079-0.0086; the last step's analytic sd alone was 0.0031).
 
+A release of more than :data:`NEWTON_ROWS` rows is read through a seeded subsample of that many
+(:func:`~verification.core.tuning.release_sample`, seeded by the release's size alone): the start, the
+information, the clip, the score bounds, the centring, the clipping bias and the bootstrap all come from
+it, so their cost does not grow with the release (at 1M rows the start's fit alone took seconds), and the
+information is still scaled to the real cohort's noisy size. The real rows are all read, as before.
+
 Privacy (unit: one row; neighbours add or remove one row; pure ε-DP per answer)
 -----------------------------------------------------------------------------------
 The start, the bins, the information matrices, the clip below and the bounds are public (the
@@ -82,8 +88,8 @@ from clearinghouse.fitting import fit_logistic
 from .mechanisms import count_noise_sd, noisy_count, noisy_histogram, noisy_vector_sum, vector_sum_noise_sd
 from .tables import FIT_BOUND, Fit, information_inverse
 
-__all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "SPLIT", "STEPS", "NewtonFit", "hazards_newton",
-           "logistic_newton", "piecewise_arrays"]
+__all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "NEWTON_ROWS", "SPLIT", "STEPS", "NewtonFit",
+           "hazards_newton", "logistic_newton", "piecewise_arrays"]
 
 #: ε shares (sequential): the noisy size (to scale the synthetic information), then the steps.
 SPLIT = {"count": 0.05, "step_1": 0.3, "step_2": 0.65}
@@ -110,6 +116,10 @@ MAX_STEP = 2.0
 #: scaled to keep the noise in β at its size on the whole release.
 BOOTSTRAP_DRAWS = 100
 BOOTSTRAP_ROWS = 500
+#: The steps read at most this many rows of the synthetic release (a seeded subsample of a larger one;
+#: a release's rows are exchangeable draws of its generator): the start is fitted on them, and H is
+#: their information scaled to the noisy size.
+NEWTON_ROWS = 50_000
 #: The bootstrap is a function of public inputs only (the release's rows, the start, the bounds,
 #: the clip, ε); its noise is seeded from their digest, so the same public inputs give the same
 #: correction, and its result is kept for the last BOOTSTRAP_CACHE inputs (a preview asks the
@@ -173,8 +183,8 @@ def _blocks(rows: np.ndarray, head: int, bounds: dict[str, float], step_epsilon:
     eps = _block_epsilon(layout, step_epsilon)
     parts, variances = [], []
     for name, columns in layout:
-        # a contiguous copy of the block: the same values, and the sum's passes over it run faster
-        noisy, sd = noisy_vector_sum(np.ascontiguousarray(rows[:, columns]), bounds[name], eps[name], rng)
+        # noisy_vector_sum takes its own contiguous copy of the block (the same values)
+        noisy, sd = noisy_vector_sum(rows[:, columns], bounds[name], eps[name], rng)
         parts.append(noisy)
         variances.append(np.full(noisy.shape, sd**2))
     return np.concatenate(parts), np.concatenate(variances)

@@ -178,23 +178,26 @@ def _bernoulli_float(source: NoiseSource, f: float) -> bool:
 
 def round_randomly(x: np.ndarray, source: NoiseSource) -> np.ndarray:
     """``x`` (finite floats) to int64, each to ``floor(x) + 1`` with probability exactly ``x - floor(x)``
-    (unbiased). Works on ``|x|`` (``|x| - floor(|x|)`` is an exact float subtraction) and restores the sign."""
+    (unbiased). Works on ``|x|`` (``|x| - floor(|x|)`` is an exact float subtraction) and restores the sign.
+    A whole number (no fractional part: a zero score entry, an integer value) is itself with
+    certainty and takes no random bits; every other entry one 64-bit word (more in the rare tie)."""
     x = np.asarray(x, dtype=np.float64)
-    a = np.abs(x)
-    whole = np.floor(a)
-    frac = a - whole
-    scaled = np.ldexp(frac, 64)  # < 2^64, exact
-    top = np.floor(scaled)
-    cutoff = top.astype(np.uint64)
-    words = source.words(frac.size).reshape(frac.shape)
-    up = words < cutoff
-    ties = np.flatnonzero((words == cutoff) & (scaled != top))
-    if ties.size:
-        flat_up, flat_rest = up.reshape(-1), (scaled - top).reshape(-1)
-        for i in ties:
-            flat_up[i] = _bernoulli_float(source, float(flat_rest[i]))
-    magnitude = whole.astype(np.int64) + up
-    return np.where(x < 0, -magnitude, magnitude)
+    flat = x.reshape(-1)
+    frac, whole = np.modf(np.abs(flat))  # |x| - floor(|x|) and floor(|x|), both exact
+    magnitude = whole.astype(np.int64)
+    rough = np.flatnonzero(frac)
+    if rough.size:
+        scaled = np.ldexp(frac[rough], 64)  # < 2^64, exact
+        top = np.floor(scaled)
+        words = source.words(rough.size)
+        cutoff = top.astype(np.uint64)
+        up = words < cutoff  # P = cutoff / 2^64, exactly the fraction's first 64 bits
+        for i in np.flatnonzero(words == cutoff):
+            if scaled[i] != top[i]:  # the fraction has bits below 2^-64: refine on them
+                up[i] = _bernoulli_float(source, float(scaled[i] - top[i]))
+        magnitude[rough] += up
+    np.negative(magnitude, out=magnitude, where=flat < 0)
+    return magnitude.reshape(x.shape)
 
 
 #: Relative margin by which a proposal weight of :func:`weighted_exponential` exceeds its float

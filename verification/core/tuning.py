@@ -25,6 +25,12 @@ measured on the release and added back:
 
 Without a release of at least :data:`MIN_ROWS` usable values the schema's bounds, the midpoint
 and the fixed split are used, as before.
+
+A correlation is tuned on at most :data:`TUNING_ROWS` of the release's complete pairs
+(:func:`release_sample`: a subsample seeded by the release's size alone, so the same release gives
+the same settings); its noise is still predicted at the whole release's size (the sums scaled up),
+and the clipping bias and its sampling variance are those of the subsample (the correction is
+measured there). Public rows only: nothing of the real data is read.
 """
 
 from __future__ import annotations
@@ -44,11 +50,15 @@ __all__ = [
     "correlation_settings",
     "mean_settings",
     "pearson",
+    "release_sample",
     "scaled",
 ]
 
 #: A release needs this many usable values to tune on.
 MIN_ROWS = 50
+#: A correlation is tuned on at most this many of the release's pairs (a seeded subsample of a
+#: larger release): the candidates' simulation and the bias's resamples cost O(rows) each.
+TUNING_ROWS = 20_000
 #: The share of a clipping bias's square charged to a candidate for real tails unlike the release's.
 BIAS_ALLOWANCE = 0.25
 #: Resamples of the release that measure a correlation's bias correction's sampling variance.
@@ -84,6 +94,15 @@ FAILED_DRAW_ERROR = 4.0
 _PARTS = tuple(CORRELATION_SPLIT)
 #: Fisher's z is clipped to r in [-R_MAX, R_MAX] so that a noisy |r| = 1 still gives a finite CI.
 R_MAX = 1 - 1e-9
+
+
+def release_sample(n: int, cap: int) -> np.ndarray | None:
+    """Row indices (sorted) of a subsample of ``cap`` of a public release's ``n`` rows, or None when
+    ``n <= cap`` (use them all). Seeded by ``n`` and ``cap`` alone: a function of public facts, the
+    same for the same release, never of a request's generator."""
+    if n <= cap:
+        return None
+    return np.sort(np.random.default_rng([n, cap]).choice(n, size=cap, replace=False))
 
 
 def _laplace_var(sensitivity: float, epsilon: float) -> float:
@@ -306,23 +325,31 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
     public_x, public_y = public_x[keep], public_y[keep]
     if len(public_x) < MIN_ROWS:
         return default
+    size = len(public_x)  # the release's: the noise is predicted at its size
+    sample = release_sample(size, TUNING_ROWS)
+    if sample is not None:
+        public_x, public_y = public_x[sample], public_y[sample]
+    grow = size / len(public_x)  # the subsample's sums scaled to the release's size (1 without one)
     target = _r(np.clip(public_x, *x_bounds), np.clip(public_y, *y_bounds))
     if target is None:
         return default
     target_z = math.atanh(min(max(target, -R_MAX), R_MAX))
     # the correlation is withheld below min_subgroup and at n <= 3: keep that unlikely at the release's size
-    count_floor = count_share_needed(len(public_x), max(min_subgroup, 4), epsilon)
+    count_floor = count_share_needed(size, max(min_subgroup, 4), epsilon)
     x_scales = [Scale(a, b, c) for a, b in _ranges(public_x, *x_bounds) for c in _centres(public_x, a, b)]
     y_scales = [Scale(a, b, c) for a, b in _ranges(public_y, *y_bounds) for c in _centres(public_y, a, b)]
     us = np.stack([scaled(public_x, x) for x in x_scales])
     vs = np.stack([scaled(public_y, y) for y in y_scales])
     cross = us @ vs.T  # Σuv for every pair of candidates at once
-    n = float(len(public_x))
+    n = float(size)
+    # each scale's Σ and Σ² once (the same values the pair loop used to recompute for every pair)
+    v_sums = [(float(v.sum()), float(v @ v)) for v in vs]
     candidates, stats, shares, sensitivities = [], [], [], []
     for i, x in enumerate(x_scales):
         su, suu = float(us[i].sum()), float(us[i] @ us[i])
         for j, y in enumerate(y_scales):
-            row = np.array([n, su, float(vs[j].sum()), suu, float(vs[j] @ vs[j]), float(cross[i, j])])
+            sv, svv = v_sums[j]
+            row = np.array([n, su * grow, sv * grow, suu * grow, svv * grow, float(cross[i, j]) * grow])
             r, gradient = pearson(*row)
             if r is None or abs(r) >= 1:
                 continue
@@ -344,8 +371,9 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
     # the bias correction's sampling variance (resampled on the release, per scale pair: the split
     # does not change it) is charged too; candidates are visited from the least error on, and the
     # search stops once no candidate left can beat the best total
-    resamples = np.random.default_rng(1).integers(0, len(public_x), size=(BIAS_RESAMPLES, len(public_x)))
-    schema_x, schema_y = np.clip(public_x, *x_bounds), np.clip(public_y, *y_bounds)
+    resamples = _Resamples(np.random.default_rng(1).integers(0, len(public_x), size=(BIAS_RESAMPLES, len(public_x))))
+    schema = (resamples.centred("schema_x", np.clip(public_x, *x_bounds)),
+              resamples.centred("schema_y", np.clip(public_y, *y_bounds)))
     measured: dict[tuple[int, int], float] = {}
     best, best_total, variance = -1, math.inf, 0.0
     for k in np.argsort(error, kind="stable"):
@@ -354,8 +382,8 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
         x, y, _ = candidates[k]
         key = (id(x), id(y))
         if key not in measured:
-            measured[key] = 0.0 if bias[k] == 0 else _bias_variance(
-                schema_x, schema_y, scaled(public_x, x), scaled(public_y, y), resamples)
+            measured[key] = 0.0 if bias[k] == 0 else resamples.bias_variance(
+                schema, (resamples.centred(id(x), scaled(public_x, x)), resamples.centred(id(y), scaled(public_y, y))))
         if error[k] + measured[key] < best_total:
             best, best_total, variance = int(k), float(error[k] + measured[key]), measured[key]
     x, y, _ = candidates[best]
@@ -363,16 +391,30 @@ def correlation_settings(public_x: np.ndarray | None, public_y: np.ndarray | Non
                                bias_z=float(bias[best]), bias_variance_z=variance, tuned=True)
 
 
-def _batch_z(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fisher's z of r for each row of the resampled ``(B, n)`` arrays."""
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-    r = np.where(denominator > 0, (x * y).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), 0.0)
-    return np.arctanh(np.clip(r, -R_MAX, R_MAX))
+class _Resamples:
+    """The release's pairs resampled (``(B, n)`` row indices) for the bias correction's variance:
+    each array's centred resamples and their sums of squares are computed once, since the search
+    visits many pairs of the same scales (the schema-clamped pair in every one of them)."""
 
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        self._centred: dict[object, tuple[np.ndarray, np.ndarray]] = {}
 
-def _bias_variance(schema_x: np.ndarray, schema_y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                   resamples: np.ndarray) -> float:
-    """The variance over resamples of the release of ``z(schema-clamped) - z(clipped)``."""
-    return float(np.var(_batch_z(schema_x[resamples], schema_y[resamples]) - _batch_z(u[resamples], v[resamples])))
+    def centred(self, key: object, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if key not in self._centred:
+            x = values[self.rows]
+            x = x - x.mean(axis=1, keepdims=True)
+            self._centred[key] = (x, (x * x).sum(axis=1))
+        return self._centred[key]
+
+    @staticmethod
+    def z(x: tuple[np.ndarray, np.ndarray], y: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Fisher's z of r for each resample of the centred pair ``x``, ``y``."""
+        (x, xx), (y, yy) = x, y
+        denominator = np.sqrt(xx * yy)
+        r = np.where(denominator > 0, (x * y).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), 0.0)
+        return np.arctanh(np.clip(r, -R_MAX, R_MAX))
+
+    def bias_variance(self, schema, clipped) -> float:
+        """The variance over resamples of ``z(schema-clamped) - z(clipped)``."""
+        return float(np.var(self.z(*schema) - self.z(*clipped)))
