@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--database-url", help="a PostgreSQL URL whose database this bench creates afresh and drops "
                                                "(default: SQLite in the throwaway DATA_DIR)")
+    parser.add_argument("--production", metavar="REDIS_URL",
+                        help="run the server with the production profile (DJANGO_DEBUG off: no per-query debug "
+                             "recording; fresh secret and encryption keys; Redis at REDIS_URL as the shared cache "
+                             "the profile requires; HTTPS redirect off, as behind a TLS proxy) instead of the "
+                             "development one")
     args = parser.parse_args(argv)
     if args.database_url:
         _fresh_database(args.database_url)
@@ -196,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(name, None)
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
+    if args.production:
+        import secrets
+
+        from cryptography.fernet import Fernet
+
+        os.environ.update({"DJANGO_DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50),
+                           "DATA_ENCRYPTION_KEY": Fernet.generate_key().decode(), "ALLOWED_HOSTS": "127.0.0.1",
+                           "SECURE_SSL_REDIRECT": "0", "REDIS_URL": args.production})
     import django
 
     django.setup()

@@ -72,7 +72,8 @@ def _release(raw: dict) -> Release:
     if isinstance(release_id, bool) or not isinstance(release_id, int):
         raise ApplicationError("release must be the id (a whole number) of the published release the hypothesis "
                                "came from.", code="invalid_release")
-    release = Release.objects.select_related("dataset").filter(pk=release_id, published_at__isnull=False).first()
+    release = (Release.objects.select_related("dataset", "dataset__budget_policy")
+               .filter(pk=release_id, published_at__isnull=False).first())
     if release is None:
         raise ApplicationError(f"There is no published release {release_id}.", code="unknown_release")
     dataset = raw.get("dataset")
@@ -105,7 +106,8 @@ def _checked(raw: Any) -> tuple[Release, BudgetPolicy, Hypothesis, Schema]:
     if not isinstance(raw, dict):
         raise ApplicationError("The body must be a JSON object: a hypothesis.", code="malformed")
     release = _release(raw)
-    policy = policy_for(release.dataset)
+    # read with the release (one query); created from the settings' defaults the first time
+    policy = getattr(release.dataset, "budget_policy", None) or policy_for(release.dataset)
     hypothesis, schema = _hypothesis(raw, release, policy)
     return release, policy, hypothesis, schema
 
@@ -182,8 +184,7 @@ def _existing_unless_stale(dataset, key: str) -> Verification | None:
 
     The same rule as :func:`verifications_reap_stale` for this key, in the one query that finds
     the primary (a computing verification is always the primary: the partial unique index)."""
-    existing = (Verification.objects.select_related("dataset", "user")
-                .filter(dataset=dataset, canonical_key=key, primary=True).first())
+    existing = _existing(dataset, key)
     cutoff = timezone.now() - timedelta(seconds=settings.VERIFICATION_STALE_AFTER_SECONDS)
     if existing is None or existing.status != Status.COMPUTING or existing.created_at >= cutoff:
         return existing

@@ -13,12 +13,12 @@ from tests.verification.conftest import ask, hypothesis
 
 pytestmark = pytest.mark.django_db
 
-#: Token, release, policy, the primary lookup, the allocation (read, then locked), the verification's
+#: Token, release with its policy, the primary lookup, the allocation (read, then locked), the verification's
 #: insert, two conditional charge updates, the allocation read back for the ledger, the ledger entry,
 #: two audit rows (chain head + insert each), the answer's update, the budget in the response
-#: (allocation, policy), and the savepoints around them: 26 on SQLite (32 before the reads were
+#: (allocation, policy), and the savepoints around them: 25 on SQLite (32 before the reads were
 #: shared); PostgreSQL adds the audit chain's advisory lock before each of the two audit rows.
-MAX_QUERIES = {"sqlite": 26, "postgresql": 28}
+MAX_QUERIES = {"sqlite": 25, "postgresql": 27}
 
 
 def test_a_fresh_count_takes_at_most_its_queries(gbsg2, clients, django_assert_max_num_queries):
