@@ -157,6 +157,19 @@ def report_mark_passing(release) -> None:
         parts_done=6, parts_total=6, finished_at=timezone.now())
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory in KiB: ``VmHWM`` (its own address space's high-water mark).
+    ``ru_maxrss`` is not used where it can be avoided: a child started by a big parent begins with the
+    parent's size at the fork, so it would report the parent's peak."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The seeded 80/20 split (train, holdout)."""
     order = np.random.default_rng(seed).permutation(len(table))

@@ -220,8 +220,8 @@ AUDIT_REFUSAL_WINDOW_SECONDS = env_int("AUDIT_REFUSAL_WINDOW_SECONDS", 60, minim
 # Largest real-data CSV accepted; bigger uploads are refused while streaming (413). 1 GiB: a 1M-row ×
 # 30-column CSV is 130-300 MB. The upload is spooled to UPLOAD_TEMP_DIR, then parsed and checked in
 # chunks (clearinghouse.tabular.CHUNK_ROWS): memory grows with its rows (the typed table, ~150 bytes a row
-# at 30 columns), not with the file: 1M × 30 (126 MB) peaked at 1.07 GiB, 0.44 GiB of it the process's
-# Django and pandas (python -m bench.scale.upload).
+# at 30 columns), not with the file: 1M × 30 (104 MB) peaked at 0.93 GiB, 0.44 GiB of it the process's
+# Django and pandas (make bench-scale).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 1024 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_HANDLERS = [
     "clearinghouse.api.uploads.SizeLimitedUploadHandler",

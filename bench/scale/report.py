@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -56,7 +55,7 @@ def _gib(kib: int) -> float:
 def _child(rows: int) -> dict[str, Any]:
     """Build the tables, then time the report on them (runs in the child process)."""
     warnings.simplefilter("ignore")
-    from bench.common import resampled_gbsg2, split
+    from bench.common import peak_rss_kib, resampled_gbsg2, split
     from bench.report import timed_report
     from clearinghouse.schema import Schema
     from clearinghouse.tabular import read_csv_checked
@@ -73,13 +72,13 @@ def _child(rows: int) -> dict[str, Any]:
     synthetic, _ = cohort(SEED + 1)
     del real
     build_s = time.perf_counter() - started
-    rss_tables = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_tables = peak_rss_kib()
     timing, content = timed_report(train, holdout, synthetic, schema)
     return {
         "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
         "columns": len(schema.kept), "runs": 1, "seconds": timing["seconds"], "html_bytes": timing["html_bytes"],
         "build_tables_s": round(build_s, 1), "rss_after_tables_gib": _gib(rss_tables),
-        "peak_rss_gib": _gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+        "peak_rss_gib": _gib(peak_rss_kib()),
         "samples": [note["text"] for note in content["meta"].get("samples", [])],
         "headline": content["headline"], "load_average_at_start": load,
         "target_seconds": TARGET_SECONDS,
