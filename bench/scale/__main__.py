@@ -46,8 +46,9 @@ def run_parts(parts: list[str], *, quick: bool) -> dict:
 
 def markdown(results: dict, info: dict, when: str, command: str) -> str:
     lines = [START, "", "## Scale: a million rows (`make bench-scale`)", "",
-             f"Run on {when} · {info['cpu']}, {info['cores']} cores · command `{command}`; "
-             f"load average at start {info.get('load_average_at_start', '?')}.", "",
+             f"Last written on {when} · {info['cpu']}, {info['cores']} cores · command `{command}`; "
+             f"load average at start {info.get('load_average_at_start', '?')}. Each part's own run (date, "
+             "seconds) is under the table; a run of some parts keeps the others' last figures.", "",
              "| part | figure | value | target | met? |", "|---|---|---|---|---|"]
     for name, result in results.items():
         if "error" in result:
