@@ -157,14 +157,23 @@ def report_mark_passing(release) -> None:
         parts_done=6, parts_total=6, finished_at=timezone.now())
 
 
-def peak_rss_kib() -> int:
-    """This process's peak resident memory in KiB: ``VmHWM`` (its own address space's high-water mark).
-    ``ru_maxrss`` is not used where it can be avoided: a child started by a big parent begins with the
-    parent's size at the fork, so it would report the parent's peak."""
+def proc_status_bytes(key: str) -> int | None:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``: now, ``VmHWM``: its peak)
+    in bytes; None where the file or the key is missing."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory in KiB: ``VmHWM`` (its own address space's high-water mark).
+    ``ru_maxrss`` is only the fallback: a child started by a big parent begins with the parent's size
+    at the fork, so it would report the parent's peak."""
+    peak = proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak // 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

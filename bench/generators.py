@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.common import DOCS_FILE, ROOT, gbsg2, machine, replace_section, split
+from bench.common import DOCS_FILE, ROOT, gbsg2, machine, proc_status_bytes, replace_section, split
 
 RESULTS_FILE = ROOT / "bench" / "results" / "generators.json"
 
@@ -141,15 +141,7 @@ class PeakMemory:
         self.device = device
         self.base = 0
 
-    @staticmethod
-    def _status(key: str) -> int | None:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
+    _status = staticmethod(proc_status_bytes)
 
     def start(self) -> None:
         gc.collect()

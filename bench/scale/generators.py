@@ -109,16 +109,6 @@ def cohort(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, Any]:
 
 
 # ---------------------------------------------------------------------------------------- the child
-def _rss(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def device_name() -> tuple[str, str]:
     """(torch device, its name): the CUDA device's name, else ``CPU: <model>, N threads``."""
     import torch
@@ -134,6 +124,7 @@ def child(rows: int, steps: int, epochs: int) -> dict[str, Any]:
     """One size's figures (run in its own process: see the module's docstring)."""
     import torch
 
+    from bench.common import proc_status_bytes
     from generators.core.models.ctgan import CTGAN
     from generators.core.transformer import DataTransformer
 
@@ -141,7 +132,7 @@ def child(rows: int, steps: int, epochs: int) -> dict[str, Any]:
 
     device, name = device_name()
     frame, schema = cohort(rows)
-    frame_rss = _rss("VmRSS")
+    frame_rss = proc_status_bytes("VmRSS")
     out: dict[str, Any] = {"rows": rows, "columns": len(schema.kept), "device": device, "device_name": name,
                            "frame_mib": round(frame.memory_usage(deep=True).sum() / 2**20, 1)}
     for continuous in ("mode", "quantile"):  # the default (quantile) last: its encoding is trained on
@@ -184,7 +175,7 @@ def child(rows: int, steps: int, epochs: int) -> dict[str, Any]:
         "epoch_measured_whole": steps == epoch_steps,  # (each timed epoch is a whole one)
         "final_losses": model.history[-1] if model.history else None,
     }
-    peak = _rss("VmHWM")
+    peak = proc_status_bytes("VmHWM")
     out["peak_rss_gib"] = None if peak is None else round(peak / 2**30, 3)
     out["frame_rss_gib"] = None if frame_rss is None else round(frame_rss / 2**30, 3)
     if device == "cuda":
