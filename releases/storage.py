@@ -53,6 +53,11 @@ def release_rows(release) -> pd.DataFrame:
     return pd.read_parquet(release_file(release, "parquet"), engine="pyarrow")
 
 
+def _datasheet_text(datasheet: dict) -> str:
+    """``datasheet.json`` as every writer of it formats it (strict JSON: no NaN)."""
+    return json.dumps(datasheet, indent=2, allow_nan=False) + "\n"
+
+
 def release_write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, Any]]:
     """Write the three files into a staging folder and rename it into place. Returns the new
     storage name and the files' sizes and SHA-256 digests (also written into ``datasheet``)."""
@@ -69,7 +74,7 @@ def release_write(frame: pd.DataFrame, datasheet: dict) -> tuple[str, dict[str, 
                                       "sha256": facts["csv_sha256"]},
                               "parquet": {"name": DATA_FILES["parquet"], "bytes": facts["parquet_bytes"],
                                           "sha256": facts["parquet_sha256"]}}
-        (staging / DATASHEET_FILE).write_text(json.dumps(datasheet, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (staging / DATASHEET_FILE).write_text(_datasheet_text(datasheet), encoding="utf-8")
         for path in staging.iterdir():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -86,7 +91,7 @@ def datasheet_rewrite(release, datasheet: dict) -> None:
     folder = release_folder() / release.storage_name
     staging = folder / f".{DATASHEET_FILE}.{uuid.uuid4().hex}"
     try:
-        staging.write_text(json.dumps(datasheet, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        staging.write_text(_datasheet_text(datasheet), encoding="utf-8")
         with staging.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(staging, folder / DATASHEET_FILE)
