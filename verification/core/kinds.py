@@ -36,7 +36,7 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
     noise variance + the correction's sampling variance``, normal CI.
 ``quantile``
     :func:`~verification.core.mechanisms.noisy_quantile` (on the integer grid for an integer
-    column, so tied whole numbers answer in whole numbers): 10 % count, 40 % estimate, 25 % per CI
+    column, so tied whole numbers answer in whole numbers): 5 % count, 15 % estimate, 40 % per CI
     endpoint (sequential); the CI is the order-statistic interval widened for the mechanism's rank
     error and released by two more exponential mechanisms.
 ``difference_in_means``
