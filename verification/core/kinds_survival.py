@@ -3,8 +3,18 @@ Pure: no Django.
 
 Privacy (unit: one row; neighbours add or remove one row; pure ε-DP per answer)
 -----------------------------------------------------------------------------------
-(The log-rank's exit table is described at the end of this docstring.) The time axis is cut by a **public grid**: :data:`BINS` = 50 equal bins over the duration
-column's declared bounds ``[min, max]`` (for GBSG2, 0–3000 days: 60-day bins). Durations are
+(The log-rank's exit table is described at the end of this docstring.) The time axis is cut by a **public grid**:
+``survival_at`` has its own (:func:`survival_at_edges`): :data:`QUERY_BINS` bins over ``[min, time]`` at the
+synthetic release's exit-time quantiles (bins narrow where rows leave, so the censored-count-half rule
+below is not stretched over a bin full of censorings; equal widths without a release), plus **one tail
+cell** holding every row followed beyond ``time`` (a row censored at exactly ``time`` was followed to it:
+tail; a death at ``time`` is inside). The tail is released as one noisy count (its events are a
+structural 0, not a cell) and only enters the at-risk counts; ``S`` is not estimated in it. So 2·12 + 1
+cells are summed into the at-risk counts instead of up to 100. ``km_median`` does the same up to the
+time where the release's Kaplan–Meier curve first reaches :data:`KM_MEDIAN_STOP` (:func:`km_median_edges`);
+without such a release, and for ``survival_at`` at a time outside the bounds, the fixed grid is
+:data:`BINS` = 50 equal bins over the duration column's declared bounds ``[min, max]`` (for GBSG2,
+0–3000 days: 60-day bins). Every grid comes from the schema, the hypothesis and the release only. Durations are
 clamped to the bounds; a duration equal to ``max`` falls in the last bin. Rows with a missing
 duration or event are left out (a per-row rule). Each remaining row falls in exactly **one cell**
 (bin × event/censored), so the ``2·BINS`` cell counts look at disjoint rows and compose in
@@ -104,7 +114,8 @@ from .aggregate import NOISE_DOMINANCE
 from .mechanisms import discrete_laplace, discrete_laplace_sd
 from .tables import Levels, covariate_cells, exit_table, first_level_totals, time_edges
 
-__all__ = ["BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank", "life_table", "survival_rows"]
+__all__ = ["BINS", "KM_MEDIAN_STOP", "QUERY_BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank",
+           "km_median_edges", "life_table", "survival_at_edges", "survival_rows"]
 
 #: Equal-width bins over the duration column's public bounds.
 BINS = 50
@@ -259,13 +270,22 @@ class LifeTable:
         return float(self.edges[j - 1] + fraction * (self.edges[j] - self.edges[j - 1]))
 
     def to_details(self) -> dict[str, Any]:
-        return {"bins": len(self.events), "start": float(self.edges[0]), "stop": float(self.edges[-1]),
-                "bin_width": float(self.edges[1] - self.edges[0]), "support_end": self.support_end,
-                "events": [int(v) for v in self.events], "censored": [int(v) for v in self.censored]}
+        widths = np.diff(self.edges)
+        out = {"bins": len(self.events), "start": float(self.edges[0]), "stop": float(self.edges[-1]),
+               "support_end": self.support_end,
+               "events": [int(v) for v in self.events], "censored": [int(v) for v in self.censored]}
+        if np.allclose(widths, widths[0]):
+            out["bin_width"] = float(widths[0])
+        else:
+            out["edges"] = [float(e) for e in self.edges]
+        return out
 
 
-def life_table(events: np.ndarray, censored: np.ndarray, edges: np.ndarray, cell_variance: float) -> LifeTable:
-    """The life table of (noisy or exact) cells, with Greenwood's variance and the noise Jacobian."""
+def life_table(events: np.ndarray, censored: np.ndarray, edges: np.ndarray, cell_variance: float, *,
+               fixed_events_last: bool = False) -> LifeTable:
+    """The life table of (noisy or exact) cells, with Greenwood's variance and the noise Jacobian.
+    ``fixed_events_last``: the last bin's events are a structural 0, not a noisy cell (its Jacobian
+    row is 0: :func:`_noisy_table_until`'s tail)."""
     events = np.asarray(events, dtype=np.float64)
     censored = np.asarray(censored, dtype=np.float64)
     bins = len(events)
@@ -277,9 +297,13 @@ def life_table(events: np.ndarray, censored: np.ndarray, edges: np.ndarray, cell
     greenwood = np.concatenate([[0.0], np.cumsum(terms)])
     cells = np.concatenate([events, censored])
     jacobian = _jacobian(lambda c: _survival(c[..., :bins], c[..., bins:], cell_variance), cells)
+    if fixed_events_last:
+        jacobian[bins - 1] = 0.0
     survival = np.clip(_survival(events, censored, cell_variance), 0.0, 1.0)
     return LifeTable(edges=edges, events=events, censored=censored, survival=survival, greenwood=greenwood,
-                     jacobian=jacobian, cell_variance=float(cell_variance), support=int(inside.sum()))
+                     jacobian=jacobian, cell_variance=float(cell_variance),
+                     # S is not estimated in a tail that is one cell (it would be held flat there)
+                     support=min(int(inside.sum()), bins - 1) if fixed_events_last else int(inside.sum()))
 
 
 def _noisy_table(frame: pd.DataFrame, schema: Schema, epsilon: float, rng: np.random.Generator) -> LifeTable:
@@ -289,19 +313,99 @@ def _noisy_table(frame: pd.DataFrame, schema: Schema, epsilon: float, rng: np.ra
                       discrete_laplace_sd(1.0 / epsilon) ** 2)
 
 
+#: ``survival_at``'s and ``km_median``'s own grids: about this many bins between the duration's lower
+#: bound and a stop (:func:`survival_at_edges`, :func:`km_median_edges`), and one cell for every row
+#: still followed after it.
+QUERY_BINS = 12
+#: ``km_median``'s grid stops where the synthetic release's Kaplan–Meier curve first reaches this.
+KM_MEDIAN_STOP = 0.25
+
+
+def _query_edges(schema: Schema, synthetic: pd.DataFrame | None, stop: float) -> np.ndarray:
+    """``[min, e_1, ..., stop]``: :data:`QUERY_BINS` bins at quantiles of the synthetic release's event
+    times up to ``stop`` (narrow where deaths are dense), equal widths without enough of them."""
+    lo = float(schema[schema.survival.duration].min)
+    times = np.zeros(0)
+    if synthetic is not None and len(synthetic):
+        t, _e = survival_rows(synthetic, schema)
+        times = t[(t > lo) & (t <= stop)]
+    if len(times) >= 2 * QUERY_BINS:
+        inner = np.quantile(times, np.arange(1, QUERY_BINS) / QUERY_BINS)
+    else:
+        inner = lo + (stop - lo) * np.arange(1, QUERY_BINS) / QUERY_BINS
+    inner = np.unique(inner[(inner > lo) & (inner < stop)])
+    return np.concatenate([[lo], inner, [stop]])
+
+
+def survival_at_edges(schema: Schema, synthetic: pd.DataFrame | None, time: float) -> np.ndarray | None:
+    """Public edges ``[min, e_1, ..., time]`` of ``survival_at``'s life table (:func:`_query_edges`); None
+    where ``time`` is not inside the duration's bounds (the fixed grid then answers). From the schema,
+    the hypothesis and the release only."""
+    duration = schema[schema.survival.duration]
+    if not float(duration.min) < time < float(duration.max):
+        return None
+    return _query_edges(schema, synthetic, float(time))
+
+
+def km_median_edges(schema: Schema, synthetic: pd.DataFrame | None) -> np.ndarray | None:
+    """Public edges of ``km_median``'s life table: :func:`_query_edges` up to the time where the synthetic
+    release's Kaplan–Meier curve first reaches :data:`KM_MEDIAN_STOP` (a real median far beyond the
+    release's is then "not reached" up to there, with the lower end of its CI); None without a release
+    with at least ``2 · QUERY_BINS`` events, or whose curve stays above it (the fixed grid answers)."""
+    if synthetic is None or not len(synthetic):
+        return None
+    time, event = survival_rows(synthetic, schema)
+    if int(event.sum()) < 2 * QUERY_BINS:
+        return None
+    deaths, counts = np.unique(time[event], return_counts=True)
+    at_risk = len(time) - np.searchsorted(np.sort(time), deaths, side="left")
+    curve = np.cumprod(1.0 - counts / at_risk)
+    reached = np.flatnonzero(curve <= KM_MEDIAN_STOP)
+    duration = schema[schema.survival.duration]
+    if not len(reached) or not float(duration.min) < deaths[reached[0]] < float(duration.max):
+        return None
+    return _query_edges(schema, synthetic, float(deaths[reached[0]]))
+
+
+def _noisy_table_until(frame: pd.DataFrame, schema: Schema, edges: np.ndarray, epsilon: float,
+                       rng: np.random.Generator) -> LifeTable:
+    """The life table of ``survival_at`` on ``edges`` ending at the asked time, with one more cell: the
+    rows whose duration is beyond it. Each row is in one cell (a bin × event/censored, or that tail),
+    so every cell gets the full ε. The tail is the last bin's censored count with its events fixed at 0
+    (not a released cell: no noise, no Jacobian row); it only enters the at-risk counts."""
+    time, event = survival_rows(frame, schema)
+    # S(t) = P(T > t): a death at t is inside, a row censored at t was followed to t and is in the
+    # tail (in the last bin it would count half at risk: everyone in a trial censored at its last week
+    # pulled S there down by 0.03)
+    inside = (time < edges[-1]) | ((time == edges[-1]) & event)
+    events, censored = cell_counts(time[inside], event[inside], edges)
+    tail = np.array([int((~inside).sum())])
+    noisy_events = np.concatenate([_noisy(events, epsilon, rng), [0]])
+    noisy_censored = np.concatenate([_noisy(censored, epsilon, rng), _noisy(tail, epsilon, rng)])
+    stop = float(schema[schema.survival.duration].max)
+    return life_table(noisy_events, noisy_censored, np.concatenate([edges, [stop]]),
+                      discrete_laplace_sd(1.0 / epsilon) ** 2, fixed_events_last=True)
+
+
 SURVIVAL_SPLIT_NOTE = ("parallel: each row falls in exactly one cell (bin x event/censored), so every cell's "
                        "count uses the full ε")
+SURVIVAL_AT_SPLIT_NOTE = ("parallel: each row falls in exactly one cell (bin x event/censored before the asked time, "
+                          "or the one cell of rows followed beyond it), so every cell's count uses the full ε")
 TABLE_METHOD = (f"noisy life table: {BINS} equal bins over the duration's public bounds, a discrete-Laplace count per "
                 "cell (bin x event/censored, parallel composition), actuarial product-limit (censored count half), "
                 "Greenwood plus delta-method noise variance, CI on log(-log S)")
 
 
-def _table_answer(req: Request) -> tuple[LifeTable | None, Answer | None, dict[str, float], dict[str, Any]]:
+def _table_answer(req: Request, until: np.ndarray | None = None
+                  ) -> tuple[LifeTable | None, Answer | None, dict[str, float], dict[str, Any]]:
     split = {"life_table.events": req.epsilon, "life_table.censored": req.epsilon}
     frame = _group_frame(req.frame, req.params.get("group"))
-    table = _noisy_table(frame, req.schema, req.epsilon, req.rng)
-    details: dict[str, Any] = {"composition": SURVIVAL_SPLIT_NOTE, "life_table": table.to_details(),
-                               "noise_sd_cell": math.sqrt(table.cell_variance)}
+    if until is None:
+        table = _noisy_table(frame, req.schema, req.epsilon, req.rng)
+    else:
+        table = _noisy_table_until(frame, req.schema, until, req.epsilon, req.rng)
+    details: dict[str, Any] = {"composition": SURVIVAL_SPLIT_NOTE if until is None else SURVIVAL_AT_SPLIT_NOTE,
+                               "life_table": table.to_details(), "noise_sd_cell": math.sqrt(table.cell_variance)}
     if req.too_small(table.noisy_n):
         return None, req.withhold(table.noisy_n, TABLE_METHOD, split, details), split, details
     return table, None, split, details
@@ -310,10 +414,18 @@ def _table_answer(req: Request) -> tuple[LifeTable | None, Answer | None, dict[s
 # --- km_median -------------------------------------------------------------------------------------
 
 
+KM_MEDIAN_TABLE = (
+    f"noisy life table up to where the synthetic release's survival reaches {KM_MEDIAN_STOP:g}: about {QUERY_BINS} bins at "
+    "its event-time quantiles and one cell of the rows followed beyond, a discrete-Laplace count per cell (parallel "
+    "composition), actuarial product-limit (censored count half), Greenwood plus delta-method noise variance, CI on "
+    "log(-log S)")
+
+
 def _km_median(req: Request) -> Answer:
-    method = TABLE_METHOD + "; median where S first reaches 0.5 (linear within a bin), CI where the band does " \
-                            "(Brookmeyer-Crowley)"
-    table, withheld, split, details = _table_answer(req)
+    until = km_median_edges(req.schema, req.synthetic)
+    method = (TABLE_METHOD if until is None else KM_MEDIAN_TABLE) + (
+        "; median where S first reaches 0.5 (linear within a bin), CI where the band does (Brookmeyer-Crowley)")
+    table, withheld, split, details = _table_answer(req, until)
     if withheld is not None:
         return withheld
     low_band, high_band = table.bands(req.z)
@@ -377,9 +489,17 @@ register(Kind(
 # --- survival_at ----------------------------------------------------------------------------------
 
 
+SURVIVAL_AT_METHOD = (
+    f"noisy life table ending at the asked time: about {QUERY_BINS} bins at the synthetic release's event-time "
+    "quantiles before it (equal widths without a release) and one cell of the rows followed beyond it, a "
+    "discrete-Laplace count per cell (parallel composition), actuarial product-limit (censored count half), Greenwood "
+    "plus delta-method noise variance, CI on log(-log S)")
+
+
 def _survival_at(req: Request) -> Answer:
-    method = TABLE_METHOD + "; S(time) linear within its bin"
-    table, withheld, split, details = _table_answer(req)
+    until = survival_at_edges(req.schema, req.synthetic, float(req.params["time"]))
+    method = TABLE_METHOD + "; S(time) linear within its bin" if until is None else SURVIVAL_AT_METHOD
+    table, withheld, split, details = _table_answer(req, until)
     if withheld is not None:
         return withheld
     time = min(float(req.params["time"]), float(table.edges[-1]))  # the grid ends at the public bound
