@@ -47,8 +47,9 @@ the part it falls in, so each part may use the full ε. Each answer lists its pa
 ``correlation``
     rows with both values present; each value is clamped to a public range and scaled into
     ``[-1, 1]``; six sufficient statistics ``n, Σu, Σv, Σu², Σv², Σuv`` (each of sensitivity at
-    most 1) share ε sequentially. With a release the ranges, centres and split are tuned on it
-    (:mod:`~verification.core.tuning`) and the clipping bias is added back on Fisher's z; without
+    most 1) share ε sequentially. With a release the ranges, centres, split and (where it helps) a
+    tighter bound on each row's ``uv`` are tuned on it (:mod:`~verification.core.tuning`) and the
+    clipping bias is added back on Fisher's z; without
     one: the schema's bounds, 10 % count, 15 % each linear sum, 20 % each quadratic sum. Pearson's
     r from the noisy statistics; CI on Fisher's z with variance ``1/(ñ - 3)`` (sampling) plus the
     noise variance of r (delta method) divided by ``(1 - r²)²``, plus the correction's variance.
@@ -118,7 +119,6 @@ from .tuning import (
     mean_settings,
     pearson,
     scaled,
-    statistic_bounds,
 )
 
 __all__ = [
@@ -751,7 +751,8 @@ def _pairs(frame: pd.DataFrame, schema: Schema, params: dict[str, Any]) -> tuple
 CORRELATION_METHOD = (
     "Pearson r from six noisy sufficient statistics (discrete-Laplace count, integer-scaled geometric sums) of the "
     "values clamped to public ranges and scaled into [-1, 1] (the schema's bounds, narrowed to where the synthetic "
-    "release puts its values; the ε split minimises the noise predicted on the release; the clipping bias measured "
+    "release puts its values, each row's product uv clamped to a bound read off the release where that helps; the ε "
+    "split minimises the noise predicted on the release; the clipping bias measured "
     "on the release is added back on Fisher's z); Fisher-z CI with sampling and noise variance")
 
 
@@ -764,7 +765,7 @@ def _correlation(req: Request) -> Answer:
     u, v = scaled(x, settings.x), scaled(y, settings.y)
     eps = {part: share * req.epsilon for part, share in settings.split.items()}
     noisy_n = noisy_count(len(u), eps["count"], req.rng)
-    bounds = statistic_bounds(settings.x, settings.y)
+    bounds = settings.bounds()
     sums = {}
     for part, values in (("sum_x", u), ("sum_y", v), ("sum_xx", u * u), ("sum_yy", v * v), ("sum_xy", u * v)):
         sums[part] = noisy_sum(values, *bounds[part], eps[part], req.rng)
