@@ -139,6 +139,7 @@ __all__ = [
     "non_answer",
     "numeric_values",
     "register",
+    "rows_for",
     "rows_passing",
     "where_mask",
 ]
@@ -275,6 +276,16 @@ def rows_passing(frame: pd.DataFrame, where: tuple[Filter, ...]) -> pd.DataFrame
     return pd.DataFrame(index=pd.RangeIndex(len(frame) if mask is None else int(np.count_nonzero(mask))))
 
 
+def rows_for(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> pd.DataFrame:
+    """What a hypothesis's kind reads of ``frame``: the rows passing ``where`` with only the
+    :func:`hypothesis_columns`, or for a :attr:`~verification.core.kind.Kind.rows_only` kind (``count``)
+    just as many rows and no columns (:func:`rows_passing`: counted, not copied). For ``compute`` on the
+    real rows and ``exact`` on a synthetic release alike."""
+    if KINDS[hypothesis.kind].rows_only:
+        return rows_passing(frame, hypothesis.where)
+    return apply_where(frame, hypothesis.where, hypothesis_columns(schema, hypothesis))
+
+
 def hypothesis_columns(schema: Schema, hypothesis: Hypothesis) -> list[str]:
     """The columns a hypothesis's kind may read, in the schema's order: every column named in its params
     (at any depth; a category that happens to share a column's name only adds that column) and its
@@ -380,15 +391,8 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
         raise ValueError("confidence must be in (0, 1)")
     if isinstance(min_subgroup, bool) or not isinstance(min_subgroup, (int, np.integer)) or min_subgroup < 1:
         raise ValueError("min_subgroup must be a positive integer")
-    columns = hypothesis_columns(schema, hypothesis)  # only these are copied with the filtered rows
-    if KINDS[hypothesis.kind].rows_only:  # the kind reads len() only: count the rows, copy none
-        def select(rows: pd.DataFrame) -> pd.DataFrame:
-            return rows_passing(rows, hypothesis.where)
-    else:
-        def select(rows: pd.DataFrame) -> pd.DataFrame:
-            return apply_where(rows, hypothesis.where, columns)
-    public = None if synthetic is None else select(synthetic)
-    request = Request(frame=select(frame), schema=schema, hypothesis=hypothesis,
+    public = None if synthetic is None else rows_for(synthetic, schema, hypothesis)
+    request = Request(frame=rows_for(frame, schema, hypothesis), schema=schema, hypothesis=hypothesis,
                       rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence), synthetic=public)
     result = KINDS[hypothesis.kind].compute(request)
     result.epsilon = hypothesis.epsilon
