@@ -155,3 +155,29 @@ def test_count_answer_is_the_same_as_on_the_copied_rows(filters, monkeypatch):
     exact = kinds.answer(frame, SCHEMA, hyp(SCHEMA, "count", where=filters, epsilon=100.0),
                          rng=np.random.default_rng(0))
     assert abs(exact.estimate - truth) <= 1  # ε = 100: the noise is almost always 0
+
+
+def test_gbsg2_as_custody_types_it(gbsg2, gbsg2_schema):
+    """The frame custody stores (read_csv_checked: Int64, Int8, categoricals), with a few cells blanked."""
+    frame = gbsg2.copy()
+    frame.loc[frame.index % 13 == 0, "age"] = pd.NA
+    frame.loc[frame.index % 17 == 0, "tgrade"] = np.nan
+    frame.loc[frame.index % 19 == 0, "cens"] = pd.NA
+    assert str(frame["age"].dtype) == "Int64" and str(frame["cens"].dtype) == "Int8"
+    wheres = [
+        [{"column": "tgrade", "op": "in", "value": ["II", "III"]}, {"column": "age", "op": ">=", "value": 50}],
+        [{"column": "horTh", "op": "!=", "value": "yes"}, {"column": "time", "op": ">", "value": 500.5}],
+        [{"column": "cens", "op": "==", "value": 1}, {"column": "pnodes", "op": "<", "value": 4},
+         {"column": "menostat", "op": "==", "value": "Post"}],
+        [{"column": "age", "op": "!=", "value": 50}, {"column": "tgrade", "op": "!=", "value": "I"}],
+    ]
+    for raw in wheres:
+        where = hyp(gbsg2_schema, "count", where=raw).where
+        expected = _reference_mask(frame, where)
+        assert 0 < expected.sum() < len(frame)
+        assert np.array_equal(kinds.where_mask(frame, where), expected), raw
+        assert len(kinds.rows_for(frame, gbsg2_schema, hyp(gbsg2_schema, "count", where=raw))) == expected.sum()
+        mean = hyp(gbsg2_schema, "mean", {"column": "tsize"}, where=raw)
+        copied = kinds.rows_for(frame, gbsg2_schema, mean)
+        assert list(copied.index) == list(np.flatnonzero(expected)) and list(copied.columns) == sorted(
+            {"tsize", *(f["column"] for f in raw)}, key=list(frame.columns).index)
