@@ -50,7 +50,7 @@ from releases.models import Release
 from releases.selectors import release_synthetic_rows
 from verification.core import KINDS, Hypothesis, HypothesisError, answer, parse_hypothesis, verdict_for
 from verification.core.hypothesis import epsilon_text
-from verification.core.kinds import EXACT, apply_where
+from verification.core.kinds import EXACT, rows_for
 from verification.core.noise import NoiseSource
 from verification.core.preview import preview
 from verification.models import Verification
@@ -158,8 +158,8 @@ def _reuse(existing: Verification, *, user, release: Release, hypothesis: Hypoth
         stored["verdict"] = verdict_for(stored.get("ci_low"), stored.get("ci_high"), hypothesis.claim)
     if release.pk != existing.release_id:
         try:
-            estimate = EXACT[hypothesis.kind](apply_where(release_synthetic_rows(release, schema), hypothesis.where), schema,
-                                              hypothesis)
+            estimate = EXACT[hypothesis.kind](rows_for(release_synthetic_rows(release, schema), schema, hypothesis),
+                                              schema, hypothesis)
             stored["synthetic_estimate"] = None if estimate is None or not np.isfinite(estimate) else float(estimate)
         except Exception:  # the synthetic side is a courtesy; the DP answer stands without it
             logger.exception("synthetic estimate for release %s failed", release.pk)

@@ -139,6 +139,9 @@ __all__ = [
     "non_answer",
     "numeric_values",
     "register",
+    "rows_for",
+    "rows_passing",
+    "where_mask",
 ]
 
 
@@ -170,6 +173,8 @@ def level_mask(frame: pd.DataFrame, name: str, value: Any) -> np.ndarray:
 
 
 def _filter_mask(frame: pd.DataFrame, item: Filter) -> np.ndarray:
+    """One filter as a boolean array, the reference path (any dtype): :func:`_fast_filter_mask` must
+    agree with it everywhere it answers."""
     if item.op == "in":
         mask = np.zeros(len(frame), dtype=bool)
         for value in item.value:
@@ -184,16 +189,101 @@ def _filter_mask(frame: pd.DataFrame, item: Filter) -> np.ndarray:
                 ">": values > item.value, ">=": values >= item.value}[item.op]
 
 
+_MASKED_ARRAYS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
+_ORDER = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+def _fast_filter_mask(series: pd.Series, item: Filter) -> np.ndarray | None:
+    """:func:`_filter_mask` on the column's own buffers, without converting or copying the column: a
+    categorical's codes against the value's code, a numeric column's values (a nullable column's data
+    and its missing mask) against the value as a float (what the reference path compares after its
+    float64 copy). None for a column of another kind (object or string values; an order on a
+    categorical), which the reference path answers."""
+    array = series.array
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        if item.op not in ("==", "!=", "in"):
+            return None
+        codes = array.codes
+        categories = array.categories
+        values = item.value if item.op == "in" else (item.value,)
+        # level_mask: a value that is not a category matches no row
+        wanted = [categories.get_loc(value) for value in values if value in categories]
+        if not wanted:
+            equal = np.zeros(len(codes), dtype=bool)
+        elif len(wanted) == 1:
+            equal = codes == wanted[0]
+        else:
+            equal = np.isin(codes, wanted)
+        return ~equal & (codes >= 0) if item.op == "!=" else equal
+    if isinstance(array, _MASKED_ARRAYS):
+        data, missing = array._data, array._mask  # the values (arbitrary where missing) and the missing flags
+    elif isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":
+        data, missing = series.to_numpy(), None  # a view: NaN (if any) compares False, as after the copy
+    else:
+        return None
+    if data.dtype.kind not in "fiub":
+        return None
+    if item.op in ("==", "!=", "in"):
+        if any(isinstance(value, str) for value in (item.value if item.op == "in" else (item.value,))):
+            return None  # level_mask compares a text value as an object; not on this path
+        values = item.value if item.op == "in" else (item.value,)
+        equal = data == float(values[0])
+        for value in values[1:]:
+            equal |= data == float(value)
+        if missing is not None:
+            equal &= ~missing
+        if item.op != "!=":
+            return equal
+        present = ~missing if missing is not None else (~np.isnan(data) if data.dtype.kind == "f" else True)
+        return ~equal & present
+    with np.errstate(invalid="ignore"):
+        passed = _ORDER[item.op](data, float(item.value))
+    return passed & ~missing if missing is not None else passed
+
+
+def where_mask(frame: pd.DataFrame, where: tuple[Filter, ...]) -> np.ndarray | None:
+    """The rows that pass every filter (AND) as a boolean array over ``frame``'s rows, None without
+    filters. A missing value fails every comparison, ``!=`` included. Compares the columns' own
+    buffers where it can (:func:`_fast_filter_mask`), the same rows as the reference
+    :func:`_filter_mask`."""
+    mask = None
+    for item in where:
+        series = frame[item.column]
+        part = _fast_filter_mask(series, item)
+        if part is None:
+            part = _filter_mask(frame, item)
+        if mask is None:
+            mask = np.asarray(part, dtype=bool)  # a fresh array (a comparison's result), and-ed in place below
+        else:
+            mask &= part
+    return mask
+
+
 def apply_where(frame: pd.DataFrame, where: tuple[Filter, ...], columns: list[str] | None = None) -> pd.DataFrame:
     """The rows that pass every filter (AND). A missing value fails every comparison, ``!=`` included.
     ``columns`` (optional) keeps only those columns of the filtered rows: the copy of a million rows'
     every column cost more than the count asked of them."""
-    if not where:
+    mask = where_mask(frame, where)
+    if mask is None:
         return frame
-    mask = np.ones(len(frame), dtype=bool)
-    for item in where:
-        mask &= _filter_mask(frame, item)
     return frame.loc[mask] if columns is None else frame.loc[mask, columns]
+
+
+def rows_passing(frame: pd.DataFrame, where: tuple[Filter, ...]) -> pd.DataFrame:
+    """As many rows as pass ``where``, with no columns (index 0..n-1): what a kind that reads only
+    the number of rows (:attr:`Kind.rows_only`, ``count``) gets, instead of a copy of the rows."""
+    mask = where_mask(frame, where)
+    return pd.DataFrame(index=pd.RangeIndex(len(frame) if mask is None else int(np.count_nonzero(mask))))
+
+
+def rows_for(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> pd.DataFrame:
+    """What a hypothesis's kind reads of ``frame``: the rows passing ``where`` with only the
+    :func:`hypothesis_columns`, or for a :attr:`~verification.core.kind.Kind.rows_only` kind (``count``)
+    just as many rows and no columns (:func:`rows_passing`: counted, not copied). For ``compute`` on the
+    real rows and ``exact`` on a synthetic release alike."""
+    if KINDS[hypothesis.kind].rows_only:
+        return rows_passing(frame, hypothesis.where)
+    return apply_where(frame, hypothesis.where, hypothesis_columns(schema, hypothesis))
 
 
 def hypothesis_columns(schema: Schema, hypothesis: Hypothesis) -> list[str]:
@@ -301,9 +391,8 @@ def answer(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis, *, rng: 
         raise ValueError("confidence must be in (0, 1)")
     if isinstance(min_subgroup, bool) or not isinstance(min_subgroup, (int, np.integer)) or min_subgroup < 1:
         raise ValueError("min_subgroup must be a positive integer")
-    columns = hypothesis_columns(schema, hypothesis)  # only these are copied with the filtered rows
-    public = None if synthetic is None else apply_where(synthetic, hypothesis.where, columns)
-    request = Request(frame=apply_where(frame, hypothesis.where, columns), schema=schema, hypothesis=hypothesis,
+    public = None if synthetic is None else rows_for(synthetic, schema, hypothesis)
+    request = Request(frame=rows_for(frame, schema, hypothesis), schema=schema, hypothesis=hypothesis,
                       rng=rng, min_subgroup=int(min_subgroup), confidence=float(confidence), synthetic=public)
     result = KINDS[hypothesis.kind].compute(request)
     result.epsilon = hypothesis.epsilon
@@ -480,6 +569,7 @@ register(Kind(
     description=("No params. Estimate: the number of rows that pass the where filter (a discrete-Laplace count)."),
     example_params={},
     params_schema=params_schema({}, description="no params"),
+    rows_only=True,
 ))
 
 

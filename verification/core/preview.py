@@ -28,7 +28,7 @@ import pandas as pd
 from clearinghouse.schema import Schema
 
 from .hypothesis import MIN_EPSILON, Hypothesis, _decimal_text
-from .kinds import EXACT, KINDS, answer, apply_where
+from .kinds import EXACT, KINDS, answer, rows_for
 
 __all__ = ["DECISIVE", "DRAWS", "EPSILON_GRID", "NOTE", "SEARCH_DRAWS", "Preview", "Simulation", "preview",
            "simulate"]
@@ -141,7 +141,7 @@ def _candidates(max_epsilon: float) -> list[float]:
 
 def _synthetic_estimate(frame: pd.DataFrame, schema: Schema, hypothesis: Hypothesis) -> float | None:
     try:
-        value = EXACT[hypothesis.kind](apply_where(frame, hypothesis.where), schema, hypothesis)
+        value = EXACT[hypothesis.kind](rows_for(frame, schema, hypothesis), schema, hypothesis)
     except (ArithmeticError, ValueError, np.linalg.LinAlgError):
         return None  # a fit that cannot converge on the release: the preview stands without it
     return None if value is None or not math.isfinite(value) else float(value)
