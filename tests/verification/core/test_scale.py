@@ -149,3 +149,51 @@ def test_a_filtered_answer_copies_only_the_hypothesis_columns_and_answers_as_bef
         assert (result.estimate, result.ci_low, result.ci_high, result.noisy_n) == \
             (whole.estimate, whole.ci_low, whole.ci_high, whole.noisy_n), kind
 
+
+
+def test_a_vector_sum_in_blocks_is_the_one_pass_sum(monkeypatch):
+    """Blocks of rows (VECTOR_SUM_BLOCK entries) are clipped, rounded and summed as one pass over all rows
+    would: rows already on the grid take no random bits, so at a fixed seed the released sums are equal;
+    other rows' rounded sums stay unbiased (the noise at ε = 1000 and the rounding are far below the
+    tolerance, a mistake at a block's edge is not)."""
+    from verification.core import mechanisms
+
+    gamma = 6.0 / mechanisms.GRID_STEPS
+    rng = np.random.default_rng(8)
+    on_grid = np.round(rng.normal(size=(1000, 3)) * 2 / gamma) * gamma  # some rows above the bound 6: clipped
+    on_grid[::7] = 0.0
+    assert (np.abs(on_grid).sum(axis=1) > 6).any()
+    norms = np.abs(on_grid).sum(axis=1)
+    on_grid = on_grid[norms <= 6]  # clipping would take a row off the grid
+    whole = noisy_vector_sum(on_grid, 6.0, 1.0, NoiseSource.seeded(2))
+    monkeypatch.setattr(mechanisms, "VECTOR_SUM_BLOCK", 30)  # 10 rows per block, the last one short
+    blocked = noisy_vector_sum(on_grid, 6.0, 1.0, NoiseSource.seeded(2))
+    assert np.array_equal(whole[0], blocked[0]) and whole[1] == blocked[1]
+    rows = rng.normal(size=(1000, 3)) * 5
+    norms = np.abs(rows).sum(axis=1, keepdims=True)
+    clipped = (rows * np.minimum(1.0, 6.0 / norms)).sum(axis=0)
+    noisy, sd = noisy_vector_sum(rows, 6.0, 1000.0, NoiseSource.seeded(5))
+    assert sd < 0.01 and np.all(np.abs(noisy - clipped) < 0.1)
+    assert np.all(np.abs(rows.sum(axis=0) - clipped) > 1.0)  # the clip matters: a skipped one would show
+
+
+def test_the_exact_ratios_of_a_large_frame_read_a_seeded_subsample(monkeypatch):
+    """A frame above EXACT_ROWS (a big synthetic release) gives the exact OR / HR of the seeded subsample
+    tuning.release_sample picks (the same each time); a frame at or below it is fitted whole."""
+    from tests.verification.core.test_kinds_models import COX, LOGISTIC, SIM_SCHEMA, simulate
+
+    frame = simulate(np.random.default_rng(4), 1200)
+    for kind, params in (("hazard_ratio", COX), ("logistic_odds_ratio", LOGISTIC)):
+        hypothesis = hyp(SIM_SCHEMA, kind, params, epsilon=1.0)
+        whole = kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis)
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 1200)
+        assert kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis) == whole  # at the cap: every row
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 400)
+        sampled = kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis)
+        subsample = frame.iloc[tuning.release_sample(1200, 400)]
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 10**9)
+        assert sampled == kinds.EXACT[kind](subsample, SIM_SCHEMA, hypothesis)
+        assert sampled != whole and sampled == pytest.approx(whole, rel=0.5)
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 400)
+        assert kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis) == sampled  # seeded: the same subsample again
+        monkeypatch.undo()
