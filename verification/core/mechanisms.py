@@ -65,7 +65,9 @@ __all__ = [
     "noisy_quantile",
     "noisy_sum",
     "noisy_vector_sum",
+    "release_vector_ticks",
     "vector_sum_noise_sd",
+    "vector_sum_ticks",
     "normal_quantile",
 ]
 
@@ -265,11 +267,22 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
     """
     l1_bound = _check_positive(l1_bound, "l1_bound")
     epsilon = _check_positive(epsilon, "epsilon")
+    source = as_source(rng)
+    rows = np.asarray(rows, dtype=np.float64)
+    return release_vector_ticks(vector_sum_ticks(rows, l1_bound, source), rows.shape[1], l1_bound, epsilon, source)
+
+
+def vector_sum_ticks(rows: Any, l1_bound: float, source: exact.NoiseSource) -> np.ndarray:
+    """Steps 1-2 of :func:`noisy_vector_sum` without its noise: the exact int64 sum, per coordinate, of
+    the rows each clipped onto ``l1_bound`` (L1) and rounded randomly to the grid ``l1_bound / 2**16``.
+    **Not a release**: only :func:`release_vector_ticks` of it is (a caller that computes its rows in
+    pieces adds the pieces' ticks, every row in exactly one piece, and releases the total once)."""
+    l1_bound = _check_positive(l1_bound, "l1_bound")
+    source = as_source(source)
     rows = np.asarray(rows, dtype=np.float64)  # read only: each block is copied before it is scaled
     if rows.ndim != 2 or not np.isfinite(rows).all():
         raise ValueError("rows must be a finite 2-d array (rows x coordinates)")
     gamma = l1_bound / GRID_STEPS
-    source = as_source(rng)
     total = np.zeros(rows.shape[1], dtype=np.int64)
     step = max(1, VECTOR_SUM_BLOCK // max(1, rows.shape[1]))
     for start in range(0, rows.shape[0], step):
@@ -279,9 +292,21 @@ def noisy_vector_sum(rows: Any, l1_bound: float, epsilon: float, rng: np.random.
         block[over] *= (l1_bound / norms[over])[:, None]
         ticks = exact.round_randomly(np.divide(block, gamma, out=block), source)
         total += ticks.sum(axis=0, dtype=np.int64)
-    scale = _scale(GRID_STEPS + rows.shape[1], epsilon)
-    total = total + discrete_laplace(scale, source, size=rows.shape[1])
-    return total * gamma, vector_sum_noise_sd(l1_bound, epsilon, rows.shape[1])
+    return total
+
+
+def release_vector_ticks(ticks: np.ndarray, coordinates: int, l1_bound: float, epsilon: float,
+                         source: exact.NoiseSource) -> tuple[np.ndarray, float]:
+    """Step 3 of :func:`noisy_vector_sum`: ``ticks`` (its :func:`vector_sum_ticks`, over all the rows) plus
+    ``discrete_laplace((2**16 + p) / ε)`` per coordinate, back in value units; and the noise sd."""
+    l1_bound = _check_positive(l1_bound, "l1_bound")
+    epsilon = _check_positive(epsilon, "epsilon")
+    ticks = np.asarray(ticks, dtype=np.int64)
+    if ticks.shape != (coordinates,):
+        raise ValueError("ticks must have one entry per coordinate")
+    scale = _scale(GRID_STEPS + coordinates, epsilon)
+    total = ticks + discrete_laplace(scale, source, size=coordinates)
+    return total * (l1_bound / GRID_STEPS), vector_sum_noise_sd(l1_bound, epsilon, coordinates)
 
 
 def vector_sum_noise_sd(l1_bound: float, epsilon: float, coordinates: int) -> float:

@@ -197,3 +197,39 @@ def test_the_exact_ratios_of_a_large_frame_read_a_seeded_subsample(monkeypatch):
         monkeypatch.setattr(kinds_models, "EXACT_ROWS", 400)
         assert kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis) == sampled  # seeded: the same subsample again
         monkeypatch.undo()
+
+
+def test_the_newton_score_in_pieces_is_one_release_per_block(monkeypatch):
+    """newton._blocks sums each block's rounded rows piece by piece and releases each block once: rows on
+    the grid (no rounding bits) give the same release at a fixed seed whatever the pieces, and each
+    block's noise has its own share of ε."""
+    bounds = {"head": 2.0, "exposure": 1.0, "adjusters": 4.0}  # grids 2^-15, 2^-16, 2^-14
+    rng = np.random.default_rng(11)
+    rows = np.zeros((700, 5))  # head: 2 coordinates, exposure: 1, adjusters: 2
+    rows[:, :2] = np.round(rng.uniform(-0.9, 0.9, (700, 2)) * 2**15) / 2**15
+    rows[:, 2] = np.round(rng.uniform(-1, 1, 700) * 2**16) / 2**16
+    rows[:, 3:] = np.round(rng.uniform(-1.4, 1.4, (700, 2)) * 2**14) / 2**14
+    seen = []
+
+    def rows_of(start, stop):
+        seen.append((start, stop))
+        return rows[start:stop]
+
+    whole = newton._blocks(rows_of, len(rows), 2, bounds, 1.0, NoiseSource.seeded(6))
+    assert seen == [(0, 0), (0, 700)]  # an empty piece first: the coordinates' count
+    monkeypatch.setattr(newton, "SCORE_CHUNK_ROWS", 64)
+    seen.clear()
+    pieces = newton._blocks(rows_of, len(rows), 2, bounds, 1.0, NoiseSource.seeded(6))
+    assert seen[1] == (0, 64) and seen[-1] == (640, 700) and len(seen) == 12
+    assert np.array_equal(whole[0], pieces[0]) and np.array_equal(whole[1], pieces[1])
+    shares = {name: share / sum(newton.BLOCK_SHARES.values()) for name, share in newton.BLOCK_SHARES.items()}
+    expected = [mechanisms_sd(bounds["head"], shares["head"], 2)] * 2 + [mechanisms_sd(bounds["exposure"], shares["exposure"], 1)] \
+        + [mechanisms_sd(bounds["adjusters"], shares["adjusters"], 2)] * 2
+    assert np.allclose(np.sqrt(pieces[1]), expected)
+    assert np.all(np.abs(pieces[0] - rows.sum(axis=0)) < 8 * np.sqrt(pieces[1]))
+
+
+def mechanisms_sd(bound, epsilon, width):
+    from verification.core.mechanisms import vector_sum_noise_sd
+
+    return vector_sum_noise_sd(bound, epsilon, width)
