@@ -197,9 +197,10 @@ def _refine_ties(rest: np.ndarray, source: NoiseSource) -> np.ndarray:
 
 def round_randomly(x: np.ndarray, source: NoiseSource) -> np.ndarray:
     """``x`` (finite floats, ``|x| < 2^63``) to int64, each to ``floor(x) + 1`` with probability exactly
-    ``x - floor(x)`` (unbiased). Works on ``|x|`` (``|x| - floor(|x|)`` is an exact float subtraction) and
-    restores the sign. A whole number (no fractional part: a zero score entry, an integer value) is itself
-    with certainty and takes no random bits; every other entry :data:`ROUNDING_BITS` random bits, compared
+    ``x - floor(x)`` (unbiased). Works on ``|x|`` (``trunc(x)`` and ``|x - trunc(x)| = |x| - floor(|x|)``
+    are exact float operations) and restores the sign: ``|x|`` rounded up moves ``x`` away from 0. A whole
+    number (no fractional part: a zero score entry, an integer value) is itself with certainty and takes
+    no random bits; every other entry :data:`ROUNDING_BITS` random bits, compared
     with the first as many bits of its fraction (an integer comparison): it goes up where the random bits
     are lower, stays where they are higher, and on a tie (probability 2^-16 per entry) is decided exactly
     on the fraction's remaining bits by :func:`_refine_ties`. So ``P(up)`` is the fraction exactly, as with
@@ -207,23 +208,22 @@ def round_randomly(x: np.ndarray, source: NoiseSource) -> np.ndarray:
     time of a 1M-row DP Newton score) and without the float copies of ``modf``/``ldexp``."""
     x = np.asarray(x, dtype=np.float64)
     flat = x.reshape(-1)
-    magnitude = np.abs(flat)  # our own array: the fraction is written into it
-    if magnitude.size and not magnitude.max() < 2.0**63:  # also refuses NaN and infinities
+    if flat.size and not (-2.0**63 < flat.min() and flat.max() < 2.0**63):  # also refuses NaN and infinities
         raise ValueError("round_randomly takes finite values below 2^63 in magnitude")
-    out = magnitude.astype(np.int64)  # floor(|x|): truncation of a non-negative float, exact
-    fraction = np.subtract(magnitude, out, out=magnitude)  # |x| - floor(|x|): exact, in [0, 1)
+    out = flat.astype(np.int64)  # trunc(x) = sign(x) floor(|x|), exact
+    fraction = flat - out  # x - trunc(x): exact (a float's fractional part is a float), then |.| in [0, 1)
+    np.abs(fraction, out=fraction)
     rough = np.flatnonzero(fraction)
     if rough.size:
         scaled = fraction[rough]
         scaled *= _ROUNDING_SCALE  # exact, below 2^16
         top = scaled.astype(_ROUNDING_WORD)  # the fraction's first 16 bits
         words = source.words(rough.size, _ROUNDING_WORD)
-        up = words < top  # P = top / 2^16
+        up = (words < top).view(np.int8)  # P = top / 2^16
         ties = np.flatnonzero(words == top)
         if ties.size:  # P(up | tie) = the fraction's bits below 2^-16, exactly
             up[ties] = _refine_ties(scaled[ties] - top[ties], source)
-        out[rough] += up
-    np.negative(out, out=out, where=flat < 0)
+        out[rough] += np.where(flat[rough] < 0, -up, up)  # away from 0: floor(x) + 1 has |.| = floor(|x|)
     return out.reshape(x.shape)
 
 
