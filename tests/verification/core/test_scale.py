@@ -223,8 +223,9 @@ def test_the_newton_score_in_pieces_is_one_release_per_block(monkeypatch):
     assert seen[1] == (0, 64) and seen[-1] == (640, 700) and len(seen) == 12
     assert np.array_equal(whole[0], pieces[0]) and np.array_equal(whole[1], pieces[1])
     shares = {name: share / sum(newton.BLOCK_SHARES.values()) for name, share in newton.BLOCK_SHARES.items()}
-    expected = [mechanisms_sd(bounds["head"], shares["head"], 2)] * 2 + [mechanisms_sd(bounds["exposure"], shares["exposure"], 1)] \
-        + [mechanisms_sd(bounds["adjusters"], shares["adjusters"], 2)] * 2
+    expected = ([mechanisms_sd(bounds["head"], shares["head"], 2)] * 2
+                + [mechanisms_sd(bounds["exposure"], shares["exposure"], 1)]
+                + [mechanisms_sd(bounds["adjusters"], shares["adjusters"], 2)] * 2)
     assert np.allclose(np.sqrt(pieces[1]), expected)
     assert np.all(np.abs(pieces[0] - rows.sum(axis=0)) < 8 * np.sqrt(pieces[1]))
 
