@@ -64,7 +64,8 @@ NOTES = (
     f"exposure or adjuster, i.e. the DP Newton steps), the OS's CSPRNG as the service uses it; p50 of "
     f"{REPETITIONS} answers after a warm-up, the DP Newton bootstrap's cache cleared before each. Public-release "
     "subsampling: a correlation is tuned on at most 20,000 of the release's pairs and the DP Newton steps read at "
-    "most 50,000 of its rows (seeded subsamples; the real rows are all read; docs/privacy.md). Target (issue 15): "
+    "most 50,000 of its rows, the exact OR/HR shown beside the answer at most 100,000 (seeded subsamples; the real "
+    "rows are all read; docs/privacy.md). Target (issue 15): "
     f"hazard ratio and logistic odds ratio p50 ≤ {TARGET_S:g} s, every mechanism. "
     "`python -m bench.scale.verification`."
 )

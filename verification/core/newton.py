@@ -85,7 +85,9 @@ from scipy.special import expit
 
 from clearinghouse.fitting import fit_logistic
 
-from .mechanisms import count_noise_sd, noisy_count, noisy_histogram, noisy_vector_sum, vector_sum_noise_sd
+from .mechanisms import (count_noise_sd, noisy_count, noisy_histogram, release_vector_ticks, vector_sum_noise_sd,
+                         vector_sum_ticks)
+from .noise import as_source
 from .tables import FIT_BOUND, Fit, information_inverse
 
 __all__ = ["BLOCK_SHARES", "CLIP_FACTOR", "CLIP_QUANTILE", "NEWTON_ROWS", "SPLIT", "STEPS", "NewtonFit",
@@ -175,16 +177,34 @@ def _block_epsilon(layout, step_epsilon: float) -> dict[str, float]:
     return {name: BLOCK_SHARES[name] / total * step_epsilon for name, _ in layout}
 
 
-def _blocks(rows: np.ndarray, head: int, bounds: dict[str, float], step_epsilon: float,
+#: The real data's score rows are computed and summed in pieces of this many rows (the same rows, the
+#: same values; every row in one piece): at 1M rows x 13 coordinates a whole-cohort array per operation
+#: was 100 MB of fresh pages each, several per step.
+SCORE_CHUNK_ROWS = 32_768
+
+
+def _blocks(rows_of, n: int, head: int, bounds: dict[str, float], step_epsilon: float,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Release the score's blocks (head, exposure, adjusters: per-row L1 ``bounds``) with their
-    shares of the step's ε; the noise variance of every coordinate."""
-    layout = _block_layout(head, rows.shape[1] - head)
+    shares of the step's ε; the noise variance of every coordinate.
+
+    ``rows_of(start, stop)`` gives the per-row score vectors of rows ``start..stop-1`` (all
+    coordinates). Each piece's rows are clipped and rounded per block and their exact integer sums
+    added up (:func:`~verification.core.mechanisms.vector_sum_ticks`); each block's total is then
+    released once, with its share of ε (:func:`~verification.core.mechanisms.release_vector_ticks`):
+    the same release, and law, as :func:`~verification.core.mechanisms.noisy_vector_sum` on all the
+    rows at once."""
+    source = as_source(rng)
+    layout = _block_layout(head, rows_of(0, 0).shape[1] - head)  # an empty piece: the coordinates' count
+    totals = {name: np.zeros(columns.stop - columns.start, dtype=np.int64) for name, columns in layout}
+    for start in range(0, n, SCORE_CHUNK_ROWS):
+        rows = rows_of(start, min(n, start + SCORE_CHUNK_ROWS))
+        for name, columns in layout:
+            totals[name] += vector_sum_ticks(rows[:, columns], bounds[name], source)
     eps = _block_epsilon(layout, step_epsilon)
     parts, variances = [], []
     for name, columns in layout:
-        # noisy_vector_sum takes its own contiguous copy of the block (the same values)
-        noisy, sd = noisy_vector_sum(rows[:, columns], bounds[name], eps[name], rng)
+        noisy, sd = release_vector_ticks(totals[name], columns.stop - columns.start, bounds[name], eps[name], source)
         parts.append(noisy)
         variances.append(np.full(noisy.shape, sd**2))
     return np.concatenate(parts), np.concatenate(variances)
@@ -378,8 +398,11 @@ def logistic_newton(x: np.ndarray, y: np.ndarray, x_synthetic: np.ndarray, y_syn
     block_bounds = _tight_bounds(x_synthetic * (y_synthetic - expit(x_synthetic @ start))[:, None], 1, block_bounds)
 
     def noisy_score(theta: np.ndarray, step_epsilon: float):
-        rows = x * (y - expit(x @ theta))[:, None]
-        return _blocks(rows, 1, block_bounds, step_epsilon, rng)
+        def rows_of(start: int, stop: int) -> np.ndarray:
+            part = x[start:stop]
+            return part * (y[start:stop] - expit(part @ theta))[:, None]
+
+        return _blocks(rows_of, len(y), 1, block_bounds, step_epsilon, rng)
 
     def batch(m: int) -> _Batch:
         xs, ys = x_synthetic[:m], y_synthetic[:m].astype(np.float64)
@@ -581,9 +604,11 @@ def hazards_newton(x: np.ndarray, time: np.ndarray, event: np.ndarray, x_synthet
     died_real = events.sum(axis=1)
 
     def noisy_score(theta: np.ndarray, step_epsilon: float):
-        mu = _hazards_parts(x, at_risk, theta)
-        rows = score_rows(x, events, clipped(mu, out=mu), died_real)
-        return _blocks(rows, bins, block_bounds, step_epsilon, rng)
+        def rows_of(start: int, stop: int) -> np.ndarray:
+            mu = _hazards_parts(x[start:stop], at_risk[start:stop], theta)
+            return score_rows(x[start:stop], events[start:stop], clipped(mu, out=mu), died_real[start:stop])
+
+        return _blocks(rows_of, len(time), bins, block_bounds, step_epsilon, rng)
 
     def batch(m: int) -> _Batch:
         xs, ts, es = x_synthetic[:m], at_risk_s[:m], events_s[:m]

@@ -74,6 +74,68 @@ def test_randomized_rounding_is_exact_and_unbiased():
         assert abs(up - DRAWS * f) <= 4.5 * math.sqrt(DRAWS * f * (1 - f))
 
 
+class _ScriptedWords(NoiseSource):
+    """A source whose first ``words`` calls return the scripted 16-bit words (then seeded ones): the
+    tie path of round_randomly, which fair bits reach with probability 2^-16 per entry, on purpose."""
+
+    def __init__(self, script, seed=0):
+        fresh = NoiseSource.seeded(seed)
+        super().__init__(fresh._bits, fresh.numpy)
+        self.script = [np.asarray(words, dtype=np.uint16) for words in script]
+        self.calls = []
+
+    def words(self, n, dtype=np.uint64):
+        self.calls.append((n, np.dtype(dtype)))
+        if self.script:
+            words = self.script.pop(0)
+            assert len(words) == n
+            return words
+        return super().words(n, dtype)
+
+
+def test_randomized_rounding_decides_a_tie_on_the_fractions_further_bits():
+    # 2^-16 + 2^-56: its 16-bit rounds are 1, 0, 0, 256 and then nothing (the float's last bit)
+    x = np.array([2.0**-16 + 2.0**-56, -(2.0**-16 + 2.0**-56)])
+    cases = [([[1, 9], [0], [0], [255]], [1, 0]),  # entry 1 ties on rounds 1-3, then its word is below: up
+             ([[1, 9], [0], [0], [256]], [0, 0]),  # a tie on the last bits too: the fraction is exhausted, down
+             ([[1, 9], [0], [1]], [0, 0]),          # above the fraction on round 3: down, no further bits
+             ([[9, 1], [0], [0], [0]], [0, -1]),     # entry 2 ties, then is below on round 4: up (away from 0)
+             ([[1, 1], [0, 0], [0, 0], [255, 256]], [1, 0])]  # both tie, decided together per round
+    for script, expected in cases:
+        source = _ScriptedWords(script)
+        assert round_randomly(x, source).tolist() == expected
+        assert not source.script and all(dtype == np.uint16 for _, dtype in source.calls)
+
+
+def test_randomized_rounding_after_a_forced_tie_has_the_remaining_bits_probability():
+    """Every entry ties on its first 16 bits (scripted); the second round's fair bits then decide with
+    probability exactly the rest of the fraction: 0.5 + 2^-20 has rest 2^-4 = 1/16 after its first
+    round, 0.25 + 2^-18 · 3/4 has rest 3/16."""
+    n = DRAWS
+    x = np.concatenate([np.full(n, 0.5 + 2.0**-20), np.full(n, 0.25 + 2.0**-18 * 0.75)])
+    tops = np.concatenate([np.full(n, 2**15), np.full(n, 2**14)])
+    ticks = round_randomly(x, _ScriptedWords([tops], seed=21))
+    for part, p in ((ticks[:n], 1 / 16), (ticks[n:], 3 / 16)):
+        observed = np.array([(part == 0).sum(), (part == 1).sum()])
+        assert observed.sum() == n
+        assert _chi2_p(observed, n * np.array([1 - p, p])) > P_MIN
+
+
+def test_randomized_rounding_matches_fractions_with_bits_past_the_first_word():
+    source = NoiseSource.seeded(13)
+    fractions = [1 / 3, 0.7 + 1e-12, 2.0**-17 * 3, 1 - 2.0**-53]
+    x = np.repeat(np.array(fractions) + np.array([0, 5, -2, 11]), DRAWS)
+    ticks = round_randomly(x, source).reshape(len(fractions), DRAWS)
+    for row, f, base in zip(ticks, fractions, (0, 5, -2, 11)):
+        up = (row == base + 1).sum()  # -2 + f: floor is -2, up is -1
+        assert ((row == base) | (row == base + 1)).all()
+        assert abs(up - DRAWS * f) <= 4.5 * math.sqrt(DRAWS * f * (1 - f)) + 1e-9
+    with pytest.raises(ValueError):
+        round_randomly(np.array([1.0, np.nan]), source)
+    with pytest.raises(ValueError):
+        round_randomly(np.array([2.0**63]), source)
+
+
 def test_weighted_exponential_matches_its_exact_law():
     source = NoiseSource.seeded(11)
     sizes = np.array([3, 1, 0, 5, 1])

@@ -151,3 +151,88 @@ def test_a_filtered_answer_copies_only_the_hypothesis_columns_and_answers_as_bef
         assert (result.estimate, result.ci_low, result.ci_high, result.noisy_n) == \
             (whole.estimate, whole.ci_low, whole.ci_high, whole.noisy_n), kind
 
+
+
+def test_a_vector_sum_in_blocks_is_the_one_pass_sum(monkeypatch):
+    """Blocks of rows (VECTOR_SUM_BLOCK entries) are clipped, rounded and summed as one pass over all rows
+    would: rows already on the grid take no random bits, so at a fixed seed the released sums are equal;
+    other rows' rounded sums stay unbiased (the noise at ε = 1000 and the rounding are far below the
+    tolerance, a mistake at a block's edge is not)."""
+    from verification.core import mechanisms
+
+    gamma = 6.0 / mechanisms.GRID_STEPS
+    rng = np.random.default_rng(8)
+    on_grid = np.round(rng.normal(size=(1000, 3)) * 2 / gamma) * gamma  # some rows above the bound 6: clipped
+    on_grid[::7] = 0.0
+    assert (np.abs(on_grid).sum(axis=1) > 6).any()
+    norms = np.abs(on_grid).sum(axis=1)
+    on_grid = on_grid[norms <= 6]  # clipping would take a row off the grid
+    whole = noisy_vector_sum(on_grid, 6.0, 1.0, NoiseSource.seeded(2))
+    monkeypatch.setattr(mechanisms, "VECTOR_SUM_BLOCK", 30)  # 10 rows per block, the last one short
+    blocked = noisy_vector_sum(on_grid, 6.0, 1.0, NoiseSource.seeded(2))
+    assert np.array_equal(whole[0], blocked[0]) and whole[1] == blocked[1]
+    rows = rng.normal(size=(1000, 3)) * 5
+    norms = np.abs(rows).sum(axis=1, keepdims=True)
+    clipped = (rows * np.minimum(1.0, 6.0 / norms)).sum(axis=0)
+    noisy, sd = noisy_vector_sum(rows, 6.0, 1000.0, NoiseSource.seeded(5))
+    assert sd < 0.01 and np.all(np.abs(noisy - clipped) < 0.1)
+    assert np.all(np.abs(rows.sum(axis=0) - clipped) > 1.0)  # the clip matters: a skipped one would show
+
+
+def test_the_exact_ratios_of_a_large_frame_read_a_seeded_subsample(monkeypatch):
+    """A frame above EXACT_ROWS (a big synthetic release) gives the exact OR / HR of the seeded subsample
+    tuning.release_sample picks (the same each time); a frame at or below it is fitted whole."""
+    from tests.verification.core.test_kinds_models import COX, LOGISTIC, SIM_SCHEMA, simulate
+
+    frame = simulate(np.random.default_rng(4), 1200)
+    for kind, params in (("hazard_ratio", COX), ("logistic_odds_ratio", LOGISTIC)):
+        hypothesis = hyp(SIM_SCHEMA, kind, params, epsilon=1.0)
+        whole = kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis)
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 1200)
+        assert kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis) == whole  # at the cap: every row
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 400)
+        sampled = kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis)
+        subsample = frame.iloc[tuning.release_sample(1200, 400)]
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 10**9)
+        assert sampled == kinds.EXACT[kind](subsample, SIM_SCHEMA, hypothesis)
+        assert sampled != whole and sampled == pytest.approx(whole, rel=0.5)
+        monkeypatch.setattr(kinds_models, "EXACT_ROWS", 400)
+        assert kinds.EXACT[kind](frame, SIM_SCHEMA, hypothesis) == sampled  # seeded: the same subsample again
+        monkeypatch.undo()
+
+
+def test_the_newton_score_in_pieces_is_one_release_per_block(monkeypatch):
+    """newton._blocks sums each block's rounded rows piece by piece and releases each block once: rows on
+    the grid (no rounding bits) give the same release at a fixed seed whatever the pieces, and each
+    block's noise has its own share of ε."""
+    bounds = {"head": 2.0, "exposure": 1.0, "adjusters": 4.0}  # grids 2^-15, 2^-16, 2^-14
+    rng = np.random.default_rng(11)
+    rows = np.zeros((700, 5))  # head: 2 coordinates, exposure: 1, adjusters: 2
+    rows[:, :2] = np.round(rng.uniform(-0.9, 0.9, (700, 2)) * 2**15) / 2**15
+    rows[:, 2] = np.round(rng.uniform(-1, 1, 700) * 2**16) / 2**16
+    rows[:, 3:] = np.round(rng.uniform(-1.4, 1.4, (700, 2)) * 2**14) / 2**14
+    seen = []
+
+    def rows_of(start, stop):
+        seen.append((start, stop))
+        return rows[start:stop]
+
+    whole = newton._blocks(rows_of, len(rows), 2, bounds, 1.0, NoiseSource.seeded(6))
+    assert seen == [(0, 0), (0, 700)]  # an empty piece first: the coordinates' count
+    monkeypatch.setattr(newton, "SCORE_CHUNK_ROWS", 64)
+    seen.clear()
+    pieces = newton._blocks(rows_of, len(rows), 2, bounds, 1.0, NoiseSource.seeded(6))
+    assert seen[1] == (0, 64) and seen[-1] == (640, 700) and len(seen) == 12
+    assert np.array_equal(whole[0], pieces[0]) and np.array_equal(whole[1], pieces[1])
+    shares = {name: share / sum(newton.BLOCK_SHARES.values()) for name, share in newton.BLOCK_SHARES.items()}
+    expected = ([mechanisms_sd(bounds["head"], shares["head"], 2)] * 2
+                + [mechanisms_sd(bounds["exposure"], shares["exposure"], 1)]
+                + [mechanisms_sd(bounds["adjusters"], shares["adjusters"], 2)] * 2)
+    assert np.allclose(np.sqrt(pieces[1]), expected)
+    assert np.all(np.abs(pieces[0] - rows.sum(axis=0)) < 8 * np.sqrt(pieces[1]))
+
+
+def mechanisms_sd(bound, epsilon, width):
+    from verification.core.mechanisms import vector_sum_noise_sd
+
+    return vector_sum_noise_sd(bound, epsilon, width)
