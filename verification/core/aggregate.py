@@ -194,6 +194,11 @@ def _informative(mean: float, low: float, high: float, noise_sd: float, sampling
                        "the block estimates were clamped, so the value is a bound, not a measurement")
     if low <= -LOG_BOUND + ON_BOUND and high >= LOG_BOUND - ON_BOUND:
         return False, f"the CI spans the whole public range of the {ratio} ({1 / bound:.3g} to {bound:.3g})"
+    if low <= -LOG_BOUND + ON_BOUND or high >= LOG_BOUND - ON_BOUND:
+        # the noise can pull a mean of clamped blocks off the bound; its CI still reaches it
+        end = f"{1 / bound:.3g}" if low <= -LOG_BOUND + ON_BOUND else f"{bound:.3g}"
+        return False, (f"the CI reaches the public clamp bound ({ratio} {end}): block estimates there were clamped, "
+                       "so the answer is a bound, not a measurement")
     if noise_sd > NOISE_DOMINANCE * sampling_sd:
         return False, (f"the privacy noise (sd {noise_sd:.3g} on the log scale) is more than {NOISE_DOMINANCE:g} "
                        f"times the sampling error (sd {sampling_sd:.3g}): spend more ε, or ask on more patients")

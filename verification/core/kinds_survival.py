@@ -10,10 +10,8 @@ below is not stretched over a bin full of censorings; equal widths without a rel
 cell** holding every row followed beyond ``time`` (a row censored at exactly ``time`` was followed to it:
 tail; a death at ``time`` is inside). The tail is released as one noisy count (its events are a
 structural 0, not a cell) and only enters the at-risk counts; ``S`` is not estimated in it. So 2·12 + 1
-cells are summed into the at-risk counts instead of up to 100. ``km_median`` does the same up to the
-time where the release's Kaplan–Meier curve first reaches :data:`KM_MEDIAN_STOP` (:func:`km_median_edges`);
-without such a release, and for ``survival_at`` at a time outside the bounds, the fixed grid is
-:data:`BINS` = 50 equal bins over the duration column's declared bounds ``[min, max]`` (for GBSG2,
+cells are summed into the at-risk counts instead of up to 100. ``km_median``, and ``survival_at`` at a
+time outside the bounds, use the fixed grid: :data:`BINS` = 50 equal bins over the duration column's declared bounds ``[min, max]`` (for GBSG2,
 0–3000 days: 60-day bins). Every grid comes from the schema, the hypothesis and the release only. Durations are
 clamped to the bounds; a duration equal to ``max`` falls in the last bin. Rows with a missing
 duration or event are left out (a per-row rule). Each remaining row falls in exactly **one cell**
@@ -114,8 +112,8 @@ from .aggregate import NOISE_DOMINANCE
 from .mechanisms import discrete_laplace, discrete_laplace_sd
 from .tables import Levels, covariate_cells, exit_table, first_level_totals, time_edges
 
-__all__ = ["BINS", "KM_MEDIAN_STOP", "QUERY_BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank",
-           "km_median_edges", "life_table", "survival_at_edges", "survival_rows"]
+__all__ = ["BINS", "QUERY_BINS", "LifeTable", "cell_counts", "grid_edges", "grouped_logrank",
+           "life_table", "survival_at_edges", "survival_rows"]
 
 #: Equal-width bins over the duration column's public bounds.
 BINS = 50
@@ -313,12 +311,9 @@ def _noisy_table(frame: pd.DataFrame, schema: Schema, epsilon: float, rng: np.ra
                       discrete_laplace_sd(1.0 / epsilon) ** 2)
 
 
-#: ``survival_at``'s and ``km_median``'s own grids: about this many bins between the duration's lower
-#: bound and a stop (:func:`survival_at_edges`, :func:`km_median_edges`), and one cell for every row
-#: still followed after it.
+#: ``survival_at``'s own grid: about this many bins between the duration's lower bound and the asked
+#: time (:func:`survival_at_edges`), and one cell for every row still followed after it.
 QUERY_BINS = 12
-#: ``km_median``'s grid stops where the synthetic release's Kaplan–Meier curve first reaches this.
-KM_MEDIAN_STOP = 0.25
 
 
 def _query_edges(schema: Schema, synthetic: pd.DataFrame | None, stop: float) -> np.ndarray:
@@ -345,26 +340,6 @@ def survival_at_edges(schema: Schema, synthetic: pd.DataFrame | None, time: floa
     if not float(duration.min) < time < float(duration.max):
         return None
     return _query_edges(schema, synthetic, float(time))
-
-
-def km_median_edges(schema: Schema, synthetic: pd.DataFrame | None) -> np.ndarray | None:
-    """Public edges of ``km_median``'s life table: :func:`_query_edges` up to the time where the synthetic
-    release's Kaplan–Meier curve first reaches :data:`KM_MEDIAN_STOP` (a real median far beyond the
-    release's is then "not reached" up to there, with the lower end of its CI); None without a release
-    with at least ``2 · QUERY_BINS`` events, or whose curve stays above it (the fixed grid answers)."""
-    if synthetic is None or not len(synthetic):
-        return None
-    time, event = survival_rows(synthetic, schema)
-    if int(event.sum()) < 2 * QUERY_BINS:
-        return None
-    deaths, counts = np.unique(time[event], return_counts=True)
-    at_risk = len(time) - np.searchsorted(np.sort(time), deaths, side="left")
-    curve = np.cumprod(1.0 - counts / at_risk)
-    reached = np.flatnonzero(curve <= KM_MEDIAN_STOP)
-    duration = schema[schema.survival.duration]
-    if not len(reached) or not float(duration.min) < deaths[reached[0]] < float(duration.max):
-        return None
-    return _query_edges(schema, synthetic, float(deaths[reached[0]]))
 
 
 def _noisy_table_until(frame: pd.DataFrame, schema: Schema, edges: np.ndarray, epsilon: float,
@@ -414,18 +389,13 @@ def _table_answer(req: Request, until: np.ndarray | None = None
 # --- km_median -------------------------------------------------------------------------------------
 
 
-KM_MEDIAN_TABLE = (
-    f"noisy life table up to where the synthetic release's survival reaches {KM_MEDIAN_STOP:g}: about {QUERY_BINS} bins at "
-    "its event-time quantiles and one cell of the rows followed beyond, a discrete-Laplace count per cell (parallel "
-    "composition), actuarial product-limit (censored count half), Greenwood plus delta-method noise variance, CI on "
-    "log(-log S)")
-
-
 def _km_median(req: Request) -> Answer:
-    until = km_median_edges(req.schema, req.synthetic)
-    method = (TABLE_METHOD if until is None else KM_MEDIAN_TABLE) + (
-        "; median where S first reaches 0.5 (linear within a bin), CI where the band does (Brookmeyer-Crowley)")
-    table, withheld, split, details = _table_answer(req, until)
+    # The fixed grid: on the trust bench a grid of its own (12 bins at the release's exit-time quantiles up to
+    # where the release's KM reaches 0.25, and a tail cell) raised the agreement with the non-private verdict
+    # from 0.80 to 0.83 at ε = 1 but doubled its false "supported" (0.030 to 0.063 of answers), so it was left out.
+    method = TABLE_METHOD + ("; median where S first reaches 0.5 (linear within a bin), CI where the band does "
+                             "(Brookmeyer-Crowley)")
+    table, withheld, split, details = _table_answer(req)
     if withheld is not None:
         return withheld
     low_band, high_band = table.bands(req.z)

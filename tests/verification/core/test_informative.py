@@ -44,14 +44,19 @@ def test_a_clamped_hazard_ratio_is_flagged_and_never_a_finding(gbsg2, gbsg2_sche
 @pytest.mark.parametrize("params,epsilon", [(HR, 50.0), (TABLE_HR, 50.0), (TABLE_HR, 1.0)])
 def test_a_precise_hazard_ratio_is_informative(gbsg2, gbsg2_schema, params, epsilon):
     hypothesis = hyp(gbsg2_schema, "hazard_ratio", params, epsilon=epsilon, claim=LESS)
-    # Seeds 21-40: with round_randomly's 16 random bits per entry (64 before) a seed's noise differs, though its
-    # law does not; sample-and-aggregate's HR at ε = 50 is informative for 96 % of seeds under either bit use
-    # (seeds 0-99; 10 and 11 of seeds 20-219 uninformative), so 20 seeds in a row pass 44 % of the time, and
-    # seeds 21-40 pass under both (0-19 only under the old one).
-    for seed in range(21, 41):
+    # Sample-and-aggregate's HR at ε = 50 is informative for about 96 % of seeds (10-11 of 200 not: a block
+    # spread near the clamp), so 20 seeds in a row all pass only 44 % of the time: asserted on 17 of 20 or more
+    # (P(fail) < 1 % at 96 %); every informative answer has an empty reason and a verdict that is not a reversal.
+    informative = 0
+    for seed in range(20):
         result = answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(seed))
-        assert result.informative and result.reason == "", result.reason
         assert result.verdict in ("supported", "inconclusive")
+        if result.informative:
+            informative += 1
+            assert result.reason == ""
+        else:
+            assert result.reason and result.verdict == "inconclusive"
+    assert informative >= 17
 
 
 @pytest.mark.parametrize("kind,params", [("mean", {"column": "age"}), ("count", {})])

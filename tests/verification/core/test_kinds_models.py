@@ -211,10 +211,10 @@ def test_withheld_when_the_subgroup_is_tiny(gbsg2, gbsg2_schema, kind):
 
 def test_uninformative_and_separated_blocks_fall_back_without_error():
     schema = SIM_SCHEMA
-    # seed 6 (5 before round_randomly drew 16 bits per entry instead of 64): whether an all-clamped answer is
-    # flagged by its released mean on the bound or by its noise dominating depends on the noise's draw; seeds
-    # 6-15 pass this test 7 times under the old bit use, 8 under the new, seed 6 under both
-    rng = np.random.default_rng(6)
+    # Robust to the seed (checked on seeds 0-10): an all-clamped answer is flagged whether the noise leaves
+    # its mean on the bound or pulls it off (its CI still reaches the bound), and the constant exposure's
+    # tolerance is 4 noise sds
+    rng = np.random.default_rng(5)
     frame = simulate(rng, 1000)
     # a constant exposure: every block is uninformative and falls back to 0; the answer is the noise around OR 1
     constant = frame.assign(g=pd.Categorical(["yes"] * len(frame), categories=["no", "yes"]))
@@ -222,7 +222,7 @@ def test_uninformative_and_separated_blocks_fall_back_without_error():
         hypothesis = hyp(schema, kind, params, epsilon=50.0)
         result = kinds.answer(constant, schema, hypothesis, rng=rng)
         assert result.method.startswith("sample-and-aggregate")
-        assert result.estimate == pytest.approx(1.0, abs=0.05)  # noise sd of the mean log: 0.028
+        assert result.estimate == pytest.approx(1.0, abs=0.12)  # noise sd of the mean log: 0.028; 4 sd
         assert kinds.EXACT[kind](constant, schema, hypothesis) is None  # the full-data fit is not identified
         json.dumps(result.to_dict(), allow_nan=False)
     # complete separation (the outcome is the exposure): the MLE is infinite; Firth's estimate is finite (log-OR

@@ -144,15 +144,18 @@ def test_logrank_matches_lifelines(gbsg2, gbsg2_raw, gbsg2_schema, column, a, b)
     assert (observed_a, observed_b) == (rows_a["cens"].sum(), rows_b["cens"].sum())
     ratio = (observed_a / (observed_a - u)) / (observed_b / (observed_b + u))
     hypothesis = hyp(gbsg2_schema, "logrank", {"group": {"column": column, "a": a, "b": b}}, epsilon=50.0)
-    # seed 6 (3 before round_randomly drew 16 bits per entry instead of 64; the law is the same: menostat's
-    # noisy chi-square over 300 seeds has mean 0.2938 and sd 0.0050 under both, and exceeds the 6 % band a
-    # quarter of the time): seeds 6-8 and 10 pass under both bit uses
-    result = kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(6), synthetic=gbsg2)
+    # Even at ε = 50 the released fractions carry randomized-rounding noise: menostat's noisy chi-square over 300
+    # seeds has mean 0.2938 and sd 0.0050, and one draw leaves the 6 % band below a quarter of the time. So the
+    # statistics are the medians of 9 draws (sd about 0.6 %).
+    results = [kinds.answer(gbsg2, gbsg2_schema, hypothesis, rng=np.random.default_rng(seed), synthetic=gbsg2)
+               for seed in range(9)]
+    result = results[0]
     assert result.synthetic_estimate == pytest.approx(ratio, rel=1e-12)
     # Grouping the times into 12 bins at the release's event-time quantiles (expected events by person-time share)
     # moves the chi-square by at most 4.6 % here; we allow 6 %. The p-values agree within 20 % relative.
-    assert result.details["chi_square"] == pytest.approx(reference.test_statistic, rel=0.06)
-    assert result.details["p_value"] == pytest.approx(reference.p_value, rel=0.2)
+    assert statistics.median(r.details["chi_square"] for r in results) == pytest.approx(reference.test_statistic,
+                                                                                        rel=0.06)
+    assert statistics.median(r.details["p_value"] for r in results) == pytest.approx(reference.p_value, rel=0.2)
     # The observed/expected HR from the grouped table is within 1 % of the unbinned one (observed: 0.5 %).
     assert result.estimate == pytest.approx(ratio, rel=0.01)
     assert result.ci_low <= result.estimate <= result.ci_high
