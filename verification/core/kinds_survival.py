@@ -471,7 +471,7 @@ SURVIVAL_AT_METHOD = (
 
 def _survival_at(req: Request) -> Answer:
     until = survival_at_edges(req.schema, req.synthetic, float(req.params["time"]))
-    method = TABLE_METHOD + "; S(time) linear within its bin" if until is None else SURVIVAL_AT_METHOD
+    method = (TABLE_METHOD + "; S(time) linear within its bin") if until is None else SURVIVAL_AT_METHOD
     table, withheld, split, details = _table_answer(req, until)
     if withheld is not None:
         return withheld
